@@ -1,0 +1,1 @@
+sg_add_fuzzer(fuzz_config DEPS sg_lib)
