@@ -84,11 +84,20 @@ struct spool_env {
 	char *last_error;
 };
 
+const char *spool_kind_name(enum spool_kind kind);
+const char *spool_rcpt_status_name(enum spool_rcpt_status st);
+
+/* Bounds of the file format: longer fields or more recipients make
+ * spool_writer_new/commit fail with SG_E_LIMIT (readers: SG_E_PARSE). */
+#define SPOOL_MAX_FIELD 1000     /* bytes per address, ORCPT, HELO, ENVID */
+#define SPOOL_MAX_RCPTS 100000
+
 /* spool_env_free_fields - free every pointer in env (not env itself). */
 void spool_env_free_fields(struct spool_env *env);
 /* spool_env_copy - deep copy src into dst (dst is overwritten, not freed). */
 void spool_env_copy(struct spool_env *dst, const struct spool_env *src);
-/* spool_env_add_rcpt - append a recipient (copies addr and orcpt). */
+/* spool_env_add_rcpt - append a recipient (copies addr and orcpt). rcpts
+ * must come from malloc (its capacity is taken from the allocator). */
 void spool_env_add_rcpt(struct spool_env *env, const char *addr, const char *orcpt,
 	unsigned notify);
 
@@ -109,6 +118,20 @@ const char *spool_dir(const struct spool *sp);
  * files with a bad trailer to error/. Returns 0 or -1.
  */
 int spool_recover(struct spool *sp, struct sg_error *err);
+
+/* What spool_recover did (also logged as one line, "spool recovery: ..."). */
+struct spool_recovery {
+	unsigned tmp_removed;       /* tmp/ files and stale atomic-write temps */
+	unsigned batches_completed; /* manifests found and finished */
+	unsigned batches_damaged;   /* unreadable manifests, kept as batch/<id>.damaged */
+	unsigned damaged;           /* message files moved to error/ */
+	unsigned orphan_states;     /* state/<id> without a message, removed */
+};
+/* spool_recover_report - spool_recover that also returns the counts (r_r may
+ * be NULL). Damaged files are detected by structure and trailer (cheap); the
+ * body's SHA-256 is checked by every spool_msg_open. */
+int spool_recover_report(struct spool *sp, struct spool_recovery *r_r,
+	struct sg_error *err);
 
 /* ---------------------------------------------------------------- writing */
 
@@ -153,7 +176,19 @@ const struct spool_env *spool_msg_env(const struct spool_msg *m);
 int spool_msg_body_fd(const struct spool_msg *m, uint64_t *offset_r, uint64_t *len_r);
 /* spool_msg_size - body length in bytes. */
 uint64_t spool_msg_size(const struct spool_msg *m);
+/* spool_msg_read_headers - *hdrs_r = the body up to (not including) the
+ * first empty line, at most max bytes, NUL-terminated; caller frees. */
+int spool_msg_read_headers(const struct spool_msg *m, size_t max, char **hdrs_r,
+	struct sg_error *err);
 void spool_msg_close(struct spool_msg **mp);
+/*
+ * spool_env_read - envelope (with delivery state merged) and body size of
+ * queue q's message id, checking record structure and trailer but NOT the
+ * SHA-256 (cheap: for listings). env_r is overwritten; free it with
+ * spool_env_free_fields. size_r may be NULL. Errors as spool_msg_open.
+ */
+int spool_env_read(struct spool *sp, enum spool_queue q, const char *id,
+	struct spool_env *env_r, uint64_t *size_r, struct sg_error *err);
 
 /* -------------------------------------------------------------- queue ops */
 
@@ -171,6 +206,31 @@ int spool_find(struct spool *sp, const char *id, enum spool_queue *q_r,
  * next_attempt, last_error, per-recipient status and last_reply) from env.
  */
 int spool_state_save(struct spool *sp, const struct spool_env *env,
+	struct sg_error *err);
+
+/*
+ * Admin operations (`sealgate queue hold|release|requeue`, API, web UI).
+ * Each finds id in whatever queue holds it; absent: SG_E_NOTFOUND "no such
+ * message <id>"; a message in a queue the operation does not apply to:
+ * SG_E_INVAL. The message file must be readable (structure and trailer).
+ *
+ * spool_hold - incoming/outgoing/deferred -> hold; the queue it came from is
+ *   remembered in state/<id>.
+ * spool_release - hold -> back where it came from: incoming -> incoming,
+ *   outgoing or deferred -> outgoing (delivery now). When the origin is
+ *   unknown (state lost, or the file was placed in hold/ by hand): messages
+ *   produced by the gateway (parent_id set, or kind != message) go to
+ *   outgoing, everything else to incoming (processed again).
+ * spool_requeue - deferred -> outgoing; error -> incoming (processed again),
+ *   or outgoing for gateway-produced messages (never processed twice);
+ *   hold -> as spool_release. Incoming/outgoing: SG_E_INVAL (already queued).
+ * Release and requeue reset next_attempt to 0. *to_r (may be NULL) is the
+ * queue the message went to.
+ */
+int spool_hold(struct spool *sp, const char *id, struct sg_error *err);
+int spool_release(struct spool *sp, const char *id, enum spool_queue *to_r,
+	struct sg_error *err);
+int spool_requeue(struct spool *sp, const char *id, enum spool_queue *to_r,
 	struct sg_error *err);
 
 /* spool_list - call cb for every id in q (unsorted); stop when cb returns != 0. */
@@ -191,6 +251,7 @@ int spool_list(struct spool *sp, enum spool_queue q, spool_list_cb *cb, void *ar
  */
 struct spool_batch;
 
+/* spool_batch_new - NULL if input_id is not a valid mail ID or input_q bad. */
 struct spool_batch *spool_batch_new(struct spool *sp, enum spool_queue input_q,
 	const char *input_id);
 /* spool_batch_writer - a writer whose commit only fsyncs (rename happens in
@@ -199,13 +260,36 @@ struct spool_writer *spool_batch_writer(struct spool_batch *b, const struct spoo
 	uint64_t max_size, struct sg_error *err);
 int spool_batch_writer_finish(struct spool_batch *b, struct spool_writer **wp,
 	enum spool_queue q, struct sg_error *err);
-/* spool_batch_commit - make every finished output visible and drop the input. */
+/*
+ * spool_batch_commit - make every finished output visible and drop the input;
+ * *bp is freed/cleared in every case. -1 before the manifest is durable: the
+ * outputs are removed and the input stays (process it again later). -1 after
+ * it (rare: I/O error while renaming): the manifest stays and the batch is
+ * decided; spool_batch_finish_pending or spool_recover completes it. So a
+ * caller about to (re)process an input calls spool_batch_finish_pending
+ * first.
+ */
 int spool_batch_commit(struct spool_batch **bp, struct sg_error *err);
+/* spool_batch_finish_pending - complete the batch of input_id if its
+ * manifest exists: 1 completed (the input is gone), 0 none, -1 error. */
+int spool_batch_finish_pending(struct spool *sp, const char *input_id,
+	struct sg_error *err);
 /* spool_batch_abort - remove every output; the input stays. Accepts NULL. */
 void spool_batch_abort(struct spool_batch **bp);
 
-/* Test hook: fault injection. When set, the Nth following write/fsync in the
- * spool fails with errno (0 disables). For crash and disk-full tests. */
+/*
+ * Test hook: fault injection (the module's only global mutable state; never
+ * called in production). The nth following I/O step of the spool, counted
+ * process-wide over every thread (n = 1: the next one), fails with errno
+ * errnum; then the hook disarms itself. Steps: each write(2)/pwrite(2) of a
+ * message file (bodies are buffered in 64 KiB chunks), each fsync of a file
+ * or directory, each rename, each state file or batch manifest replacement.
+ * errnum 0 disarms. errnum SPOOL_TEST_CRASH makes that step _exit() with
+ * SPOOL_TEST_CRASH_STATUS instead, like kill -9 at that point (use it in a
+ * forked child or a daemon under test). For disk-full and crash tests.
+ */
+#define SPOOL_TEST_CRASH (-1)
+#define SPOOL_TEST_CRASH_STATUS 86
 void spool_test_fail_after(unsigned n, int errnum);
 
 #endif

@@ -707,6 +707,48 @@ static void test_changes_and_reuse(void **state)
 	}
 }
 
+
+/* test_param_exprs - parameters in expressions, written portably: a text or
+ * NULL value whose type the context does not fix needs CAST(? AS TEXT) on
+ * PostgreSQL (its parameters are untyped), integers are typed (int8). */
+static void test_param_exprs(void **state)
+{
+	struct fx *f = *state;
+	struct sg_error err;
+	struct store_stmt *st;
+
+	st = store_prepare(f->db, "SELECT CAST(? AS TEXT), ? + 1, CAST(? AS TEXT) IS NULL, "
+		"? * 2, CAST(? AS TEXT) || 'x'", &err);
+	assert_non_null(st);
+	store_bind_text(st, 1, "t");
+	store_bind_int64(st, 2, 41);
+	store_bind_null(st, 3);
+	store_bind_int64(st, 4, -4000000000LL);
+	store_bind_text(st, 5, "ü");
+	if (store_stmt_step(st, &err) != 1)
+		fail_msg("step: %s", err.msg);
+	assert_string_equal(store_col_text(st, 0), "t");
+	assert_int_equal(store_col_int64(st, 1), 42);
+	assert_int_equal(store_col_int64(st, 2), 1);  /* boolean true */
+	assert_true(store_col_int64(st, 3) == -8000000000LL);
+	assert_string_equal(store_col_text(st, 4), "üx");
+	store_stmt_free(&st);
+	/* integers and text against integer columns; LIMIT; LIKE */
+	exec_ok(f->db, "CREATE TABLE pe (i INTEGER, b {{BIGINT}}, s TEXT)");
+	exec_ok(f->db, "INSERT INTO pe VALUES (1, 10, 'abc'), (2, 20, 'abd'), (3, 30, 'x')");
+	st = store_prepare(f->db, "SELECT i FROM pe WHERE i >= ? AND b <= ? AND s LIKE ? "
+		"ORDER BY i LIMIT ?", &err);
+	assert_non_null(st);
+	store_bind_int64(st, 1, 1);
+	store_bind_int64(st, 2, 30);
+	store_bind_text(st, 3, "ab%");
+	store_bind_int64(st, 4, 1);
+	assert_int_equal(store_stmt_step(st, &err), 1);
+	assert_int_equal(store_col_int64(st, 0), 1);
+	assert_int_equal(store_stmt_step(st, &err), 0);
+	store_stmt_free(&st);
+}
+
 #ifndef STORE_TEST_PG
 static void test_sqlite_file(void **state)
 {
@@ -871,6 +913,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unique_violation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_changes_and_reuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_param_exprs, setup, teardown),
 		cmocka_unit_test(test_rewrite),
 		cmocka_unit_test(test_tokens),
 #ifndef STORE_TEST_PG

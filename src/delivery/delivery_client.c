@@ -1,0 +1,1118 @@
+/*
+ * delivery_client.c - the SMTP client of the delivery agent: reply parser,
+ * EHLO extension parser, DATA dot-stuffing and one blocking SMTP session
+ * (delivery_client_send) with STARTTLS (OpenSSL) and AUTH PLAIN/LOGIN.
+ *
+ * Called by delivery_queue.c in a delivery worker thread; every read and
+ * write waits with poll() and the configured timeout. RFCs: 5321 (SMTP),
+ * 3207 (STARTTLS), 4954 + 4616 (AUTH, PLAIN), 1870 (SIZE), 6152 (8BITMIME),
+ * 6531 (SMTPUTF8), 2920 (PIPELINING), 3461 (DSN parameters), 2034/3463
+ * (enhanced status codes).
+ *
+ * Invariants: credentials are sent only over an established TLS session
+ * (D-8); the body is streamed in bounded chunks, never loaded whole;
+ * plaintext received after "220" to STARTTLS is refused (injection);
+ * replies are bounded (line and line-count caps).
+ */
+#include "delivery_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#define CLIENT_RBUF 8192
+#define CLIENT_CHUNK 65536
+
+/* ------------------------------------------------------------- reply parser */
+
+void delivery_reply_init(struct delivery_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	sg_buf_init(&r->text, (size_t)DELIVERY_REPLY_LINES_MAX * (DELIVERY_REPLY_LINE_MAX + 1));
+}
+
+void delivery_reply_deinit(struct delivery_reply *r)
+{
+	sg_buf_deinit(&r->text);
+}
+
+void delivery_reply_reset(struct delivery_reply *r)
+{
+	r->code = 0;
+	r->enh[0] = '\0';
+	r->nlines = 0;
+	r->is_complete = false;
+	sg_buf_reset(&r->text);
+}
+
+/* reply_parse_enh - "X.Y.Z" at s (X = class) followed by space or end; copies
+ * it into enh and returns its length, or 0. */
+static size_t reply_parse_enh(const char *s, size_t len, int cls, char *enh, size_t enhsz)
+{
+	size_t i = 0;
+	int part;
+
+	if (len < 5 || s[0] != (char)('0' + cls) || s[1] != '.')
+		return 0;
+	i = 2;
+	for (part = 0; part < 2; part++) {
+		size_t start = i;
+
+		while (i < len && s[i] >= '0' && s[i] <= '9' && i - start < 3)
+			i++;
+		if (i == start)
+			return 0;
+		if (part == 0) {
+			if (i >= len || s[i] != '.')
+				return 0;
+			i++;
+		}
+	}
+	if (i < len && s[i] != ' ')
+		return 0;
+	if (i + 1 > enhsz)
+		return 0;
+	memcpy(enh, s, i);
+	enh[i] = '\0';
+	return i;
+}
+
+int delivery_reply_feed(struct delivery_reply *r, const char *line, size_t len,
+	struct sg_error *err)
+{
+	int code;
+	bool is_last;
+
+	if (r->is_complete)
+		delivery_reply_reset(r);
+	if (len > DELIVERY_REPLY_LINE_MAX) {
+		sg_error_set(err, SG_E_LIMIT, "reply line longer than %d bytes",
+			DELIVERY_REPLY_LINE_MAX);
+		return -1;
+	}
+	if (r->nlines >= DELIVERY_REPLY_LINES_MAX) {
+		sg_error_set(err, SG_E_LIMIT, "reply has more than %d lines",
+			DELIVERY_REPLY_LINES_MAX);
+		return -1;
+	}
+	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
+	    line[2] < '0' || line[2] > '9' ||
+	    (len > 3 && line[3] != ' ' && line[3] != '-')) {
+		sg_error_set(err, SG_E_PARSE, "malformed reply line");
+		return -1;
+	}
+	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (r->nlines > 0 && code != r->code) {
+		sg_error_set(err, SG_E_PARSE, "reply code changed from %d to %d", r->code, code);
+		return -1;
+	}
+	is_last = len == 3 || line[3] == ' ';
+	if (r->nlines == 0) {
+		r->code = code;
+		if (len > 4)
+			reply_parse_enh(line + 4, len - 4, code / 100, r->enh, sizeof(r->enh));
+	} else if (sg_buf_append(&r->text, "\n", 1, err) < 0) {
+		return -1;
+	}
+	if (len > 4 && sg_buf_append(&r->text, line + 4, len - 4, err) < 0)
+		return -1;
+	if (r->text.data == NULL && sg_buf_append(&r->text, "", 0, err) < 0)
+		return -1;
+	r->nlines++;
+	r->is_complete = is_last;
+	return is_last ? 1 : 0;
+}
+
+void delivery_reply_summary(const struct delivery_reply *r, char *out, size_t outsz)
+{
+	char tmp[1024];
+	size_t n, i;
+
+	n = (size_t)snprintf(tmp, sizeof(tmp), "%d", r->code);
+	if (r->text.len > 0 && n + 1 < sizeof(tmp)) {
+		tmp[n++] = ' ';
+		for (i = 0; i < r->text.len && n + 1 < sizeof(tmp); i++)
+			tmp[n++] = r->text.data[i] == '\n' ? ' ' : r->text.data[i];
+	}
+	if (n >= sizeof(tmp))
+		n = sizeof(tmp) - 1;
+	tmp[n] = '\0';
+	sg_log_esc(out, outsz, tmp, n);
+}
+
+const char *delivery_reply_enh(const struct delivery_reply *r, char *buf, size_t bufsz)
+{
+	if (r->enh[0] != '\0')
+		snprintf(buf, bufsz, "%s", r->enh);
+	else
+		snprintf(buf, bufsz, "%d.0.0", r->code / 100);
+	return buf;
+}
+
+/* caps_word - does the EHLO line (len bytes) start with keyword kw? Returns
+ * the rest (after one space) or NULL. */
+static const char *caps_word(const char *line, size_t len, const char *kw)
+{
+	size_t kl = strlen(kw);
+
+	if (len < kl || strncasecmp(line, kw, kl) != 0)
+		return NULL;
+	if (len == kl)
+		return line + kl;
+	if (line[kl] != ' ' && line[kl] != '=')
+		return NULL;
+	return line + kl + 1;
+}
+
+void delivery_caps_parse(const struct delivery_reply *r, struct delivery_caps *caps_r)
+{
+	const char *p, *end, *nl, *rest;
+	unsigned lineno = 0;
+
+	memset(caps_r, 0, sizeof(*caps_r));
+	if (r->code != 250 || r->text.data == NULL)
+		return;
+	p = r->text.data;
+	end = p + r->text.len;
+	for (; p < end; p = nl + 1, lineno++) {
+		size_t len;
+
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			nl = end;
+		len = (size_t)(nl - p);
+		if (lineno == 0)
+			continue; /* the greeting name */
+		if (caps_word(p, len, "STARTTLS") != NULL)
+			caps_r->ext |= DELIVERY_EXT_STARTTLS;
+		else if (caps_word(p, len, "PIPELINING") != NULL)
+			caps_r->ext |= DELIVERY_EXT_PIPELINING;
+		else if (caps_word(p, len, "8BITMIME") != NULL)
+			caps_r->ext |= DELIVERY_EXT_8BITMIME;
+		else if (caps_word(p, len, "SMTPUTF8") != NULL)
+			caps_r->ext |= DELIVERY_EXT_SMTPUTF8;
+		else if (caps_word(p, len, "DSN") != NULL)
+			caps_r->ext |= DELIVERY_EXT_DSN;
+		else if ((rest = caps_word(p, len, "SIZE")) != NULL) {
+			char num[24];
+			size_t nl2 = (size_t)(nl - rest);
+			uint64_t v;
+
+			caps_r->ext |= DELIVERY_EXT_SIZE;
+			if (rest < nl && nl2 < sizeof(num)) {
+				memcpy(num, rest, nl2);
+				num[nl2] = '\0';
+				if (sg_parse_u64(num, UINT64_MAX, &v) == 0)
+					caps_r->size_max = v;
+			}
+		} else if ((rest = caps_word(p, len, "AUTH")) != NULL) {
+			const char *w = rest;
+
+			while (w < nl) {
+				const char *we = w;
+
+				while (we < nl && *we != ' ')
+					we++;
+				if (we - w == 5 && strncasecmp(w, "PLAIN", 5) == 0)
+					caps_r->ext |= DELIVERY_EXT_AUTH_PLAIN;
+				else if (we - w == 5 && strncasecmp(w, "LOGIN", 5) == 0)
+					caps_r->ext |= DELIVERY_EXT_AUTH_LOGIN;
+				w = we + 1;
+			}
+		}
+	}
+}
+
+/* ------------------------------------------------------------ dot-stuffing */
+
+#define STUFF_MIDLINE 1u  /* not at the start of a line */
+#define STUFF_CR 2u       /* previous byte was a CR not yet written */
+
+size_t delivery_dot_stuff(unsigned *state, const char *in, size_t len, char *out)
+{
+	unsigned st = *state;
+	size_t o = 0, i;
+
+	for (i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (st & STUFF_CR) {
+			st &= ~STUFF_CR;
+			out[o++] = '\r';
+			if (c == '\n') {
+				out[o++] = '\n';
+				st &= ~STUFF_MIDLINE;
+				continue;
+			}
+			st |= STUFF_MIDLINE; /* a bare CR is passed through */
+		}
+		if (c == '\r') {
+			st |= STUFF_CR;
+			continue;
+		}
+		if (c == '\n') {
+			out[o++] = '\r';
+			out[o++] = '\n';
+			st &= ~STUFF_MIDLINE;
+			continue;
+		}
+		if (c == '.' && !(st & STUFF_MIDLINE))
+			out[o++] = '.';
+		out[o++] = c;
+		st |= STUFF_MIDLINE;
+	}
+	*state = st;
+	return o;
+}
+
+size_t delivery_dot_stuff_end(unsigned state, char *out)
+{
+	size_t o = 0;
+
+	if (state & STUFF_CR) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+	} else if (state & STUFF_MIDLINE) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+	}
+	memcpy(out + o, ".\r\n", 3);
+	return o + 3;
+}
+
+/* ---------------------------------------------------------------- results */
+
+void delivery_result_set(struct delivery_result *res, enum delivery_rstatus st,
+	const char *enh, const char *fmt, ...)
+{
+	va_list ap;
+
+	res->status = st;
+	snprintf(res->enh, sizeof(res->enh), "%s", enh);
+	res->relay[0] = '\0';
+	res->is_reply = false;
+	va_start(ap, fmt);
+	vsnprintf(res->text, sizeof(res->text), fmt, ap);
+	va_end(ap);
+}
+
+bool delivery_has_ctl(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/* --------------------------------------------------------------- connection */
+
+struct client_conn {
+	int fd;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	unsigned timeout_ms;
+	char rbuf[CLIENT_RBUF];
+	size_t rpos, rlen;
+	const char *mail_id;
+	char relay[320];
+};
+
+/* conn_wait - poll fd for events within the I/O timeout; 0 ready, -1 err. */
+static int conn_wait(struct client_conn *c, short events, struct sg_error *err)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = events};
+	int rc;
+
+	do {
+		rc = poll(&pfd, 1, (int)c->timeout_ms);
+	} while (rc < 0 && errno == EINTR);
+	if (rc < 0) {
+		sg_error_set_errno(err, SG_E_PEER_TEMP, errno, "poll");
+		return -1;
+	}
+	if (rc == 0) {
+		sg_error_set(err, SG_E_PEER_TEMP, "conversation with %s timed out", c->relay);
+		return -1;
+	}
+	return 0;
+}
+
+/* conn_ssl_wait - after an SSL_* call returned rc <= 0: wait and return 0 to
+ * retry, or -1 on a real error. */
+static int conn_ssl_wait(struct client_conn *c, int rc, const char *what,
+	struct sg_error *err)
+{
+	int e = SSL_get_error(c->ssl, rc);
+
+	if (e == SSL_ERROR_WANT_READ)
+		return conn_wait(c, POLLIN, err);
+	if (e == SSL_ERROR_WANT_WRITE)
+		return conn_wait(c, POLLOUT, err);
+	if (e == SSL_ERROR_ZERO_RETURN) {
+		sg_error_set(err, SG_E_PEER_TEMP, "lost connection with %s (TLS close)",
+			c->relay);
+		return -1;
+	}
+	sg_error_set_openssl(err, SG_E_PEER_TEMP, "TLS %s with %s failed", what, c->relay);
+	return -1;
+}
+
+static int conn_write(struct client_conn *c, const void *buf, size_t len,
+	struct sg_error *err)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n;
+
+		if (c->ssl != NULL) {
+			int rc;
+
+			ERR_clear_error();
+			rc = SSL_write(c->ssl, p, len > INT32_MAX ? INT32_MAX : (int)len);
+			if (rc <= 0) {
+				if (conn_ssl_wait(c, rc, "write", err) < 0)
+					return -1;
+				continue;
+			}
+			n = rc;
+		} else {
+			n = send(c->fd, p, len, MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK) {
+					if (conn_wait(c, POLLOUT, err) < 0)
+						return -1;
+					continue;
+				}
+				sg_error_set_errno(err, SG_E_PEER_TEMP, errno,
+					"lost connection with %s while sending", c->relay);
+				return -1;
+			}
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* conn_fill - read more bytes into rbuf (compacting first). */
+static int conn_fill(struct client_conn *c, struct sg_error *err)
+{
+	ssize_t n;
+
+	if (c->rpos > 0) {
+		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+		c->rlen -= c->rpos;
+		c->rpos = 0;
+	}
+	for (;;) {
+		if (c->ssl != NULL) {
+			int rc;
+
+			ERR_clear_error();
+			rc = SSL_read(c->ssl, c->rbuf + c->rlen, (int)(sizeof(c->rbuf) - c->rlen));
+			if (rc <= 0) {
+				if (conn_ssl_wait(c, rc, "read", err) < 0)
+					return -1;
+				continue;
+			}
+			n = rc;
+		} else {
+			n = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, 0);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK) {
+					if (conn_wait(c, POLLIN, err) < 0)
+						return -1;
+					continue;
+				}
+				sg_error_set_errno(err, SG_E_PEER_TEMP, errno,
+					"lost connection with %s", c->relay);
+				return -1;
+			}
+			if (n == 0) {
+				sg_error_set(err, SG_E_PEER_TEMP, "lost connection with %s",
+					c->relay);
+				return -1;
+			}
+		}
+		c->rlen += (size_t)n;
+		return 0;
+	}
+}
+
+/* conn_read_reply - read one complete (possibly multi-line) reply. */
+static int conn_read_reply(struct client_conn *c, struct delivery_reply *r,
+	struct sg_error *err)
+{
+	delivery_reply_reset(r);
+	for (;;) {
+		char *nl = memchr(c->rbuf + c->rpos, '\n', c->rlen - c->rpos);
+		size_t len;
+		int rc;
+
+		if (nl == NULL) {
+			if (c->rlen - c->rpos > DELIVERY_REPLY_LINE_MAX + 1) {
+				sg_error_set(err, SG_E_PEER_TEMP,
+					"reply line from %s longer than %d bytes", c->relay,
+					DELIVERY_REPLY_LINE_MAX);
+				return -1;
+			}
+			if (conn_fill(c, err) < 0)
+				return -1;
+			continue;
+		}
+		len = (size_t)(nl - (c->rbuf + c->rpos));
+		if (len > 0 && c->rbuf[c->rpos + len - 1] == '\r')
+			len--;
+		rc = delivery_reply_feed(r, c->rbuf + c->rpos, len, err);
+		c->rpos = (size_t)(nl - c->rbuf) + 1;
+		if (rc < 0) {
+			sg_error_prefix(err, "bad reply from %s: ", c->relay);
+			err->code = SG_E_PEER_TEMP;
+			return -1;
+		}
+		if (rc == 1)
+			break;
+	}
+	if (sg_log_is_tracing(SG_TRACE_DELIVERY)) {
+		char sum[600];
+
+		delivery_reply_summary(r, sum, sizeof(sum));
+		sg_trace(SG_TRACE_DELIVERY, "%s: %s < %s", c->mail_id, c->relay, sum);
+	}
+	return 0;
+}
+
+/* conn_cmd - send a command line (CRLF added); secret commands are not traced. */
+enum cmd_flags { CMD_TRACE = 0, CMD_SECRET = 1 };
+
+static int conn_cmd(struct client_conn *c, enum cmd_flags flags, struct sg_error *err,
+	const char *fmt, ...) SG_PRINTF(4, 5);
+
+static int conn_cmd(struct client_conn *c, enum cmd_flags flags, struct sg_error *err,
+	const char *fmt, ...)
+{
+	char line[1100];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2) {
+		sg_error_set(err, SG_E_PEER_PERM, "command line too long");
+		return -1;
+	}
+	if (flags == CMD_TRACE)
+		sg_trace(SG_TRACE_DELIVERY, "%s: %s > %.*s", c->mail_id, c->relay, n, line);
+	line[n++] = '\r';
+	line[n++] = '\n';
+	n = conn_write(c, line, (size_t)n, err);
+	OPENSSL_cleanse(line, sizeof(line));
+	return n;
+}
+
+/* conn_connect - non-blocking connect with timeout. */
+static int conn_connect(struct client_conn *c, const struct sockaddr *sa, socklen_t salen,
+	unsigned timeout_s, struct sg_error *err)
+{
+	struct pollfd pfd;
+	int rc, soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		sg_error_set_errno(err, SG_E_PEER_TEMP, errno, "socket");
+		return -1;
+	}
+	rc = connect(c->fd, sa, salen);
+	if (rc < 0 && errno != EINPROGRESS) {
+		sg_error_set_errno(err, SG_E_PEER_TEMP, errno, "connect to %s", c->relay);
+		return -1;
+	}
+	if (rc < 0) {
+		pfd.fd = c->fd;
+		pfd.events = POLLOUT;
+		do {
+			rc = poll(&pfd, 1, (int)(timeout_s * 1000));
+		} while (rc < 0 && errno == EINTR);
+		if (rc == 0) {
+			sg_error_set(err, SG_E_PEER_TEMP, "connect to %s: timed out", c->relay);
+			return -1;
+		}
+		if (rc < 0 || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
+			sg_error_set_errno(err, SG_E_PEER_TEMP, errno, "connect to %s", c->relay);
+			return -1;
+		}
+		if (soerr != 0) {
+			sg_error_set_errno(err, SG_E_PEER_TEMP, soerr, "connect to %s", c->relay);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static bool name_is_ip(const char *s)
+{
+	unsigned char b[16];
+
+	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+/* conn_starttls - TLS handshake on the connected socket (after 220). */
+static int conn_starttls(struct client_conn *c, const struct delivery_session_opts *o,
+	struct sg_error *err)
+{
+	int rc;
+	bool is_verify = o->tls == MTA_TLS_VERIFY;
+
+	if (c->rpos != c->rlen) {
+		sg_error_set(err, SG_E_PEER_TEMP,
+			"%s sent data after the STARTTLS reply (injection attempt?)", c->relay);
+		return -1;
+	}
+	c->ctx = SSL_CTX_new(TLS_client_method());
+	if (c->ctx == NULL) {
+		sg_error_set_openssl(err, SG_E_PEER_TEMP, "SSL_CTX_new");
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+	if (is_verify) {
+		rc = o->ca_file != NULL ?
+			SSL_CTX_load_verify_locations(c->ctx, o->ca_file, NULL) :
+			SSL_CTX_set_default_verify_paths(c->ctx);
+		if (rc != 1) {
+			sg_error_set_openssl(err, SG_E_PEER_TEMP, "cannot load CA certificates");
+			return -1;
+		}
+		SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+	} else {
+		SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+	}
+	c->ssl = SSL_new(c->ctx);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+		sg_error_set_openssl(err, SG_E_PEER_TEMP, "SSL_new");
+		return -1;
+	}
+	if (o->server_name != NULL && !name_is_ip(o->server_name)) {
+		SSL_set_tlsext_host_name(c->ssl, o->server_name);
+		if (is_verify && SSL_set1_host(c->ssl, o->server_name) != 1) {
+			sg_error_set_openssl(err, SG_E_PEER_TEMP, "SSL_set1_host");
+			return -1;
+		}
+	} else if (is_verify && o->server_name != NULL) {
+		X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+
+		if (X509_VERIFY_PARAM_set1_ip_asc(vp, o->server_name) != 1) {
+			sg_error_set_openssl(err, SG_E_PEER_TEMP, "set verify ip");
+			return -1;
+		}
+	}
+	for (;;) {
+		ERR_clear_error();
+		rc = SSL_connect(c->ssl);
+		if (rc == 1)
+			break;
+		if (SSL_get_error(c->ssl, rc) == SSL_ERROR_SSL &&
+		    SSL_get_verify_result(c->ssl) != X509_V_OK) {
+			sg_error_set(err, SG_E_PEER_TEMP,
+				"TLS certificate of %s does not verify: %s", c->relay,
+				X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
+			ERR_clear_error();
+			return -1;
+		}
+		if (conn_ssl_wait(c, rc, "handshake", err) < 0)
+			return -1;
+	}
+	sg_log_mail(SG_LOG_DEBUG, c->mail_id, "TLS connection established to %s: %s with %s",
+		c->relay, SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
+	return 0;
+}
+
+static void conn_close(struct client_conn *c)
+{
+	if (c->ssl != NULL) {
+		SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (c->ctx != NULL) {
+		SSL_CTX_free(c->ctx);
+		c->ctx = NULL;
+	}
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+}
+
+/* ------------------------------------------------------------ SMTP session */
+
+/* Session stage, for the "(in reply to X command)" context and to decide
+ * whether a failure is host-level (try the next host). */
+struct session {
+	struct client_conn c;
+	struct delivery_reply r;
+	struct delivery_caps caps;
+	const struct delivery_session_opts *o;
+	const struct delivery_tx *tx;
+	struct delivery_result *res;
+	bool is_tls;
+};
+
+/* session_all - set every still-undecided recipient result from the reply. */
+static void session_set_from_reply(struct session *s, struct delivery_result *res)
+{
+	char enh[16];
+
+	res->status = s->r.code < 400 ? DELIVERY_R_OK :
+		s->r.code < 500 ? DELIVERY_R_TEMP : DELIVERY_R_PERM;
+	snprintf(res->enh, sizeof(res->enh), "%s", delivery_reply_enh(&s->r, enh, sizeof(enh)));
+	snprintf(res->relay, sizeof(res->relay), "%s", s->c.relay);
+	res->is_reply = true;
+	delivery_reply_summary(&s->r, res->text, sizeof(res->text));
+}
+
+static void session_all_reply(struct session *s, const bool *skip)
+{
+	size_t i;
+
+	for (i = 0; i < s->tx->nrcpts; i++)
+		if (skip == NULL || !skip[i])
+			session_set_from_reply(s, &s->res[i]);
+}
+
+static void session_all_local(struct session *s, enum delivery_rstatus st, const char *enh,
+	const char *text, const bool *skip)
+{
+	size_t i;
+
+	for (i = 0; i < s->tx->nrcpts; i++) {
+		if (skip != NULL && skip[i])
+			continue;
+		delivery_result_set(&s->res[i], st, enh, "%s", text);
+		snprintf(s->res[i].relay, sizeof(s->res[i].relay), "%s", s->c.relay);
+	}
+}
+
+/* session_expect - read a reply; -1 on I/O error, else 0 with s->r set. */
+static int session_expect(struct session *s, struct sg_error *err)
+{
+	return conn_read_reply(&s->c, &s->r, err);
+}
+
+/* session_hello - EHLO (HELO when EHLO is refused). 0 ok, -1 host failure. */
+static int session_hello(struct session *s, struct sg_error *err)
+{
+	char sum[512];
+
+	if (conn_cmd(&s->c, CMD_TRACE, err, "EHLO %s", s->o->helo) < 0 ||
+	    session_expect(s, err) < 0)
+		return -1;
+	if (s->r.code == 250) {
+		delivery_caps_parse(&s->r, &s->caps);
+		return 0;
+	}
+	memset(&s->caps, 0, sizeof(s->caps));
+	if (s->r.code >= 500 && !s->is_tls) {
+		if (conn_cmd(&s->c, CMD_TRACE, err, "HELO %s", s->o->helo) < 0 ||
+		    session_expect(s, err) < 0)
+			return -1;
+		if (s->r.code == 250)
+			return 0;
+	}
+	delivery_reply_summary(&s->r, sum, sizeof(sum));
+	sg_error_set(err, SG_E_PEER_TEMP, "host %s refused to talk to me: %s", s->c.relay, sum);
+	return -1;
+}
+
+/* session_tls - STARTTLS according to the TLS level. 0 ok, -1 host failure. */
+static int session_tls(struct session *s, struct sg_error *err)
+{
+	bool is_required = s->o->tls == MTA_TLS_ENCRYPT || s->o->tls == MTA_TLS_VERIFY;
+	char sum[512];
+
+	if (s->o->tls == MTA_TLS_NONE)
+		return 0;
+	if (!(s->caps.ext & DELIVERY_EXT_STARTTLS)) {
+		if (!is_required)
+			return 0;
+		sg_error_set(err, SG_E_PEER_TEMP,
+			"TLS is required, but was not offered by host %s", s->c.relay);
+		return -1;
+	}
+	if (conn_cmd(&s->c, CMD_TRACE, err, "STARTTLS") < 0 || session_expect(s, err) < 0)
+		return -1;
+	if (s->r.code != 220) {
+		if (!is_required)
+			return 0;
+		delivery_reply_summary(&s->r, sum, sizeof(sum));
+		sg_error_set(err, SG_E_PEER_TEMP, "TLS is required, but host %s refused "
+			"STARTTLS: %s", s->c.relay, sum);
+		return -1;
+	}
+	if (conn_starttls(&s->c, s->o, err) < 0)
+		return -1;
+	s->is_tls = true;
+	return session_hello(s, err);
+}
+
+/* b64 - base64 of len bytes into a malloc'ed string (caller cleanses). */
+static char *b64(const void *in, size_t len)
+{
+	char *out = sg_xmalloc(4 * ((len + 2) / 3) + 1);
+
+	EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+	return out;
+}
+
+/* session_auth - AUTH PLAIN or LOGIN over TLS only (D-8). 0 ok, -1 failure. */
+static int session_auth(struct session *s, struct sg_error *err)
+{
+	const struct mta_sasl *a = s->o->sasl;
+	char *tok = NULL, *plain = NULL;
+	size_t ul, pl;
+	char sum[512];
+	int rc = -1;
+
+	if (a == NULL || a->username == NULL || a->password == NULL)
+		return 0;
+	if (!s->is_tls) {
+		sg_error_set(err, SG_E_PEER_TEMP, "SASL credentials for %s are only sent over "
+			"TLS, and TLS is not available", s->c.relay);
+		return -1;
+	}
+	if (!(s->caps.ext & (DELIVERY_EXT_AUTH_PLAIN | DELIVERY_EXT_AUTH_LOGIN))) {
+		/* The server may accept us without AUTH (by address). */
+		sg_log_mail(SG_LOG_DEBUG, s->tx->mail_id, "%s offers no AUTH PLAIN/LOGIN; "
+			"sending without authentication", s->c.relay);
+		return 0;
+	}
+	ul = strlen(a->username);
+	pl = strlen(a->password);
+	if (ul > 255 || pl > 255) {
+		sg_error_set(err, SG_E_PEER_TEMP, "SASL username or password too long");
+		return -1;
+	}
+	if (s->caps.ext & DELIVERY_EXT_AUTH_PLAIN) {
+		plain = sg_xmalloc(ul + pl + 2);
+		plain[0] = '\0';
+		memcpy(plain + 1, a->username, ul);
+		plain[1 + ul] = '\0';
+		memcpy(plain + 2 + ul, a->password, pl);
+		tok = b64(plain, ul + pl + 2);
+		sg_trace(SG_TRACE_DELIVERY, "%s: %s > AUTH PLAIN ***", s->tx->mail_id, s->c.relay);
+		if (conn_cmd(&s->c, CMD_SECRET, err, "AUTH PLAIN %s", tok) < 0 ||
+		    session_expect(s, err) < 0)
+			goto out;
+	} else {
+		if (conn_cmd(&s->c, CMD_TRACE, err, "AUTH LOGIN") < 0 || session_expect(s, err) < 0)
+			goto out;
+		if (s->r.code == 334) {
+			tok = b64(a->username, ul);
+			if (conn_cmd(&s->c, CMD_SECRET, err, "%s", tok) < 0 ||
+			    session_expect(s, err) < 0)
+				goto out;
+			OPENSSL_cleanse(tok, strlen(tok));
+			free(tok);
+			tok = NULL;
+		}
+		if (s->r.code == 334) {
+			tok = b64(a->password, pl);
+			if (conn_cmd(&s->c, CMD_SECRET, err, "%s", tok) < 0 ||
+			    session_expect(s, err) < 0)
+				goto out;
+		}
+	}
+	if (s->r.code != 235) {
+		delivery_reply_summary(&s->r, sum, sizeof(sum));
+		sg_error_set(err, SG_E_PEER_TEMP, "SASL authentication failed; server %s said: %s",
+			s->c.relay, sum);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (tok != NULL) {
+		OPENSSL_cleanse(tok, strlen(tok));
+		free(tok);
+	}
+	if (plain != NULL) {
+		OPENSSL_cleanse(plain, ul + pl + 2);
+		free(plain);
+	}
+	return rc;
+}
+
+/* session_mail_params - " SIZE=n BODY=8BITMIME SMTPUTF8 RET= ENVID=" into b. */
+static void session_mail_params(struct session *s, char *b, size_t bsz)
+{
+	const struct delivery_tx *tx = s->tx;
+	size_t n = 0;
+
+	b[0] = '\0';
+	if (s->caps.ext & DELIVERY_EXT_SIZE)
+		n += (size_t)snprintf(b + n, bsz - n, " SIZE=%llu",
+			(unsigned long long)tx->body_len);
+	if (tx->body_8bit && (s->caps.ext & DELIVERY_EXT_8BITMIME) && n < bsz)
+		n += (size_t)snprintf(b + n, bsz - n, " BODY=8BITMIME");
+	if (tx->smtputf8 && (s->caps.ext & DELIVERY_EXT_SMTPUTF8) && n < bsz)
+		n += (size_t)snprintf(b + n, bsz - n, " SMTPUTF8");
+	if ((s->caps.ext & DELIVERY_EXT_DSN) && n < bsz) {
+		if (tx->ret_hdrs)
+			n += (size_t)snprintf(b + n, bsz - n, " RET=HDRS");
+		if (tx->envid != NULL && *tx->envid != '\0' && strlen(tx->envid) <= 100 &&
+		    strchr(tx->envid, ' ') == NULL && !delivery_has_ctl(tx->envid) && n < bsz)
+			snprintf(b + n, bsz - n, " ENVID=%s", tx->envid);
+	}
+}
+
+/* session_rcpt_params - " NOTIFY=... ORCPT=..." for one recipient. */
+static void session_rcpt_params(struct session *s, const struct spool_rcpt *r, char *b,
+	size_t bsz)
+{
+	size_t n = 0;
+
+	b[0] = '\0';
+	if (!(s->caps.ext & DELIVERY_EXT_DSN))
+		return;
+	if (r->notify & SPOOL_NOTIFY_NEVER) {
+		n += (size_t)snprintf(b, bsz, " NOTIFY=NEVER");
+	} else if (r->notify != 0) {
+		const char *sep = " NOTIFY=";
+
+		if (r->notify & SPOOL_NOTIFY_SUCCESS) {
+			n += (size_t)snprintf(b + n, bsz - n, "%sSUCCESS", sep);
+			sep = ",";
+		}
+		if ((r->notify & SPOOL_NOTIFY_FAILURE) && n < bsz) {
+			n += (size_t)snprintf(b + n, bsz - n, "%sFAILURE", sep);
+			sep = ",";
+		}
+		if ((r->notify & SPOOL_NOTIFY_DELAY) && n < bsz)
+			n += (size_t)snprintf(b + n, bsz - n, "%sDELAY", sep);
+	}
+	if (r->orcpt != NULL && strchr(r->orcpt, ';') != NULL && strlen(r->orcpt) <= 500 &&
+	    strchr(r->orcpt, ' ') == NULL && !delivery_has_ctl(r->orcpt) && n < bsz)
+		snprintf(b + n, bsz - n, " ORCPT=%s", r->orcpt);
+}
+
+/* session_data - stream the body with dot-stuffing and CRLF normalisation. */
+static int session_data(struct session *s, struct sg_error *err)
+{
+	const struct delivery_tx *tx = s->tx;
+	char *in = NULL, *out = NULL;
+	uint64_t done = 0;
+	unsigned st = 0;
+	size_t n;
+	int rc = -1;
+
+	in = sg_xmalloc(CLIENT_CHUNK);
+	out = sg_xmalloc(2 * CLIENT_CHUNK + 8);
+	while (done < tx->body_len) {
+		size_t want = tx->body_len - done > CLIENT_CHUNK ? CLIENT_CHUNK :
+			(size_t)(tx->body_len - done);
+		ssize_t got = pread(tx->body_fd, in, want, (off_t)(tx->body_off + done));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			sg_error_set_errno(err, SG_E_IO, got < 0 ? errno : EIO,
+				"read message body");
+			goto out;
+		}
+		n = delivery_dot_stuff(&st, in, (size_t)got, out);
+		if (conn_write(&s->c, out, n, err) < 0)
+			goto out;
+		done += (uint64_t)got;
+	}
+	n = delivery_dot_stuff_end(st, out);
+	if (conn_write(&s->c, out, n, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(in);
+	free(out);
+	return rc;
+}
+
+/*
+ * session_transaction - MAIL, RCPT..., DATA after a successful hello. Fills
+ * every result. Returns 0 (results definite) or -1 (I/O error mid-way:
+ * undecided recipients get a temporary failure from err).
+ */
+static int session_transaction(struct session *s, struct sg_error *err)
+{
+	const struct delivery_tx *tx = s->tx;
+	char params[700];
+	bool *done = NULL;
+	size_t i, naccepted = 0;
+	bool is_pipelined = (s->caps.ext & DELIVERY_EXT_PIPELINING) != 0;
+	int rc = -1;
+
+	done = sg_xcalloc(tx->nrcpts ? tx->nrcpts : 1, sizeof(*done));
+	if (tx->smtputf8 && !(s->caps.ext & DELIVERY_EXT_SMTPUTF8)) {
+		session_all_local(s, DELIVERY_R_PERM, "5.6.7", "SMTPUTF8 is required, but "
+			"was not offered by the host", NULL);
+		rc = 0;
+		goto out;
+	}
+	if (s->caps.size_max > 0 && tx->body_len > s->caps.size_max) {
+		session_all_local(s, DELIVERY_R_PERM, "5.3.4",
+			"message size exceeds fixed limit of the host", NULL);
+		rc = 0;
+		goto out;
+	}
+	session_mail_params(s, params, sizeof(params));
+	if (conn_cmd(&s->c, CMD_TRACE, err, "MAIL FROM:<%s>%s", tx->sender, params) < 0)
+		goto out;
+	if (is_pipelined) {
+		for (i = 0; i < tx->nrcpts; i++) {
+			session_rcpt_params(s, tx->rcpts[i], params, sizeof(params));
+			if (conn_cmd(&s->c, CMD_TRACE, err, "RCPT TO:<%s>%s", tx->rcpts[i]->addr,
+				    params) < 0)
+				goto out;
+		}
+	}
+	if (session_expect(s, err) < 0)
+		goto out;
+	if (s->r.code != 250) {
+		session_all_reply(s, NULL);
+		rc = 0;
+		if (is_pipelined) /* drain the RCPT replies */
+			for (i = 0; i < tx->nrcpts; i++)
+				if (session_expect(s, err) < 0)
+					break;
+		goto out;
+	}
+	for (i = 0; i < tx->nrcpts; i++) {
+		if (!is_pipelined) {
+			session_rcpt_params(s, tx->rcpts[i], params, sizeof(params));
+			if (conn_cmd(&s->c, CMD_TRACE, err, "RCPT TO:<%s>%s", tx->rcpts[i]->addr,
+				    params) < 0)
+				goto out;
+		}
+		if (session_expect(s, err) < 0)
+			goto out;
+		if (s->r.code == 250 || s->r.code == 251) {
+			naccepted++;
+			continue;
+		}
+		session_set_from_reply(s, &s->res[i]);
+		if (s->res[i].status == DELIVERY_R_OK) /* 2xx other than 250/251 */
+			s->res[i].status = DELIVERY_R_TEMP;
+		done[i] = true;
+	}
+	if (naccepted == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (conn_cmd(&s->c, CMD_TRACE, err, "DATA") < 0 || session_expect(s, err) < 0)
+		goto out;
+	if (s->r.code != 354) {
+		session_all_reply(s, done);
+		if (s->r.code < 400)
+			for (i = 0; i < tx->nrcpts; i++)
+				if (!done[i])
+					s->res[i].status = DELIVERY_R_TEMP;
+		rc = 0;
+		goto out;
+	}
+	if (session_data(s, err) < 0 || session_expect(s, err) < 0)
+		goto out;
+	session_all_reply(s, done);
+	if (s->r.code != 250)
+		for (i = 0; i < tx->nrcpts; i++)
+			if (!done[i] && s->res[i].status == DELIVERY_R_OK)
+				s->res[i].status = DELIVERY_R_TEMP;
+	rc = 0;
+out:
+	if (rc < 0) {
+		const char *enh = err->code == SG_E_IO ? "4.3.0" : "4.4.2";
+
+		session_all_local(s, DELIVERY_R_TEMP, enh, err->msg, done);
+	}
+	free(done);
+	return rc;
+}
+
+int delivery_client_send(const struct delivery_session_opts *o, const struct sockaddr *sa,
+	socklen_t salen, const struct delivery_tx *tx, struct delivery_result *res)
+{
+	struct session s;
+	struct sg_error err;
+	char ip[64] = "?";
+	unsigned port = 0;
+	size_t i;
+	int rc = -1;
+
+	memset(&s, 0, sizeof(s));
+	s.c.fd = -1;
+	s.c.timeout_ms = (o->io_timeout ? o->io_timeout : 300) * 1000u;
+	s.c.mail_id = tx->mail_id;
+	s.o = o;
+	s.tx = tx;
+	s.res = res;
+	delivery_reply_init(&s.r);
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof(ip));
+		port = ntohs(in4->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(s.c.relay, sizeof(s.c.relay), "%s[%s]:%u",
+		o->server_name != NULL ? o->server_name : ip, ip, port);
+	for (i = 0; i < tx->nrcpts; i++)
+		memset(&res[i], 0, sizeof(res[i]));
+
+	if (conn_connect(&s.c, sa, salen, o->connect_timeout ? o->connect_timeout : 30,
+		    &err) < 0)
+		goto out;
+	if (session_expect(&s, &err) < 0)
+		goto out;
+	if (s.r.code != 220) {
+		char sum[512];
+
+		delivery_reply_summary(&s.r, sum, sizeof(sum));
+		sg_error_set(&err, SG_E_PEER_TEMP, "host %s refused to talk to me: %s",
+			s.c.relay, sum);
+		goto out;
+	}
+	if (session_hello(&s, &err) < 0 || session_tls(&s, &err) < 0 ||
+	    session_auth(&s, &err) < 0)
+		goto out;
+	/* From here on the host gave definite answers: no other host is tried. */
+	rc = 0;
+	if (session_transaction(&s, &err) == 0 &&
+	    conn_cmd(&s.c, CMD_TRACE, &err, "QUIT") == 0)
+		(void)session_expect(&s, &err);
+out:
+	if (rc < 0) {
+		for (i = 0; i < tx->nrcpts; i++) {
+			delivery_result_set(&res[i], DELIVERY_R_TEMP, "4.4.1", "%s", err.msg);
+			snprintf(res[i].relay, sizeof(res[i].relay), "%s", s.c.relay);
+		}
+	}
+	conn_close(&s.c);
+	delivery_reply_deinit(&s.r);
+	return rc;
+}

@@ -1,0 +1,187 @@
+/*
+ * mime_parse.c - parse a message from a byte range of a file (a spool body,
+ * a temp file of `sealgate process`) with GMime 3, streaming.
+ *
+ * Called by the MPA workers (several threads, one message per thread) and by
+ * the fuzzer. RFC 5322 (message format), RFC 2045/2046 (MIME).
+ *
+ * Invariants: the source file is only read (never through our caller's file
+ * offset expectations: we seek our dup, callers use pread); part contents are
+ * GMime substreams of the source (persist-stream mode), so memory does not
+ * grow with the body; malformed input never fails a parse.
+ */
+#include "mime_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Bytes read to find the line ending style of the first line. */
+#define MIME_NL_PROBE 4096
+
+/* mime_probe_crlf - does the first line of the range end in CRLF? */
+static bool mime_probe_crlf(int fd, uint64_t offset, uint64_t len)
+{
+	char buf[MIME_NL_PROBE];
+	size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+	ssize_t n;
+	const char *nl;
+
+	if (want == 0)
+		return false;
+	do {
+		n = pread(fd, buf, want, (off_t)offset);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return false;
+	nl = memchr(buf, '\n', (size_t)n);
+	return nl != NULL && nl > buf && nl[-1] == '\r';
+}
+
+/*
+ * mime_wrap_headerless - a message for input GMime cannot read as a message
+ * (no header section at all: empty, binary, plain text): one text/plain part
+ * whose content is the whole input, so it can still be passed through or
+ * protected as a unit.
+ */
+static GMimeMessage *mime_wrap_headerless(GMimeStream *src, uint64_t offset, uint64_t len)
+{
+	GMimeMessage *gm = g_mime_message_new(FALSE);
+	GMimePart *part = g_mime_part_new_with_type("text", "plain");
+	GMimeStream *sub = g_mime_stream_substream(src, (gint64)offset,
+		(gint64)(offset + len));
+	GMimeDataWrapper *dw = g_mime_data_wrapper_new_with_stream(sub,
+		GMIME_CONTENT_ENCODING_DEFAULT);
+
+	g_mime_part_set_content(part, dw);
+	g_mime_message_set_mime_part(gm, GMIME_OBJECT(part));
+	g_object_unref(dw);
+	g_object_unref(sub);
+	g_object_unref(part);
+	return gm;
+}
+
+/* mime_parser_options - tolerant options: we must read whatever arrives. */
+static GMimeParserOptions *mime_parser_options(void)
+{
+	GMimeParserOptions *o = g_mime_parser_options_new();
+
+	g_mime_parser_options_set_address_compliance_mode(o, GMIME_RFC_COMPLIANCE_LOOSE);
+	g_mime_parser_options_set_parameter_compliance_mode(o, GMIME_RFC_COMPLIANCE_LOOSE);
+	g_mime_parser_options_set_rfc2047_compliance_mode(o, GMIME_RFC_COMPLIANCE_LOOSE);
+	return o;
+}
+
+/* mime_msg_parse_fd - dup fd, wrap [offset, offset+len) in a substream, parse */
+struct mime_msg *mime_msg_parse_fd(int fd, uint64_t offset, uint64_t len,
+	struct sg_error *err)
+{
+	struct mime_msg *m = NULL;
+	GMimeStream *sub = NULL;
+	GMimeParser *parser = NULL;
+	GMimeParserOptions *opts = NULL;
+	struct stat st;
+
+	if (fd < 0 || offset > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - offset) {
+		sg_error_set(err, SG_E_INVAL, "mime: bad source range");
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "mime: fstat");
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		sg_error_set(err, SG_E_INVAL, "mime: source is not a regular file");
+		return NULL;
+	}
+	if ((uint64_t)st.st_size < offset + len) {
+		sg_error_set(err, SG_E_IO, "mime: source has %jd bytes, range ends at %ju",
+			(intmax_t)st.st_size, (uintmax_t)(offset + len));
+		return NULL;
+	}
+	m = sg_xcalloc(1, sizeof(*m));
+	m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (m->fd < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "mime: dup");
+		goto fail;
+	}
+	m->offset = offset;
+	m->len = len;
+	if (mime_probe_crlf(m->fd, offset, len))
+		m->flags |= MIME_MSG_CRLF;
+
+	m->src = g_mime_stream_fs_new_with_bounds(m->fd, 0, -1);
+	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(m->src), FALSE);
+	sub = g_mime_stream_substream(m->src, (gint64)offset, (gint64)(offset + len));
+	parser = g_mime_parser_new_with_stream(sub);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	g_mime_parser_set_persist_stream(parser, TRUE);
+	opts = mime_parser_options();
+	m->gm = g_mime_parser_construct_message(parser, opts);
+	if (m->gm == NULL) {
+		m->gm = mime_wrap_headerless(m->src, offset, len);
+		m->flags |= MIME_MSG_NO_HEADERS;
+	}
+	g_mime_parser_options_free(opts);
+	g_object_unref(parser);
+	g_object_unref(sub);
+	return m;
+fail:
+	mime_msg_free(&m);
+	return NULL;
+}
+
+struct mime_msg *mime_msg_new_gmime(GMimeMessage *gm)
+{
+	struct mime_msg *m = sg_xcalloc(1, sizeof(*m));
+
+	m->gm = g_object_ref(gm);
+	m->fd = -1;
+	m->flags = MIME_MSG_MODIFIED;
+	return m;
+}
+
+void mime_msg_free(struct mime_msg **mp)
+{
+	struct mime_msg *m = *mp;
+
+	if (m == NULL)
+		return;
+	/* The message's substreams hold references to src: drop it first. */
+	if (m->gm != NULL)
+		g_object_unref(m->gm);
+	if (m->src != NULL)
+		g_object_unref(m->src);
+	if (m->fd >= 0)
+		close(m->fd);
+	free(m);
+	*mp = NULL;
+}
+
+GMimeMessage *mime_msg_get0_gmime(struct mime_msg *m)
+{
+	return m->gm;
+}
+
+uint64_t mime_msg_source_size(const struct mime_msg *m)
+{
+	return m->fd >= 0 ? m->len : 0;
+}
+
+bool mime_msg_has_headers(const struct mime_msg *m)
+{
+	return (m->flags & MIME_MSG_NO_HEADERS) == 0;
+}
+
+bool mime_msg_is_modified(const struct mime_msg *m)
+{
+	return (m->flags & MIME_MSG_MODIFIED) != 0;
+}
+
+void mime_msg_set_modified(struct mime_msg *m)
+{
+	m->flags |= MIME_MSG_MODIFIED;
+}

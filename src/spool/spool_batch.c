@@ -1,0 +1,393 @@
+/*
+ * spool_batch.c - exactly-once MPA outputs (F-FLOW-1, DESIGN "life of a
+ * message" step 4). One MPA worker thread owns a batch.
+ *
+ * Protocol (each step durable before the next):
+ *   1. every output is written and fsync'ed in tmp/<out-id>;
+ *   2. the manifest batch/<input-id> is written atomically:
+ *        SGBATCH 1
+ *        input <queue> <input-id>
+ *        output <out-id> <queue>      (one line per output)
+ *        end
+ *   3. each output is renamed tmp/<out-id> -> <queue>/<out-id>; the target
+ *      directories are fsync'ed;
+ *   4. the input and its state are removed; its directory is fsync'ed;
+ *   5. the manifest is removed; batch/ is fsync'ed.
+ * A crash before 2 leaves only tmp/ files: recovery deletes them and the
+ * input is processed again. A crash after 2 is completed by recovery
+ * (steps 3-5 are idempotent: an output missing from tmp/ was already
+ * renamed), so every output appears exactly once and the input goes away.
+ */
+#include "spool_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SPOOL_MANIFEST_MAX (64 + SPOOL_BATCH_MAX * 48)
+
+struct spool_batch_out {
+	char id[SG_MAIL_ID_LEN + 1];
+	enum spool_queue q;
+};
+
+struct spool_batch {
+	struct spool *sp;
+	enum spool_queue input_q;
+	char input_id[SG_MAIL_ID_LEN + 1];
+	struct spool_batch_out *outs;
+	size_t nouts;
+};
+
+struct spool_batch *spool_batch_new(struct spool *sp, enum spool_queue input_q,
+	const char *input_id)
+{
+	struct spool_batch *b;
+
+	if (!spool_queue_is_valid(input_q) || input_id == NULL ||
+		!sg_mail_id_is_valid(input_id))
+		return NULL;
+	b = sg_xcalloc(1, sizeof(*b));
+	b->sp = sp;
+	b->input_q = input_q;
+	sg_strlcpy(b->input_id, input_id, sizeof(b->input_id));
+	return b;
+}
+
+struct spool_writer *spool_batch_writer(struct spool_batch *b, const struct spool_env *env,
+	uint64_t max_size, struct sg_error *err)
+{
+	struct spool_writer *w;
+
+	if (b->nouts >= SPOOL_BATCH_MAX) {
+		sg_error_set(err, SG_E_LIMIT, "%s: more than %d outputs", b->input_id,
+			SPOOL_BATCH_MAX);
+		return NULL;
+	}
+	w = spool_writer_new(b->sp, env, max_size, err);
+	if (w != NULL)
+		w->is_batch = true;
+	return w;
+}
+
+int spool_batch_writer_finish(struct spool_batch *b, struct spool_writer **wp,
+	enum spool_queue q, struct sg_error *err)
+{
+	struct spool_writer *w = *wp;
+
+	*wp = NULL;
+	if (!spool_queue_is_valid(q)) {
+		sg_error_set(err, SG_E_INVAL, "bad queue %d", (int)q);
+		goto fail;
+	}
+	if (b->nouts >= SPOOL_BATCH_MAX) {
+		sg_error_set(err, SG_E_LIMIT, "%s: more than %d outputs", b->input_id,
+			SPOOL_BATCH_MAX);
+		goto fail;
+	}
+	if (spool_writer_finish(w, err) < 0)
+		goto fail;
+	b->outs = sg_xrealloc(b->outs, (b->nouts + 1) * sizeof(*b->outs));
+	sg_strlcpy(b->outs[b->nouts].id, w->env.id, sizeof(b->outs[b->nouts].id));
+	b->outs[b->nouts].q = q;
+	b->nouts++;
+	spool_writer_free_keep(&w);
+	return 0;
+fail:
+	spool_writer_abort(&w);
+	return -1;
+}
+
+/* manifest_format - the text of the manifest (format above). */
+static char *manifest_format(const struct spool_batch *b, size_t *len_r)
+{
+	struct sg_buf buf;
+	size_t i;
+
+	/* Bounded by SPOOL_BATCH_MAX outputs, so appends cannot fail. */
+	sg_buf_init(&buf, SPOOL_MANIFEST_MAX);
+	(void)sg_buf_printf(&buf, NULL, "SGBATCH 1\ninput %s %s\n",
+		spool_queue_name(b->input_q), b->input_id);
+	for (i = 0; i < b->nouts; i++)
+		(void)sg_buf_printf(&buf, NULL, "output %s %s\n", b->outs[i].id,
+			spool_queue_name(b->outs[i].q));
+	(void)sg_buf_append_str(&buf, "end\n", NULL);
+	*len_r = buf.len;
+	return sg_buf_steal(&buf);
+}
+
+/* manifest_parse - text into b (outs appended); 0 or -1 (SG_E_PARSE). */
+static int manifest_parse(char *text, struct spool_batch *b, struct sg_error *err)
+{
+	char *line = text, *nl;
+	unsigned n = 0;
+	bool ended = false;
+
+	while (*line != '\0') {
+		char w1[16], w2[24], w3[24];
+		char extra;
+		enum spool_queue q;
+
+		nl = strchr(line, '\n');
+		if (nl == NULL || ended || nl - line > 60)
+			goto bad;
+		*nl = '\0';
+		if (n == 0) {
+			if (strcmp(line, "SGBATCH 1") != 0)
+				goto bad;
+		} else if (strcmp(line, "end") == 0) {
+			ended = true;
+		} else if (sscanf(line, "%15s %23s %23s %c", w1, w2, w3, &extra) != 3) {
+			goto bad;
+		} else if (n == 1) {
+			if (strcmp(w1, "input") != 0 || spool_queue_from_name(w2, &q) < 0 ||
+				strcmp(w3, b->input_id) != 0)
+				goto bad;
+			b->input_q = q;
+		} else {
+			if (strcmp(w1, "output") != 0 || !sg_mail_id_is_valid(w2) ||
+				spool_queue_from_name(w3, &q) < 0 || b->nouts >= SPOOL_BATCH_MAX)
+				goto bad;
+			b->outs = sg_xrealloc(b->outs, (b->nouts + 1) * sizeof(*b->outs));
+			sg_strlcpy(b->outs[b->nouts].id, w2, sizeof(b->outs[b->nouts].id));
+			b->outs[b->nouts].q = q;
+			b->nouts++;
+		}
+		n++;
+		line = nl + 1;
+	}
+	if (!ended || n < 3)
+		goto bad;
+	return 0;
+bad:
+	sg_error_set(err, SG_E_PARSE, "damaged batch manifest (line %u)", n + 1);
+	return -1;
+}
+
+/* batch_complete - steps 3-5; idempotent, so recovery may repeat it. */
+static int batch_complete(struct spool_batch *b, struct sg_error *err)
+{
+	char src[4096], dst[4096], dir[4096];
+	unsigned dirs = 0;
+	size_t i;
+	unsigned q;
+
+	for (i = 0; i < b->nouts; i++) {
+		const char *qn = spool_queue_name(b->outs[i].q);
+
+		if (spool_path(b->sp, SPOOL_DIR_TMP, b->outs[i].id, src, sizeof(src), err) < 0 ||
+			spool_path(b->sp, qn, b->outs[i].id, dst, sizeof(dst), err) < 0)
+			return -1;
+		if (spool_io_rename(src, dst) < 0) {
+			/* ENOENT: renamed before a crash (and maybe delivered since). */
+			if (errno != ENOENT) {
+				sg_error_set_errno(err, SG_E_IO, errno, "%s: output %s -> %s",
+					b->input_id, b->outs[i].id, qn);
+				return -1;
+			}
+		}
+		dirs |= 1u << b->outs[i].q;
+	}
+	for (q = 0; q < SPOOL_Q__COUNT; q++) {
+		if ((dirs & (1u << q)) == 0)
+			continue;
+		if (spool_path(b->sp, spool_queue_name((enum spool_queue)q), NULL, dir,
+			sizeof(dir), err) < 0 || spool_io_fsync_dir(dir, err) < 0)
+			return -1;
+	}
+	/* Step 4: the input. Already gone is fine (an earlier attempt). */
+	if (spool_path(b->sp, spool_queue_name(b->input_q), b->input_id, src, sizeof(src),
+		err) < 0 ||
+		spool_path(b->sp, spool_queue_name(b->input_q), NULL, dir, sizeof(dir),
+			err) < 0)
+		return -1;
+	if (unlink(src) < 0 && errno != ENOENT) {
+		sg_error_set_errno(err, SG_E_IO, errno, "%s: remove input", b->input_id);
+		return -1;
+	}
+	if (spool_io_fsync_dir(dir, err) < 0 ||
+		spool_state_remove(b->sp, b->input_id, err) < 0)
+		return -1;
+	/* Step 5: the manifest. */
+	if (spool_path(b->sp, SPOOL_DIR_BATCH, b->input_id, src, sizeof(src), err) < 0 ||
+		spool_path(b->sp, SPOOL_DIR_BATCH, NULL, dir, sizeof(dir), err) < 0)
+		return -1;
+	if (unlink(src) < 0 && errno != ENOENT) {
+		sg_error_set_errno(err, SG_E_IO, errno, "%s: remove batch manifest",
+			b->input_id);
+		return -1;
+	}
+	return spool_io_fsync_dir(dir, err);
+}
+
+static void batch_free(struct spool_batch **bp)
+{
+	struct spool_batch *b = *bp;
+
+	if (b == NULL)
+		return;
+	*bp = NULL;
+	free(b->outs);
+	free(b);
+}
+
+int spool_batch_commit(struct spool_batch **bp, struct sg_error *err)
+{
+	struct spool_batch *b = *bp;
+	char path[4096];
+	char *text = NULL;
+	size_t len = 0;
+	size_t i;
+	int rc = -1;
+
+	*bp = NULL;
+	if (spool_path(b->sp, SPOOL_DIR_BATCH, b->input_id, path, sizeof(path), err) < 0)
+		goto abort;
+	text = manifest_format(b, &len);
+	if (spool_io_inject() < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "%s: write batch manifest",
+			b->input_id);
+		goto abort;
+	}
+	if (sg_file_write_atomic(path, text, len, 0600, err) < 0) {
+		sg_error_prefix(err, "%s: batch manifest: ", b->input_id);
+		goto abort;
+	}
+	/* From here on the batch is decided: a failure leaves the manifest for
+	 * spool_batch_finish_pending / spool_recover, never a rollback. */
+	if (batch_complete(b, err) < 0) {
+		sg_log_mail(SG_LOG_ERR, b->input_id, "batch commit incomplete, "
+			"will be finished by recovery: %s", err != NULL ? err->msg : "");
+		goto out;
+	}
+	for (i = 0; i < b->nouts; i++)
+		sg_trace(SG_TRACE_SPOOL, "%s: output %s queued in %s", b->input_id,
+			b->outs[i].id, spool_queue_name(b->outs[i].q));
+	rc = 0;
+	goto out;
+abort:
+	spool_batch_abort(&b);
+out:
+	free(text);
+	batch_free(&b);
+	return rc;
+}
+
+void spool_batch_abort(struct spool_batch **bp)
+{
+	struct spool_batch *b = *bp;
+	char path[4096];
+	size_t i;
+
+	if (b == NULL)
+		return;
+	for (i = 0; i < b->nouts; i++) {
+		if (spool_path(b->sp, SPOOL_DIR_TMP, b->outs[i].id, path, sizeof(path),
+			NULL) == 0)
+			(void)unlink(path);
+	}
+	batch_free(bp);
+}
+
+/* batch_finish_file - complete the batch of manifest batch/<id>. */
+static int batch_finish_file(struct spool *sp, const char *id, struct sg_error *err)
+{
+	struct spool_batch b;
+	char path[4096];
+	char *text = NULL;
+	int rc = -1;
+
+	memset(&b, 0, sizeof(b));
+	b.sp = sp;
+	sg_strlcpy(b.input_id, id, sizeof(b.input_id));
+	if (spool_path(sp, SPOOL_DIR_BATCH, id, path, sizeof(path), err) < 0)
+		return -1;
+	if (sg_file_read(path, SPOOL_MANIFEST_MAX, &text, NULL, err) < 0)
+		return -1;
+	if (manifest_parse(text, &b, err) < 0)
+		goto out;
+	rc = batch_complete(&b, err);
+	if (rc == 0)
+		sg_log_mail(SG_LOG_INFO, id, "interrupted batch completed: outputs=%zu",
+			b.nouts);
+out:
+	free(text);
+	free(b.outs);
+	return rc;
+}
+
+int spool_batch_finish_pending(struct spool *sp, const char *input_id,
+	struct sg_error *err)
+{
+	struct sg_error e2;
+
+	if (spool_check_id(input_id, err) < 0)
+		return -1;
+	if (batch_finish_file(sp, input_id, &e2) < 0) {
+		if (e2.code == SG_E_NOTFOUND)
+			return 0;
+		if (err != NULL)
+			*err = e2;
+		return -1;
+	}
+	return 1;
+}
+
+/* spool_batch_recover - finish every batch that has a manifest. A damaged
+ * manifest is renamed to <id>.damaged (kept for the admin); its outputs are
+ * then removed with tmp/ and the input is processed again. */
+int spool_batch_recover(struct spool *sp, unsigned *done_r, unsigned *damaged_r,
+	struct sg_error *err)
+{
+	char dir[4096], path[4096], bad[4096];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	*done_r = 0;
+	*damaged_r = 0;
+	if (spool_path(sp, SPOOL_DIR_BATCH, NULL, dir, sizeof(dir), err) < 0)
+		return -1;
+	d = opendir(dir);
+	if (d == NULL) {
+		sg_error_set_errno(err, SG_E_IO, errno, "open %s", dir);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct sg_error e2;
+		size_t nlen = strlen(de->d_name);
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (nlen > 8 && strcmp(de->d_name + nlen - 8, ".damaged") == 0)
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >=
+			sizeof(path))
+			continue;
+		if (!sg_mail_id_is_valid(de->d_name)) {
+			/* a manifest that was never renamed into place */
+			(void)unlink(path);
+			continue;
+		}
+		if (batch_finish_file(sp, de->d_name, &e2) == 0) {
+			(*done_r)++;
+			continue;
+		}
+		if (e2.code != SG_E_PARSE) {
+			if (err != NULL)
+				*err = e2;
+			rc = -1;
+			break;
+		}
+		sg_log_mail(SG_LOG_ERR, de->d_name, "%s; kept as batch/%s.damaged", e2.msg,
+			de->d_name);
+		snprintf(bad, sizeof(bad), "%s.damaged", path);
+		(void)rename(path, bad);
+		(*damaged_r)++;
+	}
+	closedir(d);
+	return rc;
+}
