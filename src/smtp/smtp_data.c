@@ -48,6 +48,7 @@ static bool scan_is_received(const struct smtp_data_scan *sc)
 static void scan_content(struct smtp_data_scan *sc, char c, char *out, size_t *o)
 {
 	out[(*o)++] = c;
+	sc->line_len++;
 	if (c == '\0')
 		sc->nul_bytes++;
 	if (sc->hdr_len < sizeof(sc->hdr))
@@ -62,6 +63,9 @@ static void scan_eol(struct smtp_data_scan *sc, bool crlf)
 {
 	if (!crlf)
 		sc->bare_lf++;
+	if (sc->line_len + 2 > SMTP_TEXT_LINE_MAX)
+		sc->long_lines++;
+	sc->line_len = 0;
 	sc->prev_crlf = crlf;
 	if (sc->in_headers) {
 		if (sc->hdr_len == 0)

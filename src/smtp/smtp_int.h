@@ -19,6 +19,13 @@
 #define SMTP_DOMAIN_MAX 255
 #define SMTP_ENVID_MAX 100
 #define SMTP_ORCPT_MAX 500
+#define SMTP_TEXT_LINE_MAX 1000 /* DATA text line incl. CRLF (RFC 5321 4.5.3.1.6) */
+/* Junk commands (NOOP, RSET, VRFY, HELP, HELO/EHLO) and recipients over the
+ * limit are answered normally up to these counts; past them each one also
+ * counts as a client error (max_errors then ends the session with 421), as
+ * Postfix's smtpd_junk_command_limit / smtpd_recipient_overshoot_limit. */
+#define SMTP_JUNK_MAX 100
+#define SMTP_RCPT_OVERSHOOT_MAX 1000
 
 enum smtp_verb {
 	SMTP_V_UNKNOWN = 0,
@@ -109,6 +116,8 @@ bool smtp_utf8_is_valid(const unsigned char *s, size_t len);
  *  - a bare LF line end is normalised to CRLF (as Postfix 3.9 "normalize");
  *    bare CR is kept as-is;
  *  - NUL bytes are counted (the session rejects such messages with 554);
+ *  - lines longer than SMTP_TEXT_LINE_MAX (incl. CRLF) are counted (the
+ *    session rejects such messages with 500 5.5.2);
  *  - "Received:" header lines in the header section (until the first empty
  *    line) are counted for the hop limit.
  * It keeps O(1) state: lines of any length stream through.
@@ -121,6 +130,8 @@ struct smtp_data_scan {
 	unsigned received;    /* Received: headers seen in the header section */
 	uint64_t nul_bytes;
 	uint64_t bare_lf;
+	uint64_t line_len;    /* content bytes of the current line so far */
+	uint64_t long_lines;  /* lines over SMTP_TEXT_LINE_MAX incl. CRLF */
 	char hdr[16];         /* start of the current header line */
 	size_t hdr_len;
 	bool hdr_checked;
@@ -213,6 +224,8 @@ struct smtp_server {
 /* smtp_session_start - take over fd (accepted socket) in loop; closes fd on
  * failure. */
 void smtp_session_start(struct smtp_loop *loop, int fd, const char *addr);
+/* smtp_session_next - the next session in the loop's list (or NULL). */
+struct smtp_session *smtp_session_next(struct smtp_session *sess);
 /* smtp_session_shutdown - 421 and close (server stop). */
 void smtp_session_shutdown(struct smtp_session *sess);
 /* smtp_session_free_now - free without a reply (loop teardown). */

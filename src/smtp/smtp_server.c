@@ -75,7 +75,7 @@ static void smtp_loop_stop(struct smtp_loop *loop)
 	if (loop->idx == 0 && loop->srv->listener != NULL)
 		evconnlistener_disable(loop->srv->listener);
 	for (s = loop->sessions; s != NULL; s = next) {
-		next = *(struct smtp_session **)s; /* first member is next */
+		next = smtp_session_next(s);
 		smtp_session_shutdown(s);
 	}
 	loop->stop_timer = evtimer_new(loop->base, smtp_loop_stop_timer, loop);

@@ -78,6 +78,8 @@ struct smtp_session {
 	bool out_blocked;       /* replies unread: input processing paused */
 	unsigned errors;
 	unsigned ncommands;
+	unsigned njunk;         /* junk commands (SMTP_JUNK_MAX) */
+	unsigned rcpt_overshoot; /* RCPTs refused for max_recipients */
 	unsigned close_polls;
 	struct event *close_timer;
 	/* transaction */
@@ -94,6 +96,7 @@ struct smtp_session {
 
 static void smtp_process(struct smtp_session *s);
 static void smtp_close(struct smtp_session *s);
+static void smtp_setcb(struct smtp_session *s);
 
 static const char *smtp_state_name(enum smtp_state st)
 {
@@ -122,11 +125,6 @@ static SG_PRINTF(2, 3) void smtp_reply(struct smtp_session *s, const char *fmt, 
 	evbuffer_add(out, "\r\n", 2);
 }
 
-static void smtp_reply_st(struct smtp_session *s, const struct smtp_status *st)
-{
-	smtp_reply(s, "%d %s %s", st->code, st->enh, st->text);
-}
-
 /* smtp_error - a client error reply; too many of them end the session. */
 static SG_PRINTF(2, 3) void smtp_error(struct smtp_session *s, const char *fmt, ...)
 {
@@ -152,6 +150,7 @@ static void smtp_tx_reset(struct smtp_session *s)
 	memset(&s->env, 0, sizeof(s->env));
 	mta_settings_free(&s->settings);
 	s->mail_id[0] = '\0';
+	s->rcpt_overshoot = 0;
 	s->data_size = 0;
 	s->data_too_big = false;
 	sg_error_clear(&s->data_err);
@@ -196,9 +195,15 @@ static void smtp_close(struct smtp_session *s)
 	smtp_set_state(s, SMTP_S_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_enable(s->bev, EV_WRITE);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		smtp_try_free(s);
-	/* else the write callback calls smtp_try_free */
+	/* Never free here: callers still use s after smtp_close returns. The
+	 * write callback (output drained) or this timer calls smtp_try_free. */
+	if (s->close_timer == NULL)
+		s->close_timer = evtimer_new(s->loop->base, smtp_close_poll, s);
+	if (s->close_timer != NULL) {
+		struct timeval tv = {0, 0};
+
+		evtimer_add(s->close_timer, &tv);
+	}
 }
 
 void smtp_session_free_now(struct smtp_session *s)
@@ -251,7 +256,8 @@ static void smtp_cmd_helo_common(struct smtp_session *s, const char *args, bool 
 {
 	struct mta_settings *ms;
 
-	if (!smtp_cmd_helo_ok(args)) {
+	if (!smtp_cmd_helo_ok(args) ||
+		!smtp_utf8_is_valid((const unsigned char *)args, strlen(args))) {
 		smtp_error(s, "501 5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
 		return;
 	}
@@ -398,8 +404,14 @@ static void smtp_h_rcpt(struct smtp_session *s, const char *args)
 		return;
 	}
 	if (s->env.nrcpts >= ms->max_recipients) {
-		smtp_log_reject(s, "452 4.5.3 Too many recipients", a.addr);
-		smtp_reply(s, "452 4.5.3 Error: too many recipients");
+		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later. Only a
+		 * client that keeps going far past the limit is treated as broken. */
+		if (s->rcpt_overshoot++ == 0)
+			smtp_log_reject(s, "452 4.5.3 Too many recipients", a.addr);
+		if (s->rcpt_overshoot > SMTP_RCPT_OVERSHOOT_MAX)
+			smtp_error(s, "452 4.5.3 Error: too many recipients");
+		else
+			smtp_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	domain = sg_addr_domain(a.addr);
@@ -584,6 +596,7 @@ static void smtp_h_starttls(struct smtp_session *s, const char *args)
 	}
 	s->bev = tb;
 	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+	smtp_setcb(s);
 	smtp_tx_reset(s);
 	s->helo[0] = '\0';
 	s->esmtp = false;
@@ -597,23 +610,24 @@ static const struct smtp_cmd {
 	void (*fn)(struct smtp_session *s, const char *args);
 	unsigned states;
 	const char *badseq;   /* 503 text when not allowed */
+	bool is_junk;         /* counts towards SMTP_JUNK_MAX */
 } smtp_cmds[] = {
-	{SMTP_V_HELO, smtp_h_helo, SMTP_M_ANY, NULL},
-	{SMTP_V_EHLO, smtp_h_ehlo, SMTP_M_ANY, NULL},
-	{SMTP_V_MAIL, smtp_h_mail, SMTP_M(SMTP_S_HELO), NULL},
+	{SMTP_V_HELO, smtp_h_helo, SMTP_M_ANY, NULL, true},
+	{SMTP_V_EHLO, smtp_h_ehlo, SMTP_M_ANY, NULL, true},
+	{SMTP_V_MAIL, smtp_h_mail, SMTP_M(SMTP_S_HELO), NULL, false},
 	{SMTP_V_RCPT, smtp_h_rcpt, SMTP_M(SMTP_S_MAIL) | SMTP_M(SMTP_S_RCPT),
-		"503 5.5.1 Error: need MAIL command"},
-	{SMTP_V_DATA, smtp_h_data, SMTP_M(SMTP_S_RCPT), NULL},
-	{SMTP_V_RSET, smtp_h_rset, SMTP_M_ANY, NULL},
-	{SMTP_V_NOOP, smtp_h_noop, SMTP_M_ANY, NULL},
-	{SMTP_V_QUIT, smtp_h_quit, SMTP_M_ANY, NULL},
-	{SMTP_V_VRFY, smtp_h_vrfy, SMTP_M_ANY, NULL},
-	{SMTP_V_HELP, smtp_h_help, SMTP_M_ANY, NULL},
-	{SMTP_V_EXPN, smtp_h_notimpl, SMTP_M_ANY, NULL},
-	{SMTP_V_AUTH, smtp_h_notimpl, SMTP_M_ANY, NULL},
-	{SMTP_V_BDAT, smtp_h_notimpl, SMTP_M_ANY, NULL},
+		"503 5.5.1 Error: need MAIL command", false},
+	{SMTP_V_DATA, smtp_h_data, SMTP_M(SMTP_S_RCPT), NULL, false},
+	{SMTP_V_RSET, smtp_h_rset, SMTP_M_ANY, NULL, true},
+	{SMTP_V_NOOP, smtp_h_noop, SMTP_M_ANY, NULL, true},
+	{SMTP_V_QUIT, smtp_h_quit, SMTP_M_ANY, NULL, false},
+	{SMTP_V_VRFY, smtp_h_vrfy, SMTP_M_ANY, NULL, true},
+	{SMTP_V_HELP, smtp_h_help, SMTP_M_ANY, NULL, true},
+	{SMTP_V_EXPN, smtp_h_notimpl, SMTP_M_ANY, NULL, true},
+	{SMTP_V_AUTH, smtp_h_notimpl, SMTP_M_ANY, NULL, true},
+	{SMTP_V_BDAT, smtp_h_notimpl, SMTP_M_ANY, NULL, true},
 	{SMTP_V_STARTTLS, smtp_h_starttls, SMTP_M(SMTP_S_HELO),
-		"503 5.5.1 Error: send EHLO first (and no transaction)"},
+		"503 5.5.1 Error: send EHLO first (and no transaction)", false},
 };
 
 /* smtp_badseq_text - the 503 reply for a verb out of sequence. */
@@ -644,6 +658,10 @@ static void smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 		smtp_error(s, "500 5.5.2 Error: NUL character in command");
 		return;
 	}
+	if (memchr(line, '\r', len) != NULL) {
+		smtp_error(s, "500 5.5.2 Error: bare <CR> in command");
+		return;
+	}
 	v = smtp_cmd_verb(line, len, &args);
 	if (v == SMTP_V_UNKNOWN) {
 		smtp_error(s, "500 5.5.2 Error: command not recognized");
@@ -664,6 +682,18 @@ static void smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 			smtp_error(s, "%s", t);
 			return;
 		}
+		if (c->is_junk && ++s->njunk > SMTP_JUNK_MAX) {
+			/* Answer it, but let it count towards max_errors. */
+			s->errors++;
+			if (s->errors >= s->srv->conf.max_errors) {
+				sg_log_sess(SG_LOG_WARN, s->sid, "too many commands from [%s]",
+					s->client);
+				smtp_reply(s, "421 4.7.0 %s Error: too many commands",
+					s->srv->conf.hostname);
+				smtp_close(s);
+				return;
+			}
+		}
 		c->fn(s, args);
 		return;
 	}
@@ -681,6 +711,9 @@ static void smtp_data_end(struct smtp_session *s)
 	sg_strlcpy(id, s->mail_id, sizeof(id));
 	if (s->data_too_big)
 		reply = "552 5.3.4 Error: message file too big";
+	else if (s->scan.long_lines > 0)
+		reply = "500 5.5.2 Error: message line too long (limit 1000 octets "
+			"incl. CRLF)";
 	else if (s->scan.nul_bytes > 0)
 		reply = "554 5.6.0 Error: message contains NUL characters";
 	else if (s->scan.received > s->settings->max_received_headers)
@@ -732,7 +765,10 @@ static int smtp_data_chunk(struct smtp_session *s, struct evbuffer *in)
 	used = smtp_data_scan_feed(&s->scan, chunk, (size_t)n, out, &olen);
 	evbuffer_drain(in, used);
 	if (s->writer != NULL && !s->data_too_big && s->data_err.code == SG_E_OK) {
-		if (s->data_size + olen > s->settings->before_filter_size) {
+		if (s->scan.long_lines > 0 || s->scan.nul_bytes > 0) {
+			/* Rejected at the end anyway: stop writing now. */
+			spool_writer_abort(&s->writer);
+		} else if (s->data_size + olen > s->settings->before_filter_size) {
 			/* Keep reading and discarding; 552 at the end (RFC 5321 4.5.3.1.10). */
 			s->data_too_big = true;
 			spool_writer_abort(&s->writer);
