@@ -120,16 +120,36 @@ static void daemon_on_queued(void *arg, const char *id)
 	daemon_workq_push(d->mpa_q, id);
 }
 
+/* daemon_mpa_new - a pipeline for one worker, with its own store connection
+ * (the store is one connection per thread). A database that is down now is
+ * not fatal: the pipeline runs without it and policy stages report temporary
+ * failures until it is back. */
+static struct mpa *daemon_mpa_new(struct daemon *d, struct store **db_r,
+	struct sg_error *err)
+{
+	struct mpa_conf conf;
+
+	memset(&conf, 0, sizeof(conf));
+	*db_r = store_open(d->cfg->database, err);
+	if (*db_r == NULL)
+		sg_log(SG_LOG_WARN, "mpa worker: database: %s", err->msg);
+	conf.cfg = d->cfg;
+	conf.db = *db_r;
+	return mpa_new(&conf, err);
+}
+
 static void *daemon_mpa_worker(void *arg)
 {
 	struct daemon *d = arg;
 	struct sg_error err;
 	struct mpa *mpa;
+	struct store *db = NULL;
 	char id[SG_MAIL_ID_LEN + 1];
 
-	mpa = daemon_mpa_new(d, &err);
+	mpa = daemon_mpa_new(d, &db, &err);
 	if (mpa == NULL) {
 		sg_log(SG_LOG_ERR, "mpa worker: %s", err.msg);
+		store_close(&db);
 		return NULL;
 	}
 	while (daemon_workq_pop(d->mpa_q, id) == 1) {
@@ -145,7 +165,22 @@ static void *daemon_mpa_worker(void *arg)
 		daemon_workq_done(d->mpa_q, id);
 	}
 	mpa_free(&mpa);
+	store_close(&db);
 	return NULL;
+}
+
+/* daemon_delivery_conf - the delivery agent's settings from the config. */
+static void daemon_delivery_conf(struct daemon *d, struct delivery_conf *conf)
+{
+	struct sg_error err;
+
+	delivery_conf_init(conf, d->cfg->hostname);
+	conf->mode = d->cfg->mode;
+	if (d->cfg->next_hop != NULL && d->cfg->next_hop[0] != '\0'
+		&& sg_hostport_parse(d->cfg->next_hop, 25, &conf->next_hop, &err) < 0)
+		sg_log(SG_LOG_ERR, "[smtp] next_hop: %s", err.msg); /* checked at start */
+	if (sg_hostport_parse(d->cfg->smtp_listen, 25, &conf->listen, &err) < 0)
+		memset(&conf->listen, 0, sizeof(conf->listen));
 }
 
 static void *daemon_delivery_worker(void *arg)
@@ -272,7 +307,7 @@ static struct mta_settings *daemon_settings_get(void *arg)
 {
 	struct daemon *d = arg;
 	struct daemon_mta_ref *r = daemon_mta_get(d);
-	struct mta_settings *copy = mta_settings_dup(r->s);
+	struct mta_settings *copy = mta_settings_ref(r->s);
 
 	daemon_mta_release(&r);
 	return copy;
@@ -313,6 +348,14 @@ static int daemon_start(struct daemon *d)
 	bool sched_started = false, sig_started = false;
 	int rc = 1;
 
+	/* Signals go to the signal thread only: blocked before any thread
+	 * starts, so every thread inherits the mask. */
+	sigemptyset(&sig.set);
+	sigaddset(&sig.set, SIGTERM);
+	sigaddset(&sig.set, SIGINT);
+	sigaddset(&sig.set, SIGHUP);
+	sigaddset(&sig.set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sig.set, NULL);
 	if (sg_mkdir_p(d->cfg->data_dir, 0700, &err) < 0) {
 		sg_log(SG_LOG_ERR, "data directory: %s", err.msg);
 		return 1;
@@ -367,13 +410,6 @@ static int daemon_start(struct daemon *d)
 		goto out;
 	}
 
-	/* Signals go to the signal thread only (blocked everywhere else). */
-	sigemptyset(&sig.set);
-	sigaddset(&sig.set, SIGTERM);
-	sigaddset(&sig.set, SIGINT);
-	sigaddset(&sig.set, SIGHUP);
-	sigaddset(&sig.set, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sig.set, NULL);
 	sig.d = d;
 	sig.smtp = smtp;
 	if (pthread_create(&sig_thread, NULL, daemon_signal_thread, &sig) != 0)
