@@ -262,12 +262,12 @@ int spool_batch_writer_finish(struct spool_batch *b, struct spool_writer **wp,
 	enum spool_queue q, struct sg_error *err);
 /*
  * spool_batch_commit - make every finished output visible and drop the input;
- * *bp is freed/cleared in every case. -1 before the manifest is durable: the
- * outputs are removed and the input stays (process it again later). -1 after
- * it (rare: I/O error while renaming): the manifest stays and the batch is
- * decided; spool_batch_finish_pending or spool_recover completes it. So a
- * caller about to (re)process an input calls spool_batch_finish_pending
- * first.
+ * *bp is freed/cleared in every case. -1 before the manifest is renamed into
+ * place: the outputs are removed and the input stays (process it again
+ * later). -1 after it (rare: I/O error on the manifest's directory fsync or
+ * while renaming outputs): the manifest stays and the batch is decided;
+ * spool_batch_finish_pending or spool_recover completes it. So a caller
+ * about to (re)process an input calls spool_batch_finish_pending first.
  */
 int spool_batch_commit(struct spool_batch **bp, struct sg_error *err);
 /* spool_batch_finish_pending - complete the batch of input_id if its
@@ -282,8 +282,9 @@ void spool_batch_abort(struct spool_batch **bp);
  * called in production). The nth following I/O step of the spool, counted
  * process-wide over every thread (n = 1: the next one), fails with errno
  * errnum; then the hook disarms itself. Steps: each write(2)/pwrite(2) of a
- * message file (bodies are buffered in 64 KiB chunks), each fsync of a file
- * or directory, each rename, each state file or batch manifest replacement.
+ * message file or batch manifest (bodies are buffered in 64 KiB chunks),
+ * each fsync of a file or directory, each rename, each state file
+ * replacement (one step).
  * errnum 0 disarms. errnum SPOOL_TEST_CRASH makes that step _exit() with
  * SPOOL_TEST_CRASH_STATUS instead, like kill -9 at that point (use it in a
  * forked child or a daemon under test). For disk-full and crash tests.

@@ -22,6 +22,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,27 +235,90 @@ static void batch_free(struct spool_batch **bp)
 	free(b);
 }
 
+/*
+ * manifest_write - write batch/<input-id> durably: batch/<input-id>.tmp,
+ * fsync, rename, fsync batch/. Every step is a hook step. *decided_r tells
+ * the caller whether the manifest may exist after a crash (it was renamed
+ * into place): then the batch must be completed, never rolled back.
+ */
+static int manifest_write(struct spool_batch *b, const char *text, size_t len,
+	bool *decided_r, struct sg_error *err)
+{
+	char path[4096], tmp[4096], dir[4096];
+	int fd = -1;
+	int rc = -1;
+
+	*decided_r = false;
+	if (spool_path(b->sp, SPOOL_DIR_BATCH, b->input_id, path, sizeof(path), err) < 0 ||
+		spool_path(b->sp, SPOOL_DIR_BATCH, NULL, dir, sizeof(dir), err) < 0)
+		return -1;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+		sg_error_set(err, SG_E_INVAL, "spool path too long");
+		return -1;
+	}
+	fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "create batch manifest");
+		return -1;
+	}
+	if (spool_io_write(fd, text, len) < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "write batch manifest");
+		goto out;
+	}
+	if (spool_io_fsync(fd) < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "fsync batch manifest");
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		sg_error_set_errno(err, SG_E_IO, errno, "close batch manifest");
+		goto out;
+	}
+	fd = -1;
+	/* rename(2), not spool_io_rename: a stale manifest of the same input
+	 * cannot exist (callers run spool_batch_finish_pending first). */
+	if (spool_io_inject() < 0 || rename(tmp, path) < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "rename batch manifest");
+		goto out;
+	}
+	*decided_r = true;
+	rc = spool_io_fsync_dir(dir, err);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (!*decided_r)
+		(void)unlink(tmp);
+	return rc;
+}
+
 int spool_batch_commit(struct spool_batch **bp, struct sg_error *err)
 {
 	struct spool_batch *b = *bp;
-	char path[4096];
+	char dir[4096];
 	char *text = NULL;
 	size_t len = 0;
 	size_t i;
+	bool decided = false;
 	int rc = -1;
 
 	*bp = NULL;
-	if (spool_path(b->sp, SPOOL_DIR_BATCH, b->input_id, path, sizeof(path), err) < 0)
-		goto abort;
-	text = manifest_format(b, &len);
-	if (spool_io_inject() < 0) {
-		sg_error_set_errno(err, SG_E_IO, errno, "%s: write batch manifest",
-			b->input_id);
+	/* The outputs' names in tmp/ must be durable before a manifest names
+	 * them: recovery takes a listed output missing from tmp/ for one that
+	 * was already renamed into its queue. */
+	if (b->nouts > 0 &&
+		(spool_path(b->sp, SPOOL_DIR_TMP, NULL, dir, sizeof(dir), err) < 0 ||
+			spool_io_fsync_dir(dir, err) < 0)) {
+		sg_error_prefix(err, "%s: batch: ", b->input_id);
 		goto abort;
 	}
-	if (sg_file_write_atomic(path, text, len, 0600, err) < 0) {
+	text = manifest_format(b, &len);
+	if (manifest_write(b, text, len, &decided, err) < 0) {
 		sg_error_prefix(err, "%s: batch manifest: ", b->input_id);
-		goto abort;
+		if (!decided)
+			goto abort;
+		sg_log_mail(SG_LOG_ERR, b->input_id, "batch commit incomplete, "
+			"will be finished by recovery: %s", err != NULL ? err->msg : "");
+		goto out;
 	}
 	/* From here on the batch is decided: a failure leaves the manifest for
 	 * spool_batch_finish_pending / spool_recover, never a rollback. */

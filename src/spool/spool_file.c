@@ -358,6 +358,10 @@ int spool_writer_commit(struct spool_writer **wp, enum spool_queue q,
 	bool renamed = false;
 	int rc = -1;
 
+	if (w == NULL) {
+		sg_error_set(err, SG_E_INTERNAL, "no spool writer");
+		return -1;
+	}
 	*wp = NULL;
 	if (w->is_batch) {
 		sg_error_set(err, SG_E_INTERNAL, "%s: batch output committed directly",
@@ -596,6 +600,8 @@ int spool_file_parse(int fd, const char *want_id, enum spool_parse_flags flags,
 		sg_error_set_errno(err, SG_E_IO, errno, "stat spool file");
 		return -1;
 	}
+	if (!S_ISREG(st.st_mode))
+		return damaged(err, "not a regular file");
 	size = (uint64_t)st.st_size;
 	if (size < SPOOL_BODY_OFFSET + SPOOL_END_LEN)
 		return damaged(err, "short file");
@@ -675,7 +681,7 @@ static int spool_file_open(struct spool *sp, enum spool_queue q, const char *id,
 	}
 	if (spool_path(sp, spool_queue_name(q), id, path, sizeof(path), err) < 0)
 		return -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			sg_error_set(err, SG_E_NOTFOUND, "no such message %s in %s", id,

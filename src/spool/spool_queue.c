@@ -165,15 +165,14 @@ int spool_delete(struct spool *sp, enum spool_queue q, const char *id,
 	return spool_state_remove(sp, id, err);
 }
 
-int spool_find(struct spool *sp, const char *id, enum spool_queue *q_r,
+/* find_once - one lstat() per queue: 1 found, 0 not, -1 error. */
+static int find_once(struct spool *sp, const char *id, enum spool_queue *q_r,
 	struct sg_error *err)
 {
 	char path[4096];
 	struct stat st;
 	unsigned i;
 
-	if (spool_check_id(id, err) < 0)
-		return -1;
 	for (i = 0; i < SPOOL_Q__COUNT; i++) {
 		if (spool_path(sp, spool_queue_name((enum spool_queue)i), id, path,
 			sizeof(path), err) < 0)
@@ -188,6 +187,22 @@ int spool_find(struct spool *sp, const char *id, enum spool_queue *q_r,
 		}
 	}
 	return 0;
+}
+
+int spool_find(struct spool *sp, const char *id, enum spool_queue *q_r,
+	struct sg_error *err)
+{
+	int rc;
+
+	if (spool_check_id(id, err) < 0)
+		return -1;
+	/* A message moved by a worker between two lstat() calls (deferred ->
+	 * outgoing is checked in the other order) is missed by one pass, so a
+	 * miss is confirmed by a second one. */
+	rc = find_once(sp, id, q_r, err);
+	if (rc == 0)
+		rc = find_once(sp, id, q_r, err);
+	return rc;
 }
 
 /* spool_list_dir - call cb for every valid mail ID named in sub/. */

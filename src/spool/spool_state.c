@@ -210,10 +210,29 @@ static int state_read(struct spool *sp, const char *id, char **data_r, size_t *l
 	return 1;
 }
 
-/* spool_state_load - merge state/<env->id> into env; absent = fresh state. */
+/* state_reset - env's delivery state as for a message never tried. */
+static void state_reset(struct spool_env *env, struct spool_state_extra *extra)
+{
+	size_t i;
+
+	extra->held_from = -1;
+	env->attempts = 0;
+	env->next_attempt = 0;
+	free(env->last_error);
+	env->last_error = NULL;
+	for (i = 0; i < env->nrcpts; i++) {
+		env->rcpts[i].status = SPOOL_RCPT_PENDING;
+		free(env->rcpts[i].last_reply);
+		env->rcpts[i].last_reply = NULL;
+	}
+}
+
+/* spool_state_load - merge state/<env->id> into env; absent = fresh state;
+ * damaged = fresh state, logged. -1 only on I/O errors. */
 int spool_state_load(struct spool *sp, struct spool_env *env,
 	struct spool_state_extra *extra, struct sg_error *err)
 {
+	struct sg_error perr;
 	char *data = NULL;
 	size_t len = 0;
 	int rc;
@@ -222,11 +241,18 @@ int spool_state_load(struct spool *sp, struct spool_env *env,
 	rc = state_read(sp, env->id, &data, &len, err);
 	if (rc <= 0)
 		return rc;
-	rc = spool_state_parse((const unsigned char *)data, len, env, extra, err);
-	if (rc < 0)
-		sg_error_prefix(err, "state/%s: ", env->id);
+	rc = spool_state_parse((const unsigned char *)data, len, env, extra, &perr);
 	free(data);
-	return rc;
+	if (rc < 0) {
+		/* The message file is intact; a damaged state (disk corruption:
+		 * the file is replaced atomically) must not make it unreadable,
+		 * or it could never be delivered or requeued. Start afresh:
+		 * recipients already delivered may get a duplicate, nothing is
+		 * lost. The next spool_state_save replaces the file. */
+		sg_log_mail(SG_LOG_ERR, env->id, "state/%s ignored: %s", env->id, perr.msg);
+		state_reset(env, extra);
+	}
+	return 0;
 }
 
 /* spool_state_write - replace state/<id> atomically (one hook step). */
