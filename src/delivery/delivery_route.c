@@ -334,77 +334,88 @@ static int route_add_host(const char *host, unsigned pref, unsigned port,
 	return 0;
 }
 
-int delivery_route_resolve(const struct delivery_conf *conf, const struct delivery_hop *hop,
-	struct delivery_addr **addrs_r, size_t *n_r, struct sg_error *err)
+/* route_resolve_mx - addresses of the MX hosts of hop (by preference), or of
+ * the domain itself when it has no MX records (RFC 5321 5.1). */
+static int route_resolve_mx(const struct delivery_conf *conf, const struct delivery_hop *hop,
+	struct delivery_addr **a, size_t *n, size_t *cap, struct sg_error *err)
 {
 	delivery_mx_lookup_fn *lookup = conf->mx_lookup ? conf->mx_lookup : route_dns_mx;
 	struct delivery_mx *mx = NULL;
-	struct delivery_addr *a = NULL;
 	struct sg_error herr;
-	size_t nmx = 0, n = 0, cap = 0, i;
+	size_t nmx = 0, i;
 	uint32_t seed = 0;
 	int rc = -1, found;
 
-	*addrs_r = NULL;
-	*n_r = 0;
 	herr.code = SG_E_OK;
 	herr.msg[0] = '\0';
+	found = lookup(conf->mx_lookup_arg, hop->host, &mx, &nmx, err);
+	if (found < 0) {
+		/* No such domain: bounce, unless it is a configured relay host
+		 * (a setup or DNS problem: defer, never bounce). */
+		if (err != NULL && err->code == SG_E_NOTFOUND)
+			err->code = hop->is_configured ? SG_E_PEER_TEMP : SG_E_PEER_PERM;
+		goto out;
+	}
+	if (found == 0) {
+		if (route_add_host(hop->host, 0, hop->port, a, n, cap, err) < 0) {
+			if (err != NULL && err->code == SG_E_NOTFOUND)
+				err->code = hop->is_configured ? SG_E_PEER_TEMP : SG_E_PEER_PERM;
+			goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+	(void)sg_random_bytes(&seed, sizeof(seed), NULL);
+	if (delivery_mx_order(mx, nmx, seed, err) < 0)
+		goto out;
+	for (i = 0; i < nmx; i++)
+		if (route_add_host(mx[i].host, mx[i].pref, hop->port, a, n, cap, &herr) < 0)
+			sg_log(SG_LOG_DEBUG, "MX %s of %s: %s", mx[i].host, hop->host, herr.msg);
+	if (*n == 0) {
+		/* Every MX host failed to resolve: broken or unreachable MX data;
+		 * retry (Postfix does the same). */
+		sg_error_set(err, SG_E_PEER_TEMP, "4.4.3 no address for any MX host of %s (%s)",
+			hop->host, herr.msg);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(mx);
+	return rc;
+}
+
+int delivery_route_resolve(const struct delivery_conf *conf, const struct delivery_hop *hop,
+	struct delivery_addr **addrs_r, size_t *n_r, struct sg_error *err)
+{
+	struct delivery_addr *a = NULL;
+	size_t n = 0, cap = 0;
+
+	*addrs_r = NULL;
+	*n_r = 0;
 	if (!hop->use_mx) {
 		if (route_add_host(hop->host, 0, hop->port, &a, &n, &cap, err) < 0) {
 			/* A configured relay host that does not resolve is a setup or
 			 * DNS problem: defer, never bounce. */
 			if (err != NULL)
 				err->code = SG_E_PEER_TEMP;
-			goto out;
+			goto fail;
 		}
-		rc = 0;
-		goto out;
-	}
-	found = lookup(conf->mx_lookup_arg, hop->host, &mx, &nmx, err);
-	if (found < 0) {
-		if (err != NULL && err->code == SG_E_NOTFOUND)
-			err->code = hop->is_configured ? SG_E_PEER_TEMP : SG_E_PEER_PERM;
-		goto out;
-	}
-	if (found == 0) { /* no MX: the domain's own address (RFC 5321 5.1) */
-		if (route_add_host(hop->host, 0, hop->port, &a, &n, &cap, err) < 0) {
-			if (err != NULL && err->code == SG_E_NOTFOUND)
-				err->code = SG_E_PEER_PERM;
-			goto out;
-		}
-	} else {
-		(void)sg_random_bytes(&seed, sizeof(seed), NULL);
-		if (delivery_mx_order(mx, nmx, seed, err) < 0)
-			goto out;
-		for (i = 0; i < nmx; i++)
-			if (route_add_host(mx[i].host, mx[i].pref, hop->port, &a, &n, &cap,
-				    &herr) < 0)
-				sg_log(SG_LOG_DEBUG, "MX %s of %s: %s", mx[i].host, hop->host,
-					herr.msg);
-		if (n == 0) {
-			/* Every MX host failed to resolve: temporary unless all said
-			 * "not found" (then the MX data is broken: still retry). */
-			sg_error_set(err, SG_E_PEER_TEMP, "4.4.3 no address for any MX host of "
-				"%s (%s)", hop->host, herr.msg);
-			goto out;
-		}
-	}
-	n = delivery_addrs_cut_self(conf, a, n, hop->host, err);
-	if (n == 0)
-		goto out;
-	rc = 0;
-out:
-	free(mx);
-	if (rc < 0) {
-		free(a);
-		return -1;
+	} else if (route_resolve_mx(conf, hop, &a, &n, &cap, err) < 0) {
+		goto fail;
 	}
 	if (n == 0) {
-		free(a);
 		sg_error_set(err, SG_E_PEER_TEMP, "4.4.3 no address for %s", hop->host);
-		return -1;
+		goto fail;
 	}
+	/* Our own listener among the addresses (a relay host, next hop or MX
+	 * that points back at us): cut it and everything after it. */
+	n = delivery_addrs_cut_self(conf, a, n, hop->host, err);
+	if (n == 0)
+		goto fail;
 	*addrs_r = a;
 	*n_r = n;
 	return 0;
+fail:
+	free(a);
+	return -1;
 }

@@ -2,7 +2,9 @@
  * smtpd_stub.h - a scripted SMTP receiver for the delivery tests: a thread
  * listening on 127.0.0.1:<free port> that answers with configured replies
  * (optionally STARTTLS with a test certificate and AUTH PLAIN/LOGIN with
- * expected credentials) and records what it received.
+ * expected credentials) and records what it received. One session at a
+ * time; every socket read has a 10 s timeout so a broken client cannot hang
+ * a test.
  */
 #ifndef SMTPD_STUB_H
 #define SMTPD_STUB_H
@@ -10,27 +12,31 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
 #define STUB_MAX_RCPT_RULES 8
 
 struct stub_rcpt_rule {
-	const char *addr;    /* recipient address (exact) */
+	const char *addr;    /* recipient address (exact, without <>) */
 	const char *reply;   /* full reply line(s) without final CRLF, e.g. "550 5.1.1 no" */
 };
 
 struct stub_conf {
-	const char *greeting;     /* default "220 stub ESMTP" */
+	const char *greeting;     /* default "220 stub ESMTP"; a 4xx/5xx closes after it */
 	const char *ehlo_ext;     /* extension lines, '\n'-separated, e.g. "PIPELINING\nSIZE 1000" */
 	bool ehlo_refused;        /* answer EHLO with 502 (client must use HELO) */
 	const char *mail_reply;   /* default "250 2.1.0 Ok" */
-	struct stub_rcpt_rule rcpt_rules[STUB_MAX_RCPT_RULES];
+	struct stub_rcpt_rule rcpt_rules[STUB_MAX_RCPT_RULES]; /* others: 250 2.1.5 */
 	const char *data_reply;   /* reply to DATA, default "354 go" */
 	const char *final_reply;  /* after ".", default "250 2.0.0 Ok: queued" */
-	SSL_CTX *tls;             /* offer STARTTLS when set */
-	const char *auth_user;    /* offer AUTH PLAIN LOGIN when set */
+	SSL_CTX *tls;             /* offer STARTTLS when set (borrowed) */
+	const char *auth_user;    /* offer AUTH when set; credentials checked */
 	const char *auth_pass;
+	const char *auth_mechs;   /* offered mechanisms, default "PLAIN LOGIN" */
+	bool auth_required;       /* MAIL before a successful AUTH gets 530 */
+	bool keep_data;           /* keep the DATA bytes (else only count them) */
 };
 
 struct stub_smtpd {
@@ -45,27 +51,40 @@ struct stub_smtpd {
 	unsigned messages;       /* transactions that ended with a 2xx final reply */
 	char *transcript;        /* every command line received, '\n'-separated */
 	size_t transcript_len;
-	char *data;              /* raw DATA bytes of the last transaction (dot-stuffed) */
+	char *data;              /* raw DATA bytes of the last transaction, as received
+	                            (dot-stuffed, without the final ".\r\n") */
 	size_t data_len;
-	bool saw_tls;
-	bool auth_ok;
+	uint64_t data_bytes;     /* DATA bytes of the last transaction (keep_data or not) */
+	bool saw_tls;            /* a TLS handshake completed */
+	bool auth_ok;            /* an AUTH succeeded */
 	bool auth_seen;          /* any AUTH command was received */
+	bool auth_in_clear;      /* an AUTH command arrived without TLS */
+	bool mail_in_clear;      /* a MAIL command arrived without TLS */
+	char auth_mech[16];      /* mechanism of the last AUTH */
+	bool saw_pipelining;     /* RCPT arrived before the MAIL reply was sent */
 };
 
-/* stub_start - listen and start the thread; 0 ok. */
+/* stub_start - listen on 127.0.0.1:0 and start the thread; 0 ok, -1 err. */
 int stub_start(struct stub_smtpd *s, const struct stub_conf *conf);
+/* stub_stop - stop the thread, close, free the records. */
 void stub_stop(struct stub_smtpd *s);
-/* stub_set_conf - replace the script (between sessions). */
+/* stub_set_conf - replace the script (takes effect at the next session). */
 void stub_set_conf(struct stub_smtpd *s, const struct stub_conf *conf);
-/* stub_has_cmd - transcript contains a line starting with prefix. */
+/* stub_reset - clear every record (transcript, data, counters, flags). */
+void stub_reset(struct stub_smtpd *s);
+/* stub_has_cmd - transcript contains a line starting with prefix (case-sens.). */
 bool stub_has_cmd(struct stub_smtpd *s, const char *prefix);
+/* stub_count_cmd - number of transcript lines starting with prefix. */
+unsigned stub_count_cmd(struct stub_smtpd *s, const char *prefix);
 
-/* stub_tls_ctx - server SSL_CTX with a fresh self-signed certificate for
- * CN/SAN "localhost" made with `openssl req -x509` in dir; the certificate
- * path is written to cert_path (the CA file for verification). */
+/* stub_tls_ctx - server SSL_CTX with a fresh self-signed P-256 certificate
+ * for CN/SAN "localhost" (made with the OpenSSL API); the certificate is
+ * written to <dir>/stub-cert.pem whose path goes to cert_path (the CA file
+ * for verification). NULL on error. */
 SSL_CTX *stub_tls_ctx(const char *dir, char *cert_path, size_t cert_path_sz);
 
-/* stub_free_port - a free TCP port on 127.0.0.1 (bound and closed). */
+/* stub_free_port - a TCP port on 127.0.0.1 that nobody listens on (bound and
+ * closed). */
 unsigned stub_free_port(void);
 
 #endif
