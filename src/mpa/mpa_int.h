@@ -1,0 +1,123 @@
+/*
+ * mpa_int.h - the pipeline's per-message context, recipient groups, the stage
+ * table and the output sink shared by the files of src/mpa/. Private to the
+ * module (other modules include mpa.h only).
+ *
+ * Shape (STYLE §10): the runner (mpa_run.c) parses nothing itself; it takes a
+ * parsed message and its envelope, groups the recipients by decision, runs
+ * the stage table once per group, then hands every output (one per group that
+ * was not dropped, plus generated notifications) to a sink: the spool batch
+ * (mpa_spool.c) or a callback (mpa_stream.c). The runner, not the stages,
+ * logs stage results and applies the fail-closed rules.
+ */
+#ifndef SG_MPA_INT_H
+#define SG_MPA_INT_H
+
+#include "mpa.h"
+#include "mime/mime.h"
+
+/* What a stage tells the runner (STYLE §10). */
+enum mpa_result {
+	MPA_NEXT,    /* go on with the next stage */
+	MPA_DONE,    /* this group is finished: output what it has */
+	MPA_DEFER,   /* temporary failure: the whole message is retried later */
+	MPA_REJECT,  /* the group's recipients get nothing (policy said so) */
+	MPA_ERROR,   /* unexpected failure: fail closed, message to error/ */
+};
+
+const char *mpa_result_name(enum mpa_result r);
+
+/* The decision for a group of recipients (grows with policy/S/MIME/PDF). */
+enum mpa_action {
+	MPA_ACT_PASS,      /* pass through unchanged */
+	MPA_ACT_DROP,      /* nothing is sent to these recipients */
+};
+
+const char *mpa_action_name(enum mpa_action a);
+
+/* Recipients with the same decision; each gets the same output message. */
+struct mpa_group {
+	size_t *rcpts;          /* indexes into ctx->env->rcpts (owned) */
+	size_t nrcpts;
+	enum mpa_action action;
+	struct mime_msg *msg;   /* output message if a stage made one (owned),
+	                           NULL = the input message (ctx->msg) */
+	char reason[128];       /* why dropped ("" otherwise) */
+};
+
+/* A generated message (notification, bounce) waiting for the sink. */
+struct mpa_extra {
+	struct spool_env env;   /* owned: sender, rcpts, kind, parent_id */
+	struct mime_msg *msg;   /* owned */
+};
+
+struct mpa {
+	struct mpa_conf conf;   /* borrowed pointers, as given to mpa_new */
+	char hostname[256];
+};
+
+struct mpa_ctx {
+	struct mpa *mpa;
+	const char *id;                 /* the input's mail ID */
+	const struct spool_env *env;    /* input envelope (borrowed) */
+	struct mime_msg *msg;           /* parsed input (borrowed) */
+	char *originator;               /* F-POL-3 address ("" = none; owned) */
+	enum mime_origin origin;
+	struct mpa_group *groups;       /* owned */
+	size_t ngroups;
+	struct mpa_group *group;        /* the group the per-group stages work on */
+	struct mpa_extra *extras;       /* owned */
+	size_t nextras;
+	size_t noutputs;                /* outputs accepted by the sink */
+};
+
+/* A stage: examines/changes ctx->group (STYLE §10). */
+typedef enum mpa_result mpa_stage_fn(struct mpa_ctx *ctx, struct sg_error *err);
+
+struct mpa_stage {
+	const char *name;
+	mpa_stage_fn *fn;
+};
+
+/* mpa_stage.c: the stage table, in order; later features insert here. */
+extern const struct mpa_stage mpa_stages[];
+extern const size_t mpa_nstages;
+
+/*
+ * Where outputs go. emit writes msg (at most max bytes, 0 = no limit; one
+ * byte more fails with SG_E_LIMIT and nothing is kept) with envelope env.
+ * 0 or -1 with err.
+ */
+struct mpa_sink {
+	int (*emit)(void *arg, const struct spool_env *env, struct mime_msg *msg,
+		uint64_t max, struct sg_error *err);
+	void *arg;
+};
+
+/*
+ * mpa_run - the pipeline for one parsed message: check the envelope,
+ * originator, groups, stages, outputs to sink, the log line. Returns MPA_DONE
+ * (processed; ctx->noutputs outputs emitted), MPA_DEFER (temporary, err set)
+ * or MPA_ERROR (permanent: fail closed, err says why). Nothing is logged
+ * about the outcome (see mpa_log_done). ctx must have mpa,
+ * id, env and msg set and everything else zero; free it with
+ * mpa_ctx_deinit.
+ */
+enum mpa_result mpa_run(struct mpa_ctx *ctx, const struct mpa_sink *sink,
+	struct sg_error *err);
+void mpa_ctx_deinit(struct mpa_ctx *ctx);
+/* mpa_log_done - the one line per message, "<id>: from=<...>, to=<...>,
+ * action=..., outputs=N" (F-FLOW-4); the caller logs it once the outputs are
+ * durable (spool) or delivered to the callback (stream). */
+void mpa_log_done(const struct mpa_ctx *ctx);
+
+/* mpa_result_of_error - MPA_DEFER for temporary error codes, else MPA_ERROR. */
+enum mpa_result mpa_result_of_error(const struct sg_error *err);
+
+/* mpa_notify.c: D-7 / D-4 notification about a group that got nothing;
+ * appended to ctx->extras when the originator is internal. MPA_NEXT or
+ * MPA_DEFER (database down while deciding "internal"). */
+enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, const struct mpa_group *g,
+	struct sg_error *err);
+
+#endif

@@ -1,0 +1,132 @@
+/*
+ * mpa_notify.c - the notification an originator gets when some of their
+ * recipients got nothing (D-7: after-filter size limit exceeded; later also
+ * "encryption failed" from the S/MIME and PDF stages).
+ *
+ * D-4: generated mail has From system_mail_from (postmaster@<hostname> until
+ * the policy module provides the property), envelope sender <>,
+ * Auto-Submitted: auto-generated, goes only to internal originators (domain
+ * in the relay domains: no backscatter to outsiders) and never carries the
+ * original content: subject, recipients and reason only. Never sent about a
+ * message that is itself generated mail.
+ *
+ * XXX: the text is built in; the template module (SPEC §9) replaces it. The
+ * F-FLOW-7 marker header (HMAC with the server secret) is not added yet.
+ *
+ * Runs in MPA worker threads; GMime objects stay in this message's ctx.
+ */
+#include "mpa_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mta/mta.h"
+
+/* Recipients named in the notification text; the rest are counted. */
+#define MPA_NOTIFY_RCPTS_MAX 50
+
+/* mpa_originator_internal - 1 internal, 0 not (or unknown), -1 err. */
+static int mpa_originator_internal(struct mpa_ctx *ctx, struct sg_error *err)
+{
+	struct mta_settings *s;
+	const char *dom = sg_addr_domain(ctx->originator);
+	int rc;
+
+	if (dom == NULL)
+		return 0;
+	if (ctx->mpa->conf.db == NULL) {
+		sg_log_mail(SG_LOG_WARN, ctx->id, "no database: cannot tell whether the "
+			"originator is internal; no notification");
+		return 0;
+	}
+	s = mta_settings_load(ctx->mpa->conf.db, ctx->mpa->hostname, err);
+	if (s == NULL) {
+		sg_error_prefix(err, "mta settings: ");
+		return -1;
+	}
+	rc = mta_is_relay_domain(s, dom) ? 1 : 0;
+	mta_settings_free(&s);
+	return rc;
+}
+
+/* mpa_notify_text - the body: what was not sent, to whom, and why. */
+static char *mpa_notify_text(struct mpa_ctx *ctx, const struct mpa_group *g)
+{
+	struct sg_buf b;
+	const char *subject = mime_msg_header_get(ctx->msg, "Subject");
+	size_t i;
+
+	sg_buf_init(&b, 1u << 20);
+	(void)sg_buf_printf(&b, NULL,
+		"Your message could not be sent to the recipients below.\n\n"
+		"Mail ID: %s\nSubject: %s\nReason: %s\n\nRecipients:\n", ctx->id,
+		subject != NULL ? subject : "(none)",
+		strcmp(g->reason, "size") == 0 ?
+			"the processed message is larger than the size limit" : g->reason);
+	for (i = 0; i < g->nrcpts && i < MPA_NOTIFY_RCPTS_MAX; i++)
+		(void)sg_buf_printf(&b, NULL, "  %s\n", ctx->env->rcpts[g->rcpts[i]].addr);
+	if (g->nrcpts > MPA_NOTIFY_RCPTS_MAX)
+		(void)sg_buf_printf(&b, NULL, "  ... and %zu more\n",
+			g->nrcpts - MPA_NOTIFY_RCPTS_MAX);
+	(void)sg_buf_append_str(&b, "\nThe message was not sent in any other form.\n", NULL);
+	return sg_buf_steal(&b);
+}
+
+/* mpa_notify_build - the notification message (GMime, in memory: small). */
+static struct mime_msg *mpa_notify_build(struct mpa_ctx *ctx, const struct mpa_group *g)
+{
+	GMimeMessage *gm = g_mime_message_new(TRUE);
+	GMimeTextPart *tp = g_mime_text_part_new_with_subtype("plain");
+	GDateTime *now = g_date_time_new_now_utc();
+	char *from = sg_xasprintf("postmaster@%s", ctx->mpa->hostname);
+	char *msgid = NULL, *text = mpa_notify_text(ctx, g);
+	char rid[SG_MAIL_ID_LEN + 1];
+	struct mime_msg *m;
+
+	sg_mail_id_new(rid);
+	msgid = sg_xasprintf("%s.%s@%s", ctx->id, rid, ctx->mpa->hostname);
+	g_mime_message_add_mailbox(gm, GMIME_ADDRESS_TYPE_FROM, "Mail Gateway", from);
+	g_mime_message_add_mailbox(gm, GMIME_ADDRESS_TYPE_TO, NULL, ctx->originator);
+	g_mime_message_set_subject(gm, "Message not sent: too large", "utf-8");
+	g_mime_message_set_date(gm, now);
+	g_mime_message_set_message_id(gm, msgid);
+	g_mime_object_set_header(GMIME_OBJECT(gm), "Auto-Submitted", "auto-generated",
+		"utf-8");
+	g_mime_text_part_set_text(tp, text);
+	g_mime_message_set_mime_part(gm, GMIME_OBJECT(tp));
+	m = mime_msg_new_gmime(gm);
+	g_object_unref(tp);
+	g_object_unref(gm);
+	g_date_time_unref(now);
+	free(from);
+	free(msgid);
+	free(text);
+	return m;
+}
+
+enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, const struct mpa_group *g,
+	struct sg_error *err)
+{
+	struct mpa_extra *x;
+	int internal;
+
+	if (ctx->env->kind != SPOOL_KIND_MESSAGE || ctx->originator[0] == '\0')
+		return MPA_NEXT;
+	internal = mpa_originator_internal(ctx, err);
+	if (internal < 0)
+		return mpa_result_of_error(err);
+	if (internal == 0) {
+		sg_log_mail(SG_LOG_INFO, ctx->id, "originator not internal: no notification");
+		return MPA_NEXT;
+	}
+	ctx->extras = sg_xrealloc(ctx->extras, (ctx->nextras + 1) * sizeof(*ctx->extras));
+	x = &ctx->extras[ctx->nextras++];
+	memset(x, 0, sizeof(*x));
+	x->env.sender = sg_xstrdup("");
+	x->env.kind = SPOOL_KIND_NOTIFICATION;
+	x->env.parent_id = sg_xstrdup(ctx->id);
+	x->env.arrival = sg_now();
+	spool_env_add_rcpt(&x->env, ctx->originator, NULL, 0);
+	x->msg = mpa_notify_build(ctx, g);
+	return MPA_NEXT;
+}

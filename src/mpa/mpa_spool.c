@@ -1,0 +1,135 @@
+/*
+ * mpa_spool.c - mpa_process_spooled: one message from incoming/ through the
+ * pipeline into one spool batch (outputs to outgoing/, input removed), so
+ * that a crash at any step neither loses the message nor produces an output
+ * twice (F-FLOW-1, DESIGN "life of a message" step 4, spool.h batches).
+ *
+ * Called by the daemon's MPA worker threads (one message per call; a
+ * struct spool is shared, the batch belongs to this thread).
+ *
+ * Failure classes: temporary (I/O, disk full, database down, a stage asking
+ * to retry) -> -1, the message stays in incoming/ and nothing of this attempt
+ * is left behind; permanent (damaged spool file, unusable envelope, a stage
+ * failing closed) -> the message moves to error/ with the reason logged.
+ */
+#include "mpa_int.h"
+
+#include <string.h>
+
+struct mpa_spool_sink {
+	struct spool_batch *batch;
+	const char *id;
+};
+
+static int mpa_spool_write(void *arg, const void *data, size_t len, struct sg_error *err)
+{
+	return spool_writer_write(arg, data, len, err);
+}
+
+/* mpa_spool_emit - one output: batch writer, body, finish (fsync in tmp/). */
+static int mpa_spool_emit(void *arg, const struct spool_env *env, struct mime_msg *msg,
+	uint64_t max, struct sg_error *err)
+{
+	struct mpa_spool_sink *s = arg;
+	struct spool_writer *w = spool_batch_writer(s->batch, env, 0, err);
+
+	if (w == NULL)
+		return -1;
+	if (mime_msg_write(msg, max, mpa_spool_write, w, NULL, err) < 0) {
+		spool_writer_abort(&w);
+		return -1;
+	}
+	if (sg_log_is_tracing(SG_TRACE_MPA))
+		sg_trace(SG_TRACE_MPA, "%s: output %s (%s, %zu recipients, %ju bytes)", s->id,
+			spool_writer_id(w), spool_kind_name(env->kind), env->nrcpts,
+			(uintmax_t)spool_writer_size(w));
+	return spool_batch_writer_finish(s->batch, &w, SPOOL_Q_OUTGOING, err);
+}
+
+/* mpa_to_error - fail closed: keep the message in error/ for the admin. */
+static int mpa_to_error(struct spool *sp, const char *id, const struct sg_error *why,
+	struct sg_error *err)
+{
+	sg_log_mail(SG_LOG_ERR, id, "processing failed, moved to error queue: %s (%s)",
+		why->msg, sg_errc_name(why->code));
+	if (spool_move(sp, id, SPOOL_Q_INCOMING, SPOOL_Q_ERROR, err) < 0) {
+		sg_error_prefix(err, "move to error queue: ");
+		return -1;
+	}
+	return 0;
+}
+
+int mpa_process_spooled(struct mpa *mpa, struct spool *sp, const char *id,
+	struct sg_error *err)
+{
+	struct spool_msg *sm = NULL;
+	struct mime_msg *mm = NULL;
+	struct mpa_spool_sink sink_arg = {NULL, id};
+	struct mpa_sink sink = {mpa_spool_emit, &sink_arg};
+	struct mpa_ctx ctx;
+	struct sg_error why;
+	uint64_t off, len;
+	enum mpa_result r;
+	int fd, rc = -1;
+
+	memset(&ctx, 0, sizeof(ctx));
+	if (id == NULL || !sg_mail_id_is_valid(id)) {
+		sg_error_set(err, SG_E_INVAL, "mpa: bad mail ID");
+		return -1;
+	}
+	/* A crashed earlier run may have decided this message already. */
+	switch (spool_batch_finish_pending(sp, id, err)) {
+	case 1:
+		return 0;
+	case 0:
+		break;
+	default:
+		return -1;
+	}
+	sm = spool_msg_open(sp, SPOOL_Q_INCOMING, id, &why);
+	if (sm == NULL) {
+		if (why.code == SG_E_NOTFOUND) {
+			/* another worker or an earlier run finished it */
+			sg_trace(SG_TRACE_MPA, "%s: no longer in incoming", id);
+			return 0;
+		}
+		if (why.code == SG_E_PARSE)
+			return mpa_to_error(sp, id, &why, err);
+		*err = why;
+		return -1;
+	}
+	fd = spool_msg_body_fd(sm, &off, &len);
+	mm = mime_msg_parse_fd(fd, off, len, &why);
+	if (mm == NULL) {
+		/* the spool file was just verified: a read error is temporary */
+		*err = why;
+		goto out;
+	}
+	sink_arg.batch = spool_batch_new(sp, SPOOL_Q_INCOMING, id);
+	ctx.mpa = mpa;
+	ctx.id = id;
+	ctx.env = spool_msg_env(sm);
+	ctx.msg = mm;
+	r = mpa_run(&ctx, &sink, &why);
+	if (r == MPA_DONE) {
+		if (spool_batch_commit(&sink_arg.batch, err) < 0) {
+			sg_error_prefix(err, "commit: ");
+			goto out;
+		}
+		mpa_log_done(&ctx);
+		rc = 0;
+		goto out;
+	}
+	spool_batch_abort(&sink_arg.batch);
+	if (r == MPA_DEFER) {
+		*err = why;
+		goto out;
+	}
+	rc = mpa_to_error(sp, id, &why, err);
+out:
+	spool_batch_abort(&sink_arg.batch);
+	mpa_ctx_deinit(&ctx);
+	mime_msg_free(&mm);
+	spool_msg_close(&sm);
+	return rc;
+}
