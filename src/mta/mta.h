@@ -1,27 +1,36 @@
 /*
  * mta.h - MTA settings (SPEC F-ADM-5, guide §3): relay domains, my networks,
- * host/HELO names, relay hosts, size limits, reject unverified recipient,
- * SASL passwords, TLS to the next hop, queue lifetime. They live in the
- * database (settings table, keys "mta.<name>", values as strings) and are read
- * into an immutable, refcounted snapshot by the SMTP listener and the delivery
- * agent; `sealgate mta show|set|sasl` edits them. In Postfix mode they are also
- * written to Postfix with postconf.
+ * host/HELO names, relay hosts, size limits, hop count, recipient limit,
+ * reject unverified recipient, SASL passwords, TLS to the next hop, queue
+ * lifetime and retry backoff. They live in the database (settings table, keys
+ * "mta.<name>", values as normalised strings) and are read into an immutable,
+ * refcounted snapshot by the daemon (reloaded every 30 s and on SIGHUP) that
+ * the SMTP listener and the delivery agent share; `sealgate mta show|set|sasl`
+ * edits them.
  *
- * Setting names and value syntax (mta_setting_set):
- *   relay_domains                   "example.com, example.org" (comma/space list)
+ * Setting names and value syntax (mta_settings_update / mta_setting_set):
+ *   relay_domains                   "example.com, example.org" (comma/space
+ *                                   list; "none" = empty; default empty)
  *   relay_domains_match_subdomains  yes|no (default yes)
- *   my_networks                     "127.0.0.0/8 ::1/128" CIDR list; "[::1]/128"
- *                                   and bare addresses (= /32, /128) accepted
+ *   my_networks                     "127.0.0.0/8 ::1/128" CIDR list (default);
+ *                                   "[::1]/128" and bare addresses (= /32,
+ *                                   /128) accepted; "none" = empty. IPv6
+ *                                   networks never match IPv4 clients; write
+ *                                   ::ffff:a.b.c.d/n (n >= 96) as IPv4.
  *   hostname, helo_name             host names ("" = config hostname / hostname)
- *   internal_relay_host             "" (none), "host", "host:port",
- *   external_relay_host             "[host]:port", "[2001:db8::1]:25"
- *   internal_relay_mx               yes|no: look up the MX of the host (default
- *   external_relay_mx               no). Brackets are only syntax here (needed
- *                                   for IPv6); the MX flag is its own setting.
- *   before_filter_size              bytes, "10M" etc., 1K..1T (default 10240000)
- *   after_filter_size               same (default 512000000)
- *   max_received_headers            1..1000 (default 100)
- *   max_recipients                  1..100000 (default 1000)
+ *   internal_relay_host             "" (none: DNS MX of the recipient domain),
+ *   external_relay_host             "host", "host:port", "1.2.3.4:25",
+ *                                   "[host]:port", "[2001:db8::1]:25"
+ *   internal_relay_mx               yes|no: look up the MX of the relay host
+ *   external_relay_mx               (default no; refused for IP addresses).
+ *                                   Brackets are only syntax here (needed for
+ *                                   IPv6); the MX flag is its own setting.
+ *   before_filter_size              bytes or k/M/G (1024-based), 1K..1024G
+ *                                   (default 10240000; SMTP 552 above)
+ *   after_filter_size               same (default 512000000; must not be below
+ *                                   before_filter_size)
+ *   max_received_headers            hop count 1..1000 (default 100; 554 above)
+ *   max_recipients                  1..100000 per message (default 1000)
  *   reject_unverified_recipient     yes|no (default no)
  *   unverified_recipient_code       450|550 (default 450)
  *   verify_cache_positive           duration: seconds or 30s/10m/2h/31d/1w
@@ -29,11 +38,16 @@
  *   tls_level                       none|may|encrypt|verify (default may)
  *   max_queue_lifetime              duration 0..100d (default 5d)
  *   backoff_min, backoff_max        duration 1s..7d (defaults 300s, 4000s);
- *                                   at load backoff_max is raised to backoff_min
- * SASL credentials: key "mta.sasl.<host>:<port>" = "<username>\n<password>";
- * the list of hosts is kept in "mta.sasl_hosts" (the store API has no prefix
- * scan). The password is stored in clear (as Postfix's sasl_passwd); it is
- * never logged nor printed (mta_settings_format shows "***").
+ *                                   backoff_max must not be below backoff_min
+ * Aliases accepted on input: internal_relay, external_relay (the *_host
+ * settings), max_message_size (before_filter_size), reject_unverified_code
+ * (unverified_recipient_code), queue_lifetime (max_queue_lifetime).
+ *
+ * SASL credentials: pseudo-setting "sasl.<host>:<port>" (IPv6 host in
+ * brackets, port default 25) with value "<username>:<password>" ("" removes);
+ * stored as key "mta.sasl.<host>:<port>" = "<username>\n<password>". The
+ * password is stored in clear (as Postfix's sasl_passwd: the delivery agent
+ * needs it); it is never logged nor shown unless MTA_PRINT_REVEAL.
  */
 #ifndef SG_MTA_H
 #define SG_MTA_H
@@ -100,7 +114,8 @@ struct mta_settings {
 /* mta_settings_defaults - factory values; hostname from cfg_hostname (NULL or
  * "" = "localhost"). Never NULL; refcount 1. */
 struct mta_settings *mta_settings_defaults(const char *cfg_hostname);
-/* mta_settings_load - defaults overlaid with the "mta.*" settings in db. NULL +
+/* mta_settings_load - defaults overlaid with the "mta.*" settings in db (one
+ * query). Unknown stored names are ignored (written by a newer version). NULL +
  * err (SG_E_STORE when the database is unavailable, SG_E_CONFIG naming the
  * setting when a stored value is invalid). Refcount 1. */
 struct mta_settings *mta_settings_load(struct store *db, const char *cfg_hostname,
@@ -112,23 +127,34 @@ struct mta_settings *mta_settings_ref(struct mta_settings *s);
 void mta_settings_free(struct mta_settings **sp);
 
 /*
- * mta_setting_set - validate and store one setting by name (see the list at
- * the top). The stored value is the normalised form (lower-case domains,
- * canonical CIDRs, sizes in bytes, durations in seconds). Unknown names and bad
- * values are SG_E_INVAL with a message naming the setting; store failures are
- * passed on. value NULL or "" resets to the factory value (deletes the key).
+ * mta_settings_update - apply n assignments "NAME=VALUE" (names and values as
+ * listed at the top, aliases accepted, "sasl.HOST[:PORT]=USER:PASSWORD") in
+ * one transaction: either all are stored or none. Each value is validated and
+ * stored in normalised form (lower-case domains, canonical CIDRs, sizes in
+ * bytes, durations in seconds); an empty VALUE resets the setting to its
+ * factory value (deletes the key) or removes the SASL entry. The result,
+ * together with the stored settings not named, must be consistent
+ * (after_filter_size >= before_filter_size, backoff_max >= backoff_min, no MX
+ * flag on an IP relay host). Errors: SG_E_INVAL with a message naming the
+ * setting (unknown name, bad value, missing '=', a name given twice,
+ * inconsistency); store failures are passed on.
  */
+int mta_settings_update(struct store *db, const char *const *assignments, size_t n,
+	struct sg_error *err);
+/* mta_setting_set - mta_settings_update of the single assignment name=value
+ * (value NULL or "" resets to the factory value). */
 int mta_setting_set(struct store *db, const char *name, const char *value,
 	struct sg_error *err);
-/* mta_setting_is_known - name is one of the settings above. */
+/* mta_setting_is_known - name is one of the settings above (or an alias). */
 bool mta_setting_is_known(const char *name);
-/* mta_setting_check - validate value for name without storing; 0 ok, -1 err. */
+/* mta_setting_check - validate value for name without storing (value NULL =
+ * the factory value); 0 ok, -1 err (SG_E_INVAL naming the setting). */
 int mta_setting_check(const char *name, const char *value, struct sg_error *err);
 
 /* mta_sasl_set - store (or with password NULL remove) credentials for a host.
  * host is a host name or IP (no brackets), port 1..65535; username must not be
- * empty nor contain control characters. Removing an absent entry is
- * SG_E_NOTFOUND. */
+ * empty nor contain ':' or control characters; password at most 4096 bytes,
+ * no line breaks. Removing an absent entry is SG_E_NOTFOUND. */
 int mta_sasl_set(struct store *db, const char *host, unsigned port, const char *username,
 	const char *password, struct sg_error *err);
 
@@ -151,9 +177,16 @@ void mta_cidr_format(const struct mta_cidr *c, char *out, size_t outsz);
 /* mta_cidr_contains - addr (textual) lies in c. */
 bool mta_cidr_contains(const struct mta_cidr *c, const char *addr);
 
-/* mta_settings_format - "name = value" lines (secrets as ***), or a JSON
- * object when flags is MTA_PRINT_JSON. Caller frees. */
-enum mta_print_flags { MTA_PRINT_TEXT = 0, MTA_PRINT_JSON = 1 };
+/* mta_settings_format - "name = value" lines, one per setting then one
+ * "sasl.<host>:<port> = <username>:***" line per SASL entry; with
+ * MTA_PRINT_JSON a JSON object (lists as arrays, yes/no as booleans, numbers
+ * as integers, "sasl": [{host, port, username, password}]). Passwords are
+ * "***" unless MTA_PRINT_REVEAL. Caller frees; never NULL. */
+enum mta_print_flags {
+	MTA_PRINT_TEXT = 0,
+	MTA_PRINT_JSON = 1 << 0,
+	MTA_PRINT_REVEAL = 1 << 1,  /* print SASL passwords */
+};
 char *mta_settings_format(const struct mta_settings *s, enum mta_print_flags flags);
 
 #endif

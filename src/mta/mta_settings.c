@@ -1,8 +1,8 @@
 /*
- * mta_settings.c - the MTA settings snapshot (SPEC F-ADM-5): factory
- * defaults, loading "mta.<name>" keys from the store, validation and
- * normalisation of one setting (mta_setting_set), SASL credentials, and the
- * text/JSON listing for `sealgate mta show`.
+ * mta_settings.c - the MTA settings snapshot (SPEC F-ADM-5, guide §3):
+ * factory defaults, loading the "mta.*" keys from the store in one query,
+ * validation and normalisation of every value, the atomic multi-setting
+ * update behind `sealgate mta set`, and SASL credentials per relay host.
  *
  * Callers: the daemon (periodic reload, hands snapshots to the SMTP listener
  * and the delivery agent), the CLI. Any thread; a snapshot is immutable after
@@ -13,44 +13,24 @@
  * and the factory values, and the same formatter produces the normalised value
  * that is stored and the value that is shown, so the three cannot drift.
  */
-#include "mta.h"
+#include "mta_int.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <jansson.h>
-
 #define MTA_KEY_PREFIX "mta."
-#define MTA_SASL_INDEX "mta.sasl_hosts"
-#define MTA_SASL_PREFIX "mta.sasl."
+#define MTA_SASL_NAME_PREFIX "sasl."
+#define MTA_SASL_PREFIX MTA_KEY_PREFIX MTA_SASL_NAME_PREFIX
 #define MTA_LIST_MAX 4096        /* entries in one list setting */
 #define MTA_VALUE_MAX 65536      /* bytes of one setting value */
-#define MTA_SASL_MAX 1024
-
-enum mta_kind {
-	MTA_K_DOMAINS,
-	MTA_K_NETWORKS,
-	MTA_K_BOOL,
-	MTA_K_HOSTNAME,
-	MTA_K_RELAY,
-	MTA_K_SIZE,
-	MTA_K_UINT,
-	MTA_K_DURATION,
-	MTA_K_CODE,
-	MTA_K_TLS,
-};
-
-struct mta_def {
-	const char *name;
-	enum mta_kind kind;
-	size_t off;
-	uint64_t min, max;
-	const char *factory;
-};
+#define MTA_SASL_MAX 1024        /* SASL entries loaded */
+#define MTA_USER_MAX 512
+#define MTA_PASSWORD_MAX 4096
+#define MTA_UPDATE_MAX 256       /* assignments in one update */
 
 #define OFF(f) offsetof(struct mta_settings, f)
 #define DAY (24u * 3600u)
@@ -88,12 +68,46 @@ static const struct mta_def mta_defs[] = {
 };
 #define MTA_NDEFS (sizeof(mta_defs) / sizeof(mta_defs[0]))
 
+/* Input-only synonyms (clear names used by scripts and the e2e harness). */
+static const struct {
+	const char *alias, *name;
+} mta_aliases[] = {
+	{"internal_relay", "internal_relay_host"},
+	{"external_relay", "external_relay_host"},
+	{"max_message_size", "before_filter_size"},
+	{"reject_unverified_code", "unverified_recipient_code"},
+	{"queue_lifetime", "max_queue_lifetime"},
+};
+
 static const char *const mta_tls_names[] = {"none", "may", "encrypt", "verify"};
 
+size_t mta_def_count(void)
+{
+	return MTA_NDEFS;
+}
+
+const struct mta_def *mta_def_at(size_t i)
+{
+	return i < MTA_NDEFS ? &mta_defs[i] : NULL;
+}
+
+const char *mta_tls_level_name(enum mta_tls_level l)
+{
+	return (unsigned)l < sizeof(mta_tls_names) / sizeof(mta_tls_names[0]) ?
+		mta_tls_names[l] : "?";
+}
+
+/* mta_def_find - the setting called name (aliases resolved), or NULL. */
 static const struct mta_def *mta_def_find(const char *name)
 {
 	size_t i;
 
+	for (i = 0; i < sizeof(mta_aliases) / sizeof(mta_aliases[0]); i++) {
+		if (strcmp(mta_aliases[i].alias, name) == 0) {
+			name = mta_aliases[i].name;
+			break;
+		}
+	}
 	for (i = 0; i < MTA_NDEFS; i++) {
 		if (strcmp(mta_defs[i].name, name) == 0)
 			return &mta_defs[i];
@@ -104,6 +118,12 @@ static const struct mta_def *mta_def_find(const char *name)
 bool mta_setting_is_known(const char *name)
 {
 	return name != NULL && mta_def_find(name) != NULL;
+}
+
+/* mta_esc - untrusted text for an error message (short, escaped). */
+static const char *mta_esc(char *out, size_t outsz, const char *in)
+{
+	return sg_log_esc(out, outsz, in, strlen(in));
 }
 
 static void mta_strv_free(char ***vp, size_t *np)
@@ -117,11 +137,14 @@ static void mta_strv_free(char ***vp, size_t *np)
 	*np = 0;
 }
 
-/* mta_hostname_is_valid - LDH labels of 1..63, total <= 253, no empty label. */
-static bool mta_hostname_is_valid(const char *h)
+/* mta_domain_is_valid - LDH labels of 1..63 without a leading or trailing
+ * '-', total <= 253, and a last label that is not all digits (RFC 1123 2.1,
+ * RFC 3696 2: that would be an IPv4 address). */
+static bool mta_domain_is_valid(const char *h)
 {
 	size_t len = strlen(h);
 	size_t label = 0;
+	bool all_digits = true;
 	const char *p;
 
 	if (len == 0 || len > 253)
@@ -133,16 +156,83 @@ static bool mta_hostname_is_valid(const char *h)
 			if (label == 0 || p[-1] == '-')
 				return false;
 			label = 0;
+			all_digits = true;
 			continue;
 		}
-		if (!isalnum(c) && c != '-' && c != '_')
+		if (!isalnum(c) && c != '-')
 			return false;
 		if (label == 0 && c == '-')
 			return false;
+		if (!isdigit(c))
+			all_digits = false;
 		if (++label > 63)
 			return false;
 	}
-	return label > 0;
+	return label > 0 && p[-1] != '-' && !all_digits;
+}
+
+/* mta_host_normalise - check a relay host (name, IPv4 or IPv6 address without
+ * brackets) and rewrite it in canonical form (lower case, canonical address
+ * text) in place; host has room for 256 bytes. */
+static int mta_host_normalise(char *host, struct sg_error *err)
+{
+	unsigned char a[16];
+	char esc[96];
+	const char *last;
+
+	if (strchr(host, ':') != NULL) {
+		if (inet_pton(AF_INET6, host, a) != 1) {
+			sg_error_set(err, SG_E_INVAL, "bad IPv6 address '%s'",
+				mta_esc(esc, sizeof(esc), host));
+			return -1;
+		}
+		inet_ntop(AF_INET6, a, host, 256);
+		return 0;
+	}
+	last = strrchr(host, '.');
+	last = last != NULL ? last + 1 : host;
+	if (*last != '\0' && strspn(last, "0123456789") == strlen(last)) {
+		if (inet_pton(AF_INET, host, a) != 1) {
+			sg_error_set(err, SG_E_INVAL, "bad IPv4 address '%s'",
+				mta_esc(esc, sizeof(esc), host));
+			return -1;
+		}
+		inet_ntop(AF_INET, a, host, 256);
+		return 0;
+	}
+	sg_str_lower(host);
+	if (!mta_domain_is_valid(host)) {
+		sg_error_set(err, SG_E_INVAL, "bad host name '%s'",
+			mta_esc(esc, sizeof(esc), host));
+		return -1;
+	}
+	return 0;
+}
+
+/* mta_host_is_ip - host is an IPv4 or IPv6 address (no MX lookup possible). */
+static bool mta_host_is_ip(const char *host)
+{
+	unsigned char a[16];
+
+	return host != NULL && (inet_pton(AF_INET, host, a) == 1 ||
+		inet_pton(AF_INET6, host, a) == 1);
+}
+
+/* mta_hostport_parse - "host", "host:port", "[host]:port", "[v6]:port" into
+ * a normalised host and port (default 25). */
+static int mta_hostport_parse(const char *value, struct sg_hostport *hp_r,
+	struct sg_error *err)
+{
+	if (sg_hostport_parse(value, 25, hp_r, err) < 0)
+		return -1;
+	return mta_host_normalise(hp_r->host, err);
+}
+
+char *mta_sasl_hostport(const char *host, unsigned port)
+{
+	if (strchr(host, ':') != NULL)
+		return sg_xasprintf("[%s]:%u", host, port);
+	return sg_xasprintf("%s:%u", host, port);
 }
 
 /* mta_split - split a comma/space separated list into tokens (copies). */
@@ -170,6 +260,9 @@ static int mta_split(const char *value, char ***v_r, size_t *n_r, struct sg_erro
 		v[n++] = sg_xstrndup(p, len);
 		p += len;
 	}
+	/* "none" is the explicit empty list (an empty value means "default"). */
+	if (n == 1 && strcasecmp(v[0], "none") == 0)
+		mta_strv_free(&v, &n);
 	*v_r = v;
 	*n_r = n;
 	return 0;
@@ -180,7 +273,7 @@ static int mta_duration_parse(const char *s, uint64_t max, uint64_t *out_r)
 {
 	char num[32];
 	size_t len = strlen(s);
-	uint64_t mult = 1;
+	uint64_t mult;
 	uint64_t v;
 
 	if (len == 0 || len >= sizeof(num))
@@ -230,11 +323,11 @@ static int mta_apply_domains(struct mta_settings *s, const char *value,
 		if (len > 1 && v[i][len - 1] == '.')
 			v[i][len - 1] = '\0';
 		sg_str_lower(v[i]);
-		if (!mta_hostname_is_valid(v[i])) {
+		if (!mta_domain_is_valid(v[i])) {
 			char esc[128];
 
 			sg_error_set(err, SG_E_INVAL, "bad domain '%s'",
-				sg_log_esc(esc, sizeof(esc), v[i], strlen(v[i])));
+				mta_esc(esc, sizeof(esc), v[i]));
 			mta_strv_free(&v, &n);
 			return -1;
 		}
@@ -285,34 +378,45 @@ static int mta_apply_relay(struct mta_relay *r, const char *value, struct sg_err
 		r->port = 25;
 		return 0;
 	}
-	if (sg_hostport_parse(value, 25, &hp, err) < 0)
+	if (mta_hostport_parse(value, &hp, err) < 0)
 		return -1;
-	if (strchr(hp.host, ':') != NULL) {
-		struct mta_cidr c;
-
-		/* an IPv6 literal must be a plain address */
-		if (mta_cidr_parse(hp.host, &c, NULL) < 0 || c.prefix != 128) {
-			sg_error_set(err, SG_E_INVAL, "bad IPv6 address in '%s'", value);
-			return -1;
-		}
-	}
-	sg_str_lower(hp.host);
 	free(r->host);
 	r->host = sg_xstrdup(hp.host);
 	r->port = hp.port;
 	return 0;
 }
 
-/* mta_apply - parse value for def into s; err names the setting on failure. */
+static int mta_apply_hostname(char **fp, const char *value, struct sg_error *err)
+{
+	char *h = sg_xstrdup(value);
+	size_t len = strlen(h);
+	char esc[96];
+
+	if (len > 1 && h[len - 1] == '.')
+		h[len - 1] = '\0';
+	sg_str_lower(h);
+	if (*h != '\0' && !mta_domain_is_valid(h)) {
+		sg_error_set(err, SG_E_INVAL, "bad host name '%s'", mta_esc(esc, sizeof(esc), h));
+		free(h);
+		return -1;
+	}
+	free(*fp);
+	*fp = h;
+	return 0;
+}
+
+/* mta_apply - parse value for d into s; err names the setting on failure. */
 static int mta_apply(struct mta_settings *s, const struct mta_def *d, const char *value,
 	struct sg_error *err)
 {
 	char *base = (char *)s;
+	char esc[64];
 	uint64_t u = 0;
 	bool b = false;
 	size_t i;
 	int rc = -1;
 
+	(void)mta_esc(esc, sizeof(esc), value); /* for the messages below */
 	switch (d->kind) {
 	case MTA_K_DOMAINS:
 		rc = mta_apply_domains(s, value, err);
@@ -322,38 +426,24 @@ static int mta_apply(struct mta_settings *s, const struct mta_def *d, const char
 		break;
 	case MTA_K_BOOL:
 		if (sg_parse_bool(value, &b) < 0) {
-			sg_error_set(err, SG_E_INVAL, "expected yes or no");
+			sg_error_set(err, SG_E_INVAL, "expected yes or no, got '%s'", esc);
 			break;
 		}
 		*(bool *)(base + d->off) = b;
 		rc = 0;
 		break;
-	case MTA_K_HOSTNAME: {
-		char **fp = (char **)(base + d->off);
-		char *h = sg_xstrdup(value);
-		size_t len = strlen(h);
-
-		if (len > 1 && h[len - 1] == '.')
-			h[len - 1] = '\0';
-		sg_str_lower(h);
-		if (*h != '\0' && !mta_hostname_is_valid(h)) {
-			sg_error_set(err, SG_E_INVAL, "bad host name");
-			free(h);
-			break;
-		}
-		free(*fp);
-		*fp = h;
-		rc = 0;
+	case MTA_K_HOSTNAME:
+		rc = mta_apply_hostname((char **)(base + d->off), value, err);
 		break;
-	}
 	case MTA_K_RELAY:
 		rc = mta_apply_relay((struct mta_relay *)(base + d->off), value, err);
 		break;
 	case MTA_K_SIZE:
 		if (sg_parse_size(value, &u) < 0 || u < d->min || u > d->max) {
 			sg_error_set(err, SG_E_INVAL,
-				"expected a size from %llu to %llu bytes (k/M/G suffixes allowed)",
-				(unsigned long long)d->min, (unsigned long long)d->max);
+				"expected a size from %llu to %llu bytes (k/M/G suffixes allowed), "
+				"got '%s'", (unsigned long long)d->min,
+				(unsigned long long)d->max, esc);
 			break;
 		}
 		*(uint64_t *)(base + d->off) = u;
@@ -361,8 +451,8 @@ static int mta_apply(struct mta_settings *s, const struct mta_def *d, const char
 		break;
 	case MTA_K_UINT:
 		if (sg_parse_u64(value, d->max, &u) < 0 || u < d->min) {
-			sg_error_set(err, SG_E_INVAL, "expected a number from %llu to %llu",
-				(unsigned long long)d->min, (unsigned long long)d->max);
+			sg_error_set(err, SG_E_INVAL, "expected a number from %llu to %llu, got '%s'",
+				(unsigned long long)d->min, (unsigned long long)d->max, esc);
 			break;
 		}
 		*(unsigned *)(base + d->off) = (unsigned)u;
@@ -371,8 +461,9 @@ static int mta_apply(struct mta_settings *s, const struct mta_def *d, const char
 	case MTA_K_DURATION:
 		if (mta_duration_parse(value, d->max, &u) < 0 || u < d->min) {
 			sg_error_set(err, SG_E_INVAL,
-				"expected a duration from %llus to %llus (s/m/h/d/w suffixes allowed)",
-				(unsigned long long)d->min, (unsigned long long)d->max);
+				"expected a duration from %llus to %llus (s/m/h/d/w suffixes "
+				"allowed), got '%s'", (unsigned long long)d->min,
+				(unsigned long long)d->max, esc);
 			break;
 		}
 		*(unsigned *)(base + d->off) = (unsigned)u;
@@ -380,7 +471,7 @@ static int mta_apply(struct mta_settings *s, const struct mta_def *d, const char
 		break;
 	case MTA_K_CODE:
 		if (strcmp(value, "450") != 0 && strcmp(value, "550") != 0) {
-			sg_error_set(err, SG_E_INVAL, "expected 450 or 550");
+			sg_error_set(err, SG_E_INVAL, "expected 450 or 550, got '%s'", esc);
 			break;
 		}
 		*(unsigned *)(base + d->off) = value[0] == '4' ? 450 : 550;
@@ -395,7 +486,8 @@ static int mta_apply(struct mta_settings *s, const struct mta_def *d, const char
 			}
 		}
 		if (rc < 0)
-			sg_error_set(err, SG_E_INVAL, "expected none, may, encrypt or verify");
+			sg_error_set(err, SG_E_INVAL,
+				"expected none, may, encrypt or verify, got '%s'", esc);
 		break;
 	}
 	if (rc < 0)
@@ -403,14 +495,13 @@ static int mta_apply(struct mta_settings *s, const struct mta_def *d, const char
 	return rc;
 }
 
-/* mta_format_value - the normalised value of def in s (caller frees). */
-static char *mta_format_value(const struct mta_settings *s, const struct mta_def *d)
+char *mta_def_format(const struct mta_settings *s, const struct mta_def *d)
 {
 	const char *base = (const char *)s;
 	struct sg_buf b;
 	size_t i;
 
-	sg_buf_init(&b, MTA_VALUE_MAX * 2);
+	sg_buf_init(&b, SIZE_MAX / 2);
 	switch (d->kind) {
 	case MTA_K_DOMAINS:
 	case MTA_K_NETWORKS: {
@@ -433,13 +524,13 @@ static char *mta_format_value(const struct mta_settings *s, const struct mta_def
 	}
 	case MTA_K_RELAY: {
 		const struct mta_relay *r = (const struct mta_relay *)(base + d->off);
+		char *hp;
 
 		if (r->host == NULL || r->host[0] == '\0')
 			break;
-		if (strchr(r->host, ':') != NULL)
-			(void)sg_buf_printf(&b, NULL, "[%s]:%u", r->host, r->port);
-		else
-			(void)sg_buf_printf(&b, NULL, "%s:%u", r->host, r->port);
+		hp = mta_sasl_hostport(r->host, r->port);
+		(void)sg_buf_append_str(&b, hp, NULL);
+		free(hp);
 		break;
 	}
 	case MTA_K_SIZE:
@@ -453,7 +544,7 @@ static char *mta_format_value(const struct mta_settings *s, const struct mta_def
 		break;
 	case MTA_K_TLS:
 		(void)sg_buf_append_str(&b,
-			mta_tls_names[*(const enum mta_tls_level *)(base + d->off)], NULL);
+			mta_tls_level_name(*(const enum mta_tls_level *)(base + d->off)), NULL);
 		break;
 	}
 	return sg_buf_steal(&b);
@@ -490,14 +581,20 @@ struct mta_settings *mta_settings_ref(struct mta_settings *s)
 	return s;
 }
 
+static void mta_secret_free(char **p)
+{
+	if (*p != NULL) {
+		explicit_bzero(*p, strlen(*p));
+		free(*p);
+		*p = NULL;
+	}
+}
+
 static void mta_sasl_clear(struct mta_sasl *a)
 {
 	free(a->host);
 	free(a->username);
-	if (a->password != NULL) {
-		explicit_bzero(a->password, strlen(a->password));
-		free(a->password);
-	}
+	mta_secret_free(&a->password);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -525,120 +622,130 @@ void mta_settings_free(struct mta_settings **sp)
 	free(s);
 }
 
-int mta_setting_check(const char *name, const char *value, struct sg_error *err)
-{
-	const struct mta_def *d = name != NULL ? mta_def_find(name) : NULL;
-	struct mta_settings *s;
-	int rc;
-
-	if (d == NULL) {
-		sg_error_set(err, SG_E_INVAL, "unknown setting '%s'",
-			name != NULL ? name : "(null)");
-		return -1;
-	}
-	if (value != NULL && strlen(value) > MTA_VALUE_MAX) {
-		sg_error_set(err, SG_E_INVAL, "setting %s: value too long", name);
-		return -1;
-	}
-	s = mta_settings_defaults(NULL);
-	rc = mta_apply(s, d, value != NULL ? value : d->factory, err);
-	mta_settings_free(&s);
-	return rc;
-}
-
-int mta_setting_set(struct store *db, const char *name, const char *value,
+/* mta_sasl_cred_check - username (non-empty, no ':' or control characters)
+ * and password (non-empty, no line break) limits. */
+static int mta_sasl_cred_check(const char *username, const char *password,
 	struct sg_error *err)
 {
-	const struct mta_def *d = name != NULL ? mta_def_find(name) : NULL;
-	struct mta_settings *s = NULL;
-	char *norm = NULL;
-	char *key = NULL;
+	const char *p;
+
+	if (username == NULL || *username == '\0' || strlen(username) > MTA_USER_MAX) {
+		sg_error_set(err, SG_E_INVAL, "empty or too long user name");
+		return -1;
+	}
+	for (p = username; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == ':') {
+			sg_error_set(err, SG_E_INVAL,
+				"user name must not contain ':' or control characters");
+			return -1;
+		}
+	}
+	if (password == NULL || *password == '\0' || strlen(password) > MTA_PASSWORD_MAX ||
+		strpbrk(password, "\r\n") != NULL) {
+		sg_error_set(err, SG_E_INVAL,
+			"password empty, longer than %d bytes or multi-line", MTA_PASSWORD_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+/* mta_sasl_add - parse one stored entry (key without "mta.sasl.", value
+ * "user\npassword") into s->sasl. */
+static int mta_sasl_add(struct mta_settings *s, const char *hostport, const char *value,
+	struct sg_error *err)
+{
+	struct sg_hostport hp;
+	const char *nl = strchr(value, '\n');
+	char *user = NULL;
 	int rc = -1;
 
-	if (mta_setting_check(name, value, err) < 0)
+	if (s->n_sasl >= MTA_SASL_MAX) {
+		sg_error_set(err, SG_E_INVAL, "more than %d entries", MTA_SASL_MAX);
 		return -1;
-	key = sg_xasprintf(MTA_KEY_PREFIX "%s", d->name);
-	if (value == NULL || *value == '\0') {
-		rc = store_setting_delete(db, key, err);
-		goto out;
 	}
-	s = mta_settings_defaults(NULL);
-	if (mta_apply(s, d, value, err) < 0)
+	if (mta_hostport_parse(hostport, &hp, err) < 0)
+		return -1;
+	if (nl == NULL) {
+		sg_error_set(err, SG_E_INVAL, "malformed credentials");
+		return -1;
+	}
+	user = sg_xstrndup(value, (size_t)(nl - value));
+	if (mta_sasl_cred_check(user, nl + 1, err) < 0)
 		goto out;
-	norm = mta_format_value(s, d);
-	rc = store_setting_set(db, key, norm, err);
+	if (s->n_sasl % 16 == 0)
+		s->sasl = sg_xrealloc(s->sasl, (s->n_sasl + 16) * sizeof(*s->sasl));
+	s->sasl[s->n_sasl].host = sg_xstrdup(hp.host);
+	s->sasl[s->n_sasl].port = hp.port;
+	s->sasl[s->n_sasl].username = user;
+	s->sasl[s->n_sasl].password = sg_xstrdup(nl + 1);
+	s->n_sasl++;
+	user = NULL;
+	rc = 0;
 out:
-	free(norm);
-	free(key);
-	mta_settings_free(&s);
+	free(user);
 	return rc;
 }
 
-/* mta_sasl_key - "mta.sasl.<host>:<port>" ([host] for IPv6). Caller frees. */
-static char *mta_sasl_hostport(const char *host, unsigned port)
-{
-	if (strchr(host, ':') != NULL)
-		return sg_xasprintf("[%s]:%u", host, port);
-	return sg_xasprintf("%s:%u", host, port);
-}
+enum mta_read_mode {
+	MTA_READ_STRICT,   /* a bad stored value is an error (load) */
+	MTA_READ_LENIENT,  /* skip bad values and SASL entries (update check) */
+};
 
-/* mta_sasl_load - fill s->sasl from the index and the per-host keys. */
-static int mta_sasl_load(struct store *db, struct mta_settings *s, struct sg_error *err)
+/* mta_settings_read - overlay the stored "mta.*" keys on s (one query). */
+static int mta_settings_read(struct store *db, struct mta_settings *s,
+	enum mta_read_mode mode, bool *helo_set_r, struct sg_error *err)
 {
-	char *index = NULL;
-	char **hosts = NULL;
-	size_t nhosts = 0, i;
+	struct store_stmt *st = NULL;
 	int rc = -1;
-	int found;
+	int step;
 
-	found = store_setting_get(db, MTA_SASL_INDEX, &index, err);
-	if (found < 0)
+	*helo_set_r = false;
+	st = store_prepare(db, "SELECT key, value FROM settings WHERE substr(key, 1, 4) = ? "
+		"ORDER BY key", err);
+	if (st == NULL)
 		return -1;
-	if (found == 0)
-		return 0;
-	if (mta_split(index, &hosts, &nhosts, err) < 0)
-		goto out;
-	if (nhosts > MTA_SASL_MAX)
-		nhosts = MTA_SASL_MAX;
-	s->sasl = sg_xcalloc(nhosts > 0 ? nhosts : 1, sizeof(*s->sasl));
-	for (i = 0; i < nhosts; i++) {
-		struct sg_hostport hp;
-		char *key = NULL;
-		char *val = NULL;
-		char *nl;
+	store_bind_text(st, 1, MTA_KEY_PREFIX);
+	while ((step = store_stmt_step(st, err)) == 1) {
+		const char *key = store_col_text(st, 0);
+		const char *val = store_col_text(st, 1);
+		const struct mta_def *d;
 
-		if (sg_hostport_parse(hosts[i], 25, &hp, err) < 0) {
-			sg_error_prefix(err, "setting " MTA_SASL_INDEX ": ");
+		if (key == NULL || val == NULL)
+			continue;
+		if (strncmp(key, MTA_SASL_PREFIX, strlen(MTA_SASL_PREFIX)) == 0) {
+			if (mode == MTA_READ_LENIENT)
+				continue;
+			if (mta_sasl_add(s, key + strlen(MTA_SASL_PREFIX), val, err) < 0) {
+				err->code = SG_E_CONFIG;
+				sg_error_prefix(err, "stored setting %s: ", key);
+				goto out;
+			}
+			continue;
+		}
+		/* Only canonical names are stored; anything else is a newer
+		 * version's (or a foreign) key. */
+		d = mta_def_find(key + strlen(MTA_KEY_PREFIX));
+		if (d == NULL || strcmp(d->name, key + strlen(MTA_KEY_PREFIX)) != 0) {
+			sg_log(SG_LOG_DEBUG, "mta: ignoring unknown setting %s", key);
+			continue;
+		}
+		if (d->kind == MTA_K_HOSTNAME && *val == '\0')
+			continue;
+		if (mta_apply(s, d, val, err) < 0) {
+			if (mode == MTA_READ_LENIENT)
+				continue;
 			err->code = SG_E_CONFIG;
+			sg_error_prefix(err, "stored ");
 			goto out;
 		}
-		key = sg_xasprintf(MTA_SASL_PREFIX "%s", hosts[i]);
-		found = store_setting_get(db, key, &val, err);
-		free(key);
-		if (found < 0)
-			goto out;
-		if (found == 0)
-			continue; /* index ahead of a removal: ignore */
-		nl = strchr(val, '\n');
-		if (nl == NULL || nl == val) {
-			free(val);
-			sg_error_set(err, SG_E_CONFIG, "setting " MTA_SASL_PREFIX "%s: malformed",
-				hosts[i]);
-			goto out;
-		}
-		*nl = '\0';
-		s->sasl[s->n_sasl].host = sg_xstrdup(hp.host);
-		s->sasl[s->n_sasl].port = hp.port;
-		s->sasl[s->n_sasl].username = sg_xstrdup(val);
-		s->sasl[s->n_sasl].password = sg_xstrdup(nl + 1);
-		s->n_sasl++;
-		explicit_bzero(val, strlen(nl + 1) + (size_t)(nl - val) + 1);
-		free(val);
+		if (d->off == OFF(helo_name))
+			*helo_set_r = true;
 	}
+	if (step < 0)
+		goto out;
 	rc = 0;
 out:
-	mta_strv_free(&hosts, &nhosts);
-	free(index);
+	store_stmt_free(&st);
 	return rc;
 }
 
@@ -647,215 +754,321 @@ struct mta_settings *mta_settings_load(struct store *db, const char *cfg_hostnam
 {
 	struct mta_settings *s = mta_settings_defaults(cfg_hostname);
 	bool helo_set = false;
-	size_t i;
 
-	for (i = 0; i < MTA_NDEFS; i++) {
-		const struct mta_def *d = &mta_defs[i];
-		char key[128];
-		char *val = NULL;
-		int found;
-
-		snprintf(key, sizeof(key), MTA_KEY_PREFIX "%s", d->name);
-		found = store_setting_get(db, key, &val, err);
-		if (found < 0)
-			goto fail;
-		if (found == 0)
-			continue;
-		if (d->kind == MTA_K_HOSTNAME && *val == '\0') {
-			free(val);
-			continue;
-		}
-		if (mta_apply(s, d, val, err) < 0) {
-			free(val);
-			err->code = SG_E_CONFIG;
-			sg_error_prefix(err, "stored ");
-			goto fail;
-		}
-		if (strcmp(d->name, "helo_name") == 0)
-			helo_set = true;
-		free(val);
+	if (mta_settings_read(db, s, MTA_READ_STRICT, &helo_set, err) < 0) {
+		mta_settings_free(&s);
+		return NULL;
 	}
 	if (!helo_set) {
 		free(s->helo_name);
 		s->helo_name = sg_xstrdup(s->hostname);
 	}
+	/* mta_settings_update refuses these combinations; values stored by
+	 * other means are made safe rather than refused. */
 	if (s->backoff_max < s->backoff_min)
 		s->backoff_max = s->backoff_min;
-	if (mta_sasl_load(db, s, err) < 0)
-		goto fail;
+	if (mta_host_is_ip(s->internal_relay.host))
+		s->internal_relay.use_mx = false;
+	if (mta_host_is_ip(s->external_relay.host))
+		s->external_relay.use_mx = false;
 	return s;
-fail:
-	mta_settings_free(&s);
-	return NULL;
 }
 
-/* mta_sasl_index_edit - add or remove hp in the index value; caller frees. */
-static char *mta_sasl_index_edit(const char *index, const char *hp, bool add,
-	bool *present_r)
+/* mta_settings_check_consistency - rules between settings (see mta.h). */
+static int mta_settings_check_consistency(const struct mta_settings *s,
+	struct sg_error *err)
 {
-	char **v = NULL;
-	size_t n = 0, i;
-	struct sg_buf b;
+	if (s->after_filter_size < s->before_filter_size) {
+		sg_error_set(err, SG_E_INVAL, "setting after_filter_size (%llu) must not be "
+			"smaller than before_filter_size (%llu)",
+			(unsigned long long)s->after_filter_size,
+			(unsigned long long)s->before_filter_size);
+		return -1;
+	}
+	if (s->backoff_max < s->backoff_min) {
+		sg_error_set(err, SG_E_INVAL, "setting backoff_max (%us) must not be smaller "
+			"than backoff_min (%us)", s->backoff_max, s->backoff_min);
+		return -1;
+	}
+	if (s->internal_relay.use_mx && mta_host_is_ip(s->internal_relay.host)) {
+		sg_error_set(err, SG_E_INVAL, "setting internal_relay_mx: internal_relay_host "
+			"%s is an IP address (no MX lookup)", s->internal_relay.host);
+		return -1;
+	}
+	if (s->external_relay.use_mx && mta_host_is_ip(s->external_relay.host)) {
+		sg_error_set(err, SG_E_INVAL, "setting external_relay_mx: external_relay_host "
+			"%s is an IP address (no MX lookup)", s->external_relay.host);
+		return -1;
+	}
+	return 0;
+}
 
-	*present_r = false;
-	sg_buf_init(&b, SIZE_MAX / 2);
-	if (index != NULL)
-		(void)mta_split(index, &v, &n, NULL);
+/* One parsed assignment of an update. */
+struct mta_change {
+	const struct mta_def *d;  /* NULL: a SASL entry */
+	char *key;                /* "mta.<name>" or "mta.sasl.<host>:<port>" */
+	char *value;              /* normalised value to store; NULL = delete */
+};
+
+static void mta_change_clear(struct mta_change *c)
+{
+	free(c->key);
+	mta_secret_free(&c->value);
+	memset(c, 0, sizeof(*c));
+}
+
+/* mta_normalise - validate value for d and return its stored form. */
+static char *mta_normalise(const struct mta_def *d, const char *value,
+	struct sg_error *err)
+{
+	struct mta_settings *s = mta_settings_defaults(NULL);
+	char *norm = NULL;
+
+	if (strlen(value) > MTA_VALUE_MAX)
+		sg_error_set(err, SG_E_INVAL, "setting %s: value longer than %d bytes", d->name,
+			MTA_VALUE_MAX);
+	else if (mta_apply(s, d, value, err) == 0)
+		norm = mta_def_format(s, d);
+	mta_settings_free(&s);
+	return norm;
+}
+
+/* mta_change_parse_sasl - "sasl.HOST[:PORT]" = "USER:PASSWORD" or "". */
+static int mta_change_parse_sasl(const char *name, const char *value,
+	struct mta_change *c, struct sg_error *err)
+{
+	struct sg_hostport hp;
+	const char *colon;
+	char *user = NULL;
+	char *hps = NULL;
+	int rc = -1;
+
+	if (mta_hostport_parse(name + strlen(MTA_SASL_NAME_PREFIX), &hp, err) < 0)
+		goto out;
+	hps = mta_sasl_hostport(hp.host, hp.port);
+	if (*value != '\0') {
+		colon = strchr(value, ':');
+		if (colon == NULL) {
+			sg_error_set(err, SG_E_INVAL, "expected USER:PASSWORD");
+			goto out;
+		}
+		user = sg_xstrndup(value, (size_t)(colon - value));
+		if (mta_sasl_cred_check(user, colon + 1, err) < 0)
+			goto out;
+		c->value = sg_xasprintf("%s\n%s", user, colon + 1);
+	}
+	c->key = sg_xasprintf(MTA_SASL_PREFIX "%s", hps);
+	rc = 0;
+out:
+	if (rc < 0) {
+		char esc[96];
+
+		sg_error_prefix(err, "setting %s: ", mta_esc(esc, sizeof(esc), name));
+	}
+	free(user);
+	free(hps);
+	return rc;
+}
+
+/* mta_change_parse - one "NAME=VALUE" into c (validated, normalised). */
+static int mta_change_parse(const char *a, struct mta_change *c, struct sg_error *err)
+{
+	const char *eq = strchr(a, '=');
+	char name[300];
+	const char *value;
+	char esc[96];
+
+	memset(c, 0, sizeof(*c));
+	if (eq == NULL || eq == a) {
+		sg_error_set(err, SG_E_INVAL, "'%s': expected NAME=VALUE",
+			mta_esc(esc, sizeof(esc), a));
+		return -1;
+	}
+	value = eq + 1;
+	if ((size_t)(eq - a) >= sizeof(name)) {
+		sg_error_set(err, SG_E_INVAL, "unknown setting '%.*s...'", 40, a);
+		return -1;
+	}
+	memcpy(name, a, (size_t)(eq - a));
+	name[eq - a] = '\0';
+	if (strncmp(name, MTA_SASL_NAME_PREFIX, strlen(MTA_SASL_NAME_PREFIX)) == 0)
+		return mta_change_parse_sasl(name, value, c, err);
+	c->d = mta_def_find(name);
+	if (c->d == NULL) {
+		sg_error_set(err, SG_E_INVAL, "unknown setting '%s'",
+			mta_esc(esc, sizeof(esc), name));
+		return -1;
+	}
+	if (*value != '\0') {
+		c->value = mta_normalise(c->d, value, err);
+		if (c->value == NULL)
+			return -1;
+	}
+	c->key = sg_xasprintf(MTA_KEY_PREFIX "%s", c->d->name);
+	return 0;
+}
+
+/* mta_update_check - the stored settings with the changes applied must be
+ * consistent. Runs inside the update's transaction. */
+static int mta_update_check(struct store *db, const struct mta_change *cs, size_t n,
+	struct sg_error *err)
+{
+	struct mta_settings *s = mta_settings_defaults(NULL);
+	bool helo_set;
+	size_t i;
+	int rc = -1;
+
+	if (mta_settings_read(db, s, MTA_READ_LENIENT, &helo_set, err) < 0)
+		goto out;
 	for (i = 0; i < n; i++) {
-		if (strcasecmp(v[i], hp) == 0) {
-			*present_r = true;
+		const struct mta_def *d = cs[i].d;
+
+		if (d == NULL)
+			continue;
+		if (mta_apply(s, d, cs[i].value != NULL ? cs[i].value : d->factory, err) < 0)
+			goto out;
+	}
+	rc = mta_settings_check_consistency(s, err);
+out:
+	mta_settings_free(&s);
+	return rc;
+}
+
+/* mta_update_write - store the changes (inside the transaction). */
+static int mta_update_write(struct store *db, const struct mta_change *cs, size_t n,
+	struct sg_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct mta_change *c = &cs[i];
+
+		if (c->value != NULL) {
+			if (store_setting_set(db, c->key, c->value, err) < 0)
+				return -1;
 			continue;
 		}
-		(void)sg_buf_printf(&b, NULL, "%s%s", b.len > 0 ? " " : "", v[i]);
+		if (c->d == NULL) {
+			char *old = NULL;
+			int found = store_setting_get(db, c->key, &old, err);
+
+			mta_secret_free(&old);
+			if (found < 0)
+				return -1;
+			if (found == 0) {
+				sg_error_set(err, SG_E_NOTFOUND, "setting %s: no credentials stored",
+					c->key + strlen(MTA_KEY_PREFIX));
+				return -1;
+			}
+		}
+		if (store_setting_delete(db, c->key, err) < 0)
+			return -1;
 	}
-	if (add)
-		(void)sg_buf_printf(&b, NULL, "%s%s", b.len > 0 ? " " : "", hp);
-	mta_strv_free(&v, &n);
-	return sg_buf_steal(&b);
+	return 0;
+}
+
+int mta_settings_update(struct store *db, const char *const *assignments, size_t n,
+	struct sg_error *err)
+{
+	struct mta_change *cs = NULL;
+	size_t i, j;
+	bool in_tx = false;
+	int rc = -1;
+
+	if (n == 0 || n > MTA_UPDATE_MAX) {
+		sg_error_set(err, SG_E_INVAL, "expected 1 to %d NAME=VALUE assignments",
+			MTA_UPDATE_MAX);
+		return -1;
+	}
+	cs = sg_xcalloc(n, sizeof(*cs));
+	for (i = 0; i < n; i++) {
+		if (mta_change_parse(assignments[i], &cs[i], err) < 0)
+			goto out;
+		for (j = 0; j < i; j++) {
+			if (strcmp(cs[j].key, cs[i].key) == 0) {
+				sg_error_set(err, SG_E_INVAL, "setting %s given twice",
+					cs[i].key + strlen(MTA_KEY_PREFIX));
+				goto out;
+			}
+		}
+	}
+	if (store_begin(db, err) < 0)
+		goto out;
+	in_tx = true;
+	if (mta_update_check(db, cs, n, err) < 0)
+		goto out;
+	if (mta_update_write(db, cs, n, err) < 0)
+		goto out;
+	in_tx = false;
+	if (store_commit(db, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (in_tx)
+		(void)store_rollback(db, NULL);
+	for (i = 0; i < n; i++)
+		mta_change_clear(&cs[i]);
+	free(cs);
+	return rc;
+}
+
+int mta_setting_check(const char *name, const char *value, struct sg_error *err)
+{
+	const struct mta_def *d = name != NULL ? mta_def_find(name) : NULL;
+	char *norm;
+	char esc[96];
+
+	if (d == NULL) {
+		sg_error_set(err, SG_E_INVAL, "unknown setting '%s'",
+			name != NULL ? mta_esc(esc, sizeof(esc), name) : "(null)");
+		return -1;
+	}
+	norm = mta_normalise(d, value != NULL ? value : d->factory, err);
+	if (norm == NULL)
+		return -1;
+	free(norm);
+	return 0;
+}
+
+int mta_setting_set(struct store *db, const char *name, const char *value,
+	struct sg_error *err)
+{
+	char *a;
+	int rc;
+
+	if (name == NULL || strchr(name, '=') != NULL) {
+		sg_error_set(err, SG_E_INVAL, "bad setting name");
+		return -1;
+	}
+	a = sg_xasprintf("%s=%s", name, value != NULL ? value : "");
+	rc = mta_settings_update(db, (const char *const *)&a, 1, err);
+	mta_secret_free(&a);
+	return rc;
 }
 
 int mta_sasl_set(struct store *db, const char *host, unsigned port, const char *username,
 	const char *password, struct sg_error *err)
 {
-	struct sg_hostport hp;
-	char *hps = NULL;
-	char *key = NULL;
-	char *index = NULL;
-	char *newindex = NULL;
-	char *val = NULL;
-	bool present = false;
-	bool in_tx = false;
-	const char *p;
+	char *hp;
+	char *a;
 	int rc = -1;
 
-	if (host == NULL || port == 0 || port > 65535) {
+	if (host == NULL || *host == '\0' || strchr(host, '[') != NULL || port == 0 ||
+		port > 65535) {
 		sg_error_set(err, SG_E_INVAL, "sasl: bad host or port");
 		return -1;
 	}
-	hps = mta_sasl_hostport(host, port);
-	if (sg_hostport_parse(hps, 25, &hp, err) < 0) {
+	if (password != NULL && mta_sasl_cred_check(username, password, err) < 0) {
 		sg_error_prefix(err, "sasl: ");
-		goto out;
+		return -1;
 	}
-	free(hps);
-	sg_str_lower(hp.host);
-	hps = mta_sasl_hostport(hp.host, hp.port);
-	if (password != NULL) {
-		if (username == NULL || *username == '\0' || strlen(username) > 512) {
-			sg_error_set(err, SG_E_INVAL, "sasl: empty or too long user name");
-			goto out;
-		}
-		for (p = username; *p != '\0'; p++) {
-			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-				sg_error_set(err, SG_E_INVAL,
-					"sasl: control character in user name");
-				goto out;
-			}
-		}
-		if (strlen(password) > 4096 || strchr(password, '\n') != NULL) {
-			sg_error_set(err, SG_E_INVAL, "sasl: password too long or multi-line");
-			goto out;
-		}
-	}
-	key = sg_xasprintf(MTA_SASL_PREFIX "%s", hps);
-	if (store_begin(db, err) < 0)
-		goto out;
-	in_tx = true;
-	if (store_setting_get(db, MTA_SASL_INDEX, &index, err) < 0)
-		goto out;
-	newindex = mta_sasl_index_edit(index, hps, password != NULL, &present);
-	if (password == NULL) {
-		if (!present) {
-			sg_error_set(err, SG_E_NOTFOUND, "sasl: no credentials for %s", hps);
-			goto out;
-		}
-		if (store_setting_delete(db, key, err) < 0)
-			goto out;
-	} else {
-		val = sg_xasprintf("%s\n%s", username, password);
-		if (store_setting_set(db, key, val, err) < 0)
-			goto out;
-	}
-	if (store_setting_set(db, MTA_SASL_INDEX, newindex, err) < 0)
-		goto out;
-	if (store_commit(db, err) < 0)
-		goto out;
-	in_tx = false;
-	rc = 0;
-out:
-	if (in_tx)
-		(void)store_rollback(db, NULL);
-	if (val != NULL) {
-		explicit_bzero(val, strlen(val));
-		free(val);
-	}
-	free(newindex);
-	free(index);
-	free(key);
-	free(hps);
+	hp = mta_sasl_hostport(host, port);
+	if (password != NULL)
+		a = sg_xasprintf(MTA_SASL_NAME_PREFIX "%s=%s:%s", hp, username, password);
+	else
+		a = sg_xasprintf(MTA_SASL_NAME_PREFIX "%s=", hp);
+	rc = mta_settings_update(db, (const char *const *)&a, 1, err);
+	mta_secret_free(&a);
+	free(hp);
 	return rc;
-}
-
-/* mta_sasl_format - "host:port username ***" entries. Caller frees. */
-static char *mta_sasl_format(const struct mta_settings *s)
-{
-	struct sg_buf b;
-	size_t i;
-
-	sg_buf_init(&b, SIZE_MAX / 2);
-	for (i = 0; i < s->n_sasl; i++) {
-		char *hp = mta_sasl_hostport(s->sasl[i].host, s->sasl[i].port);
-
-		(void)sg_buf_printf(&b, NULL, "%s%s %s ***", i > 0 ? ", " : "", hp,
-			s->sasl[i].username);
-		free(hp);
-	}
-	return sg_buf_steal(&b);
-}
-
-char *mta_settings_format(const struct mta_settings *s, enum mta_print_flags flags)
-{
-	struct sg_buf b;
-	json_t *obj = NULL;
-	json_t *arr = NULL;
-	size_t i;
-
-	if (flags == MTA_PRINT_JSON) {
-		char *out;
-		char *dump;
-
-		obj = json_object();
-		for (i = 0; i < MTA_NDEFS; i++) {
-			char *v = mta_format_value(s, &mta_defs[i]);
-
-			json_object_set_new(obj, mta_defs[i].name, json_string(v));
-			free(v);
-		}
-		arr = json_array();
-		for (i = 0; i < s->n_sasl; i++) {
-			json_array_append_new(arr, json_pack("{s:s, s:i, s:s, s:s}", "host",
-				s->sasl[i].host, "port", (int)s->sasl[i].port, "username",
-				s->sasl[i].username, "password", "***"));
-		}
-		json_object_set_new(obj, "sasl", arr);
-		dump = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		json_decref(obj);
-		out = sg_xasprintf("%s\n", dump != NULL ? dump : "{}");
-		free(dump);
-		return out;
-	}
-	sg_buf_init(&b, SIZE_MAX / 2);
-	for (i = 0; i < MTA_NDEFS; i++) {
-		char *v = mta_format_value(s, &mta_defs[i]);
-
-		(void)sg_buf_printf(&b, NULL, "%s = %s\n", mta_defs[i].name, v);
-		free(v);
-	}
-	{
-		char *v = mta_sasl_format(s);
-
-		(void)sg_buf_printf(&b, NULL, "sasl = %s\n", v);
-		free(v);
-	}
-	return sg_buf_steal(&b);
 }
