@@ -1,0 +1,405 @@
+/* test_spool_batch.c - exactly-once MPA outputs (F-FLOW-1, DESIGN step 4):
+ * a batch turns one input into N outputs; a crash or an I/O error at any
+ * step leaves either the input (no outputs) or all outputs (no input),
+ * never both, never an output twice. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "spool_testutil.h"
+
+#define NOUT 3
+
+static void put_input(struct tu_fix *f, char *id)
+{
+	struct spool_env env;
+	struct sg_error err;
+
+	tu_env(&env, "a@example.org", 2);
+	if (tu_write_msg(f->sp, &env, "Subject: in\r\n\r\ninput\r\n", SPOOL_Q_INCOMING, id,
+		&err) < 0)
+		fail_msg("commit input: %s", err.msg);
+	spool_env_free_fields(&env);
+}
+
+/* run_batch - NOUT outputs "output <i>" of input id into outgoing; the
+ * result of spool_batch_commit (or -1 earlier). */
+static int run_batch(struct tu_fix *f, const char *id, struct sg_error *err)
+{
+	struct spool_batch *b = spool_batch_new(f->sp, SPOOL_Q_INCOMING, id);
+	int i;
+
+	if (b == NULL)
+		return -1;
+	for (i = 0; i < NOUT; i++) {
+		struct spool_env env;
+		struct spool_writer *w;
+		char body[64];
+
+		tu_env(&env, "a@example.org", 1);
+		env.parent_id = sg_xstrdup(id);
+		w = spool_batch_writer(b, &env, 0, err);
+		spool_env_free_fields(&env);
+		if (w == NULL)
+			goto fail;
+		snprintf(body, sizeof(body), "output %d\r\n", i);
+		if (spool_writer_write(w, body, strlen(body), err) < 0) {
+			spool_writer_abort(&w);
+			goto fail;
+		}
+		if (spool_batch_writer_finish(b, &w, SPOOL_Q_OUTGOING, err) < 0)
+			goto fail;
+	}
+	return spool_batch_commit(&b, err);
+fail:
+	spool_batch_abort(&b);
+	return -1;
+}
+
+struct outs {
+	struct tu_fix *f;
+	const char *input;
+	unsigned seen[NOUT];
+	unsigned other;
+};
+
+static int outs_cb(const char *id, void *arg)
+{
+	struct outs *o = arg;
+	struct sg_error err;
+	struct spool_msg *m = spool_msg_open(o->f->sp, SPOOL_Q_OUTGOING, id, &err);
+	char *body;
+	int n;
+
+	if (m == NULL)
+		fail_msg("output %s unreadable: %s", id, err.msg);
+	body = tu_read_body(m);
+	if (spool_msg_env(m)->parent_id == NULL ||
+		strcmp(spool_msg_env(m)->parent_id, o->input) != 0 ||
+		sscanf(body, "output %d", &n) != 1 || n < 0 || n >= NOUT)
+		o->other++;
+	else
+		o->seen[n]++;
+	free(body);
+	spool_msg_close(&m);
+	return 0;
+}
+
+/* check_state - exactly one of: input present and no outputs, or input gone
+ * and every output exactly once. Returns true if the batch is done. No
+ * leftovers in tmp/ or batch/ either way. */
+static bool check_state(struct tu_fix *f, const char *input, const char *when)
+{
+	struct outs o;
+	struct sg_error err;
+	bool has_input = tu_exists(f->spooldir, "incoming", input);
+	unsigned i;
+
+	memset(&o, 0, sizeof(o));
+	o.f = f;
+	o.input = input;
+	assert_int_equal(spool_list(f->sp, SPOOL_Q_OUTGOING, outs_cb, &o, &err), 0);
+	if (o.other != 0)
+		fail_msg("%s: %u unexpected outputs", when, o.other);
+	for (i = 0; i < NOUT; i++) {
+		if (o.seen[i] != (has_input ? 0u : 1u))
+			fail_msg("%s: output %u seen %u times, input %s", when, i, o.seen[i],
+				has_input ? "present" : "gone");
+	}
+	if (tu_count(f->spooldir, "tmp") != 0 || tu_count(f->spooldir, "batch") != 0)
+		fail_msg("%s: leftovers tmp=%d batch=%d", when, tu_count(f->spooldir, "tmp"),
+			tu_count(f->spooldir, "batch"));
+	if (!has_input && tu_exists(f->spooldir, "state", input))
+		fail_msg("%s: state of the consumed input left behind", when);
+	return !has_input;
+}
+
+static void reset_spool(struct tu_fix *f)
+{
+	struct sg_error err;
+
+	spool_close(&f->sp);
+	tu_rm_rf(f->spooldir);
+	f->sp = spool_open(f->spooldir, &err);
+	assert_non_null(f->sp);
+}
+
+static void test_batch_commit(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1];
+	struct spool_env env;
+	struct sg_error err;
+
+	put_input(f, id);
+	/* the input's delivery state goes with it */
+	assert_int_equal(spool_env_read(f->sp, SPOOL_Q_INCOMING, id, &env, NULL, &err), 0);
+	env.attempts = 1;
+	assert_int_equal(spool_state_save(f->sp, &env, &err), 0);
+	spool_env_free_fields(&env);
+	assert_int_equal(run_batch(f, id, &err), 0);
+	assert_true(check_state(f, id, "commit"));
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), NOUT);
+	assert_int_equal(tu_count(f->spooldir, "state"), 0);
+	/* nothing pending afterwards */
+	assert_int_equal(spool_batch_finish_pending(f->sp, id, &err), 0);
+}
+
+static void test_batch_no_outputs(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1];
+	struct spool_batch *b;
+	struct sg_error err;
+
+	put_input(f, id);
+	b = spool_batch_new(f->sp, SPOOL_Q_INCOMING, id);
+	assert_non_null(b);
+	assert_int_equal(spool_batch_commit(&b, &err), 0);
+	assert_null(b);
+	assert_int_equal(tu_count(f->spooldir, "incoming"), 0);
+	assert_int_equal(tu_count(f->spooldir, "batch"), 0);
+}
+
+static void test_batch_abort(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1];
+	struct spool_batch *b;
+	struct spool_writer *w;
+	struct spool_env env;
+	struct sg_error err;
+
+	put_input(f, id);
+	b = spool_batch_new(f->sp, SPOOL_Q_INCOMING, id);
+	tu_env(&env, "a@example.org", 1);
+	w = spool_batch_writer(b, &env, 0, &err);
+	assert_non_null(w);
+	assert_int_equal(spool_writer_write(w, "x", 1, &err), 0);
+	assert_int_equal(spool_batch_writer_finish(b, &w, SPOOL_Q_OUTGOING, &err), 0);
+	assert_int_equal(tu_count(f->spooldir, "tmp"), 1);
+	spool_batch_abort(&b);
+	assert_null(b);
+	spool_batch_abort(&b);
+	assert_int_equal(tu_count(f->spooldir, "tmp"), 0);
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), 0);
+	assert_true(tu_exists(f->spooldir, "incoming", id));
+	spool_env_free_fields(&env);
+}
+
+static void test_batch_misuse(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1];
+	struct spool_batch *b;
+	struct spool_writer *w;
+	struct spool_env env;
+	struct sg_error err;
+
+	put_input(f, id);
+	assert_null(spool_batch_new(f->sp, SPOOL_Q_INCOMING, "not-an-id"));
+	assert_null(spool_batch_new(f->sp, SPOOL_Q_INCOMING, NULL));
+	assert_null(spool_batch_new(f->sp, (enum spool_queue)12, id));
+	b = spool_batch_new(f->sp, SPOOL_Q_INCOMING, id);
+	tu_env(&env, "a@example.org", 1);
+	/* a batch output committed on its own would bypass the manifest */
+	w = spool_batch_writer(b, &env, 0, &err);
+	assert_non_null(w);
+	assert_int_equal(spool_writer_commit(&w, SPOOL_Q_OUTGOING, &err), -1);
+	assert_int_equal(err.code, SG_E_INTERNAL);
+	assert_null(w);
+	w = spool_batch_writer(b, &env, 0, &err);
+	assert_int_equal(spool_batch_writer_finish(b, &w, (enum spool_queue)12, &err), -1);
+	assert_int_equal(err.code, SG_E_INVAL);
+	assert_null(w);
+	spool_batch_abort(&b);
+	assert_int_equal(tu_count(f->spooldir, "tmp"), 0);
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), 0);
+	assert_int_equal(spool_batch_finish_pending(f->sp, "bad", &err), -1);
+	spool_env_free_fields(&env);
+}
+
+/* kill -9 at every I/O step of a batch (in a child), then recovery: the
+ * batch is either rolled back (input processed again, giving the outputs
+ * once) or completed from its manifest; never both, never twice. */
+static void test_batch_crash_every_step(void **state)
+{
+	struct tu_fix *f = *state;
+	unsigned n, crashes = 0, completed = 0, rolled_back = 0;
+
+	for (n = 1; n < 200; n++) {
+		char id[SG_MAIL_ID_LEN + 1], when[64];
+		struct spool_recovery r;
+		struct sg_error err;
+		int status = 0;
+		pid_t pid;
+
+		reset_spool(f);
+		put_input(f, id);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			spool_test_fail_after(n, SPOOL_TEST_CRASH);
+			_exit(run_batch(f, id, &err) == 0 ? 0 : 1);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		if (WEXITSTATUS(status) == 0) {
+			assert_true(check_state(f, id, "no crash"));
+			break;
+		}
+		assert_int_equal(WEXITSTATUS(status), SPOOL_TEST_CRASH_STATUS);
+		crashes++;
+		assert_int_equal(spool_recover_report(f->sp, &r, &err), 0);
+		assert_int_equal(r.batches_damaged, 0);
+		assert_int_equal(r.damaged, 0);
+		snprintf(when, sizeof(when), "crash at step %u", n);
+		if (check_state(f, id, when)) {
+			/* 0 only for a crash at the very last step (manifest already
+			 * unlinked, its directory not yet fsync'ed) */
+			assert_true(r.batches_completed <= 1);
+			completed += r.batches_completed;
+			continue;
+		}
+		assert_int_equal(r.batches_completed, 0);
+		rolled_back++;
+		/* the worker processes the input again after the restart */
+		assert_int_equal(spool_batch_finish_pending(f->sp, id, &err), 0);
+		assert_int_equal(run_batch(f, id, &err), 0);
+		assert_true(check_state(f, id, "reprocessed"));
+	}
+	/* outputs (3 x write, fsync), tmp/ fsync, manifest (write, fsync,
+	 * rename, dir fsync), renames, fsyncs, ... */
+	if (crashes < 15 || completed < 5 || rolled_back < 5)
+		fail_msg("crashes=%u completed=%u rolled_back=%u", crashes, completed,
+			rolled_back);
+}
+
+/* An I/O error at every step, no restart: the caller sees -1; either the
+ * input is untouched, or the batch is decided and finish_pending (what the
+ * worker calls before reprocessing) completes it. */
+static void test_batch_error_every_step(void **state)
+{
+	struct tu_fix *f = *state;
+	unsigned n, failures = 0, pending = 0;
+
+	for (n = 1; n < 200; n++) {
+		char id[SG_MAIL_ID_LEN + 1], when[64];
+		struct sg_error err;
+		int rc, fp;
+
+		reset_spool(f);
+		put_input(f, id);
+		spool_test_fail_after(n, ENOSPC);
+		rc = run_batch(f, id, &err);
+		spool_test_fail_after(0, 0);
+		if (rc == 0) {
+			assert_true(check_state(f, id, "no error"));
+			break;
+		}
+		failures++;
+		if (err.code != SG_E_NOSPACE)
+			fail_msg("step %u: got %s want nospace (%s)", n, sg_errc_name(err.code),
+				err.msg);
+		fp = spool_batch_finish_pending(f->sp, id, &err);
+		assert_true(fp == 0 || fp == 1);
+		if (fp == 1)
+			pending++;
+		/* the tmp outputs of a decided batch were consumed by finish_pending;
+		 * those of an undecided one were removed by the failed commit */
+		snprintf(when, sizeof(when), "error at step %u", n);
+		if (!check_state(f, id, when)) {
+			assert_int_equal(fp, 0);
+			assert_int_equal(run_batch(f, id, &err), 0);
+			assert_true(check_state(f, id, "reprocessed"));
+		}
+	}
+	if (failures < 15 || pending < 3)
+		fail_msg("failures=%u pending=%u", failures, pending);
+}
+
+/* A manifest that cannot be read is kept aside; its outputs (still in tmp/)
+ * are dropped and the input is processed again. */
+static void test_batch_damaged_manifest(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1], path[4096], name[64];
+	struct spool_recovery r;
+	struct sg_error err;
+
+	put_input(f, id);
+	tu_write_file(tu_path(path, sizeof(path), f->spooldir, "batch", id),
+		"SGBATCH 1\ninput incoming ", 25);
+	tu_write_file(tu_path(path, sizeof(path), f->spooldir, "tmp", "0000000000AAAAAA"),
+		"x", 1);
+	assert_int_equal(spool_recover_report(f->sp, &r, &err), 0);
+	assert_int_equal(r.batches_damaged, 1);
+	assert_int_equal(r.batches_completed, 0);
+	snprintf(name, sizeof(name), "%s.damaged", id);
+	assert_true(tu_exists(f->spooldir, "batch", name));
+	assert_true(tu_exists(f->spooldir, "incoming", id));
+	assert_int_equal(tu_count(f->spooldir, "tmp"), 0);
+	/* a damaged manifest is not taken for a pending batch */
+	assert_int_equal(spool_batch_finish_pending(f->sp, id, &err), 0);
+	/* and the next recovery leaves it alone */
+	assert_int_equal(spool_recover_report(f->sp, &r, &err), 0);
+	assert_int_equal(r.batches_damaged, 0);
+}
+
+/* A manifest for an input in a different queue (delivery: bounces from an
+ * outgoing message) is completed against that queue. */
+static void test_batch_outgoing_input(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1];
+	struct spool_batch *b;
+	struct spool_writer *w;
+	struct spool_env env;
+	struct sg_error err;
+
+	tu_env(&env, "a@example.org", 1);
+	assert_int_equal(tu_write_msg(f->sp, &env, "x", SPOOL_Q_OUTGOING, id, &err), 0);
+	b = spool_batch_new(f->sp, SPOOL_Q_OUTGOING, id);
+	env.kind = SPOOL_KIND_BOUNCE;
+	env.parent_id = sg_xstrdup(id);
+	w = spool_batch_writer(b, &env, 0, &err);
+	assert_int_equal(spool_writer_write(w, "dsn", 3, &err), 0);
+	assert_int_equal(spool_batch_writer_finish(b, &w, SPOOL_Q_OUTGOING, &err), 0);
+	/* fail right after the manifest is durable (steps: tmp/ fsync, manifest
+	 * write, fsync, rename, dir fsync), at the first output rename */
+	spool_test_fail_after(6, EIO);
+	assert_int_equal(spool_batch_commit(&b, &err), -1);
+	spool_test_fail_after(0, 0);
+	assert_int_equal(tu_count(f->spooldir, "batch"), 1);
+	assert_int_equal(spool_batch_finish_pending(f->sp, id, &err), 1);
+	assert_false(tu_exists(f->spooldir, "outgoing", id));
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), 1);
+	assert_int_equal(tu_count(f->spooldir, "batch"), 0);
+	spool_env_free_fields(&env);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup, tu_teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_batch_commit),
+		T(test_batch_no_outputs),
+		T(test_batch_abort),
+		T(test_batch_misuse),
+		T(test_batch_crash_every_step),
+		T(test_batch_error_every_step),
+		T(test_batch_damaged_manifest),
+		T(test_batch_outgoing_input),
+	};
+#undef T
+
+	sg_log_init("test_spool_batch", SG_LOGDEST_STDERR, SG_LOG_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
