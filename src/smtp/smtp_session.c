@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -41,6 +42,7 @@
 #define SMTP_OUTPUT_MAX 65536       /* stop processing while replies are unread */
 #define SMTP_CLOSE_POLL_MS 20
 #define SMTP_CLOSE_POLL_MAX 100
+#define SMTP_LINGER_MS 1000         /* read-and-discard after our last reply */
 
 _Static_assert(SMTP_NOTIFY_NEVER == SPOOL_NOTIFY_NEVER &&
 	SMTP_NOTIFY_SUCCESS == SPOOL_NOTIFY_SUCCESS &&
@@ -76,6 +78,7 @@ struct smtp_session {
 	bool discarding;        /* inside an overlong command line */
 	bool parked;            /* waiting for a recipient probe */
 	bool out_blocked;       /* replies unread: input processing paused */
+	bool lingering;         /* closing: write side shut, draining input */
 	unsigned errors;
 	unsigned ncommands;
 	unsigned njunk;         /* junk commands (SMTP_JUNK_MAX) */
@@ -158,25 +161,43 @@ static void smtp_tx_reset(struct smtp_session *s)
 
 static void smtp_close_poll(evutil_socket_t fd, short what, void *arg);
 
-/* smtp_try_free - free once the last reply left (TLS: also the filter). */
+/*
+ * smtp_try_free - once the last reply left (TLS: also the filter), half-close
+ * and linger: keep reading and discarding until the client closes or
+ * SMTP_LINGER_MS pass, then free. Closing a socket with unread input makes
+ * the kernel send RST, which can destroy our last reply (421 after a flood of
+ * pipelined commands) before the client reads it.
+ */
 static void smtp_try_free(struct smtp_session *s)
 {
 	struct bufferevent *under = bufferevent_get_underlying(s->bev);
 	size_t pending = evbuffer_get_length(bufferevent_get_output(s->bev));
+	struct timeval tv = {0, SMTP_CLOSE_POLL_MS * 1000};
 
+	if (s->lingering) {
+		smtp_session_free_now(s);
+		return;
+	}
 	if (under != NULL)
 		pending += evbuffer_get_length(bufferevent_get_output(under));
-	if (pending > 0 && s->close_polls++ < SMTP_CLOSE_POLL_MAX) {
-		struct timeval tv = {0, SMTP_CLOSE_POLL_MS * 1000};
-
-		if (s->close_timer == NULL)
-			s->close_timer = evtimer_new(s->loop->base, smtp_close_poll, s);
-		if (s->close_timer != NULL) {
-			evtimer_add(s->close_timer, &tv);
-			return;
-		}
+	if (s->close_timer == NULL)
+		s->close_timer = evtimer_new(s->loop->base, smtp_close_poll, s);
+	if (s->close_timer == NULL) {
+		smtp_session_free_now(s);
+		return;
 	}
-	smtp_session_free_now(s);
+	if (pending > 0 && s->close_polls++ < SMTP_CLOSE_POLL_MAX) {
+		evtimer_add(s->close_timer, &tv);
+		return;
+	}
+	s->lingering = true;
+	(void)shutdown(bufferevent_getfd(under != NULL ? under : s->bev), SHUT_WR);
+	evbuffer_drain(bufferevent_get_input(s->bev),
+		evbuffer_get_length(bufferevent_get_input(s->bev)));
+	bufferevent_enable(s->bev, EV_READ);
+	tv.tv_sec = SMTP_LINGER_MS / 1000;
+	tv.tv_usec = (SMTP_LINGER_MS % 1000) * 1000;
+	evtimer_add(s->close_timer, &tv);
 }
 
 static void smtp_close_poll(evutil_socket_t fd, short what, void *arg)
@@ -845,8 +866,15 @@ static void smtp_process(struct smtp_session *s)
 /* smtp_io - the session's one event callback (read, write drained, events). */
 static void smtp_read_cb(struct bufferevent *bev, void *arg)
 {
-	(void)bev;
-	smtp_process(arg);
+	struct smtp_session *s = arg;
+
+	if (s->state == SMTP_S_CLOSING) {
+		/* lingering: discard whatever the client still sends */
+		evbuffer_drain(bufferevent_get_input(bev),
+			evbuffer_get_length(bufferevent_get_input(bev)));
+		return;
+	}
+	smtp_process(s);
 }
 
 static void smtp_write_cb(struct bufferevent *bev, void *arg)
@@ -855,7 +883,8 @@ static void smtp_write_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (s->state == SMTP_S_CLOSING) {
-		smtp_try_free(s);
+		if (!s->lingering)
+			smtp_try_free(s);
 		return;
 	}
 	if (s->out_blocked) {
