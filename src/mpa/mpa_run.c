@@ -273,9 +273,11 @@ enum mpa_result mpa_run(struct mpa_ctx *ctx, const struct mpa_sink *sink,
 			return r;
 	}
 	for (g = 0; g < ctx->nextras; g++) {
-		/* generated mail is small; the limit still applies (fail closed) */
-		if (sink->emit(sink->arg, &ctx->extras[g].env, ctx->extras[g].msg,
-			ctx->mpa->conf.max_size, err) < 0) {
+		/* generated mail is small and bounded (no content of the input):
+		 * the after-filter limit is for processed mail, and applying it
+		 * here would turn "too large" into an error-queue case */
+		if (sink->emit(sink->arg, &ctx->extras[g].env, ctx->extras[g].msg, 0,
+			err) < 0) {
 			sg_error_prefix(err, "notification: ");
 			return mpa_result_of_error(err);
 		}
