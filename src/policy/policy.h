@@ -210,7 +210,7 @@ enum policy_regex_flag {
 struct policy_regex *policy_regex_new(const char *pattern, unsigned flags,
 	struct sg_error *err);
 void policy_regex_free(struct policy_regex **rep);
-/* policy_regex_find - 1 match (*start_r/*end_r byte offsets, may be NULL),
+/* policy_regex_find - 1 match (*start_r, *end_r: byte offsets, may be NULL),
  * 0 no match, -1 error (e.g. match limit: err set). */
 int policy_regex_find(const struct policy_regex *re, const char *s, size_t len,
 	size_t offset, size_t *start_r, size_t *end_r, struct sg_error *err);
@@ -282,6 +282,10 @@ struct policy_props;
 struct policy_opts {
 	const char *hostname;  /* for system_mail_from's default; NULL = "localhost" */
 	size_t cache_max;      /* cached objects before the cache is flushed; 0 = 262144 */
+	/* Read the store's generation counter at most every sync_interval_ms
+	 * (0 = on every resolve/decide call: changes made anywhere are seen at
+	 * once). Writes through this struct policy are always seen at once. */
+	int64_t sync_interval_ms;
 };
 
 /* policy_new - a resolver on db (borrowed; must outlive it). Never NULL. */
@@ -314,6 +318,15 @@ const char *policy_props_get(const struct policy_props *pp, enum policy_prop_id 
 /* policy_props_owner - the object name the level came from ("" for global
  * and factory), e.g. "*.example.com" for POLICY_LEVEL_WILDCARD. */
 const char *policy_props_owner(const struct policy_props *pp, enum policy_level level);
+/*
+ * policy_owner_chain - the owner strings of the objects pp was resolved from,
+ * most specific first, as src/pki keys certificate selections:
+ * "user:a@x.com", "domain:x.com" (both even when the object does not exist),
+ * "wildcard:*.x.com" (only the wildcard that applied), "global". *n_r <= 4.
+ */
+#define POLICY_OWNER_MAX (POLICY_DOMAIN_MAX + 80)
+int policy_owner_chain(const struct policy_props *pp, char owners[4][POLICY_OWNER_MAX],
+	size_t *n_r);
 /* Typed getters; the value was validated when stored. */
 bool policy_props_is_true(const struct policy_props *pp, enum policy_prop_id id);
 int64_t policy_props_int(const struct policy_props *pp, enum policy_prop_id id);
@@ -458,7 +471,13 @@ enum policy_dflag {
 	POLICY_D_ADD_USER = 1u << 17,
 };
 
+/* Names of single bits of policy_decision.why and .flags ("sender_force",
+ * "has_cert", ...) for logs and `policy explain`. */
+enum policy_bits_kind { POLICY_BITS_WHY, POLICY_BITS_FLAGS };
+const char *policy_bit_name(enum policy_bits_kind kind, unsigned bit);
+
 #define POLICY_KEY_MAX 512
+#define POLICY_RCPT_MAX 10000  /* recipients per policy_decide call */
 
 struct policy_decision {
 	char recipient[POLICY_ADDR_MAX];  /* normalised envelope recipient */

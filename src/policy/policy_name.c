@@ -1,21 +1,23 @@
 /*
  * policy_name.c - names the policy keys on: domain names (lower-case ASCII,
- * IDN labels as punycode per RFC 3492, one trailing dot removed, wildcard
- * "*.x"), e-mail addresses (whole address lower-cased), and the first
- * mailbox of a raw From/Sender header value (RFC 5322 §3.4 mailbox-list with
- * obsolete forms tolerated).
+ * IDN labels as A-labels via libidn2 (RFC 5890/5891, UTS #46), one trailing
+ * dot removed, wildcard "*.x"), e-mail addresses (whole address lower-cased:
+ * one user per mailbox whatever the case, as certificate search is
+ * case-insensitive too), and the first mailbox of a raw From/Sender header
+ * value (parsed by GMime through mime_addr_first).
  *
  * Pure functions; any thread. Input is hostile (headers): every buffer is
- * capped, comments nest at most POLICY_COMMENT_DEPTH deep, nothing recurses.
+ * capped and nothing recurses.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include <idn2.h>
+
+#include "mime/mime.h"
 #include "policy/policy_int.h"
 
-#define POLICY_COMMENT_DEPTH 16
 #define POLICY_HEADER_SCAN_MAX 65536
-#define POLICY_UNIT_MAX 1024
 
 char *policy_trim_ws(char *s)
 {
@@ -30,133 +32,6 @@ char *policy_trim_ws(char *s)
 	memmove(s, s + start, len - start);
 	s[len - start] = '\0';
 	return s;
-}
-
-/* ------------------------------------------------------------- punycode */
-
-#define PUNY_BASE 36
-#define PUNY_TMIN 1
-#define PUNY_TMAX 26
-#define PUNY_SKEW 38
-#define PUNY_DAMP 700
-
-static uint32_t puny_adapt(uint32_t delta, uint32_t numpoints, bool is_first)
-{
-	uint32_t k = 0;
-
-	delta = is_first ? delta / PUNY_DAMP : delta / 2;
-	delta += delta / numpoints;
-	while (delta > ((PUNY_BASE - PUNY_TMIN) * PUNY_TMAX) / 2) {
-		delta /= PUNY_BASE - PUNY_TMIN;
-		k += PUNY_BASE;
-	}
-	return k + (PUNY_BASE - PUNY_TMIN + 1) * delta / (delta + PUNY_SKEW);
-}
-
-static char puny_digit(uint32_t d)
-{
-	return (char)(d < 26 ? 'a' + d : '0' + (d - 26));
-}
-
-/* puny_encode - RFC 3492 encode cps[0..n) into out; 0 ok, -1 too long/overflow */
-static int puny_encode(const uint32_t *cps, size_t n, char *out, size_t outsz)
-{
-	uint32_t cp_n = 128, delta = 0, bias = 72, h, b = 0, m, q, k, t;
-	size_t o = 0, i;
-
-	for (i = 0; i < n; i++) {
-		if (cps[i] < 0x80) {
-			if (o + 1 >= outsz)
-				return -1;
-			out[o++] = (char)cps[i];
-			b++;
-		}
-	}
-	h = b;
-	if (b > 0) {
-		if (o + 1 >= outsz)
-			return -1;
-		out[o++] = '-';
-	}
-	while (h < n) {
-		m = UINT32_MAX;
-		for (i = 0; i < n; i++) {
-			if (cps[i] >= cp_n && cps[i] < m)
-				m = cps[i];
-		}
-		if ((uint64_t)(m - cp_n) * (h + 1) + delta > UINT32_MAX / 2)
-			return -1;
-		delta += (m - cp_n) * (h + 1);
-		cp_n = m;
-		for (i = 0; i < n; i++) {
-			if (cps[i] < cp_n)
-				delta++;
-			if (cps[i] != cp_n)
-				continue;
-			q = delta;
-			for (k = PUNY_BASE;; k += PUNY_BASE) {
-				t = k <= bias ? PUNY_TMIN : k >= bias + PUNY_TMAX ? PUNY_TMAX : k - bias;
-				if (q < t)
-					break;
-				if (o + 1 >= outsz)
-					return -1;
-				out[o++] = puny_digit(t + (q - t) % (PUNY_BASE - t));
-				q = (q - t) / (PUNY_BASE - t);
-			}
-			if (o + 1 >= outsz)
-				return -1;
-			out[o++] = puny_digit(q);
-			bias = puny_adapt(delta, h + 1, h == b);
-			delta = 0;
-			h++;
-		}
-		delta++;
-		cp_n++;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
-/* utf8_decode - code points of s[0..len) into cps (max maxcp); count or -1 */
-static ssize_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cps, size_t maxcp)
-{
-	size_t i = 0, n = 0;
-
-	while (i < len) {
-		uint32_t c = s[i], cp;
-		size_t k, extra;
-
-		if (c < 0x80) {
-			extra = 0;
-			cp = c;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			extra = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			extra = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			extra = 3;
-			cp = c & 0x07;
-		} else {
-			return -1;
-		}
-		if (i + extra >= len && extra > 0)
-			return -1;
-		for (k = 1; k <= extra; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return -1;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-			(cp >= 0xd800 && cp <= 0xdfff))
-			return -1;
-		if (n >= maxcp)
-			return -1;
-		cps[n++] = cp;
-		i += extra + 1;
-	}
-	return (ssize_t)n;
 }
 
 /* ----------------------------------------------------------------- domains */
@@ -193,23 +68,34 @@ static int norm_label(const char *lab, size_t len, char *out, size_t outsz, size
 		}
 		tmp[tl] = '\0';
 	} else {
-		uint32_t cps[64];
-		ssize_t n = utf8_decode((const unsigned char *)lab, len, cps, 63);
+		/* IDNA2008 + UTS #46 mapping (case folding, NFC) by libidn2 */
+		char in[256];
+		char *a = NULL;
+		int rc;
 
-		if (n <= 0)
+		if (len >= sizeof(in))
 			return -1;
-		for (i = 0; i < (size_t)n; i++) {
-			if (cps[i] >= 'A' && cps[i] <= 'Z')
-				cps[i] = cps[i] - 'A' + 'a';
-			else if (cps[i] < 0x80 && !is_label_char((char)cps[i]))
-				return -1;
+		memcpy(in, lab, len);
+		in[len] = '\0';
+		rc = idn2_to_ascii_8z(in, &a, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+		if (rc != IDN2_OK || a == NULL || strlen(a) > 63 || strchr(a, '.') != NULL) {
+			idn2_free(a);
+			return -1;
 		}
-		memcpy(tmp, "xn--", 4);
-		if (puny_encode(cps, (size_t)n, tmp + 4, sizeof(tmp) - 4) < 0)
-			return -1;
-		tl = strlen(tmp);
-		if (tl > 63)
-			return -1;
+		for (i = 0; a[i] != '\0'; i++) {
+			char c = a[i];
+
+			if (c >= 'A' && c <= 'Z')
+				c = (char)(c - 'A' + 'a');
+			if (!is_label_char(c)) {
+				idn2_free(a);
+				return -1;
+			}
+			tmp[i] = c;
+		}
+		tl = i;
+		tmp[tl] = '\0';
+		idn2_free(a);
 	}
 	if (tmp[0] == '-' || tmp[tl - 1] == '-')
 		return -1;
@@ -358,170 +244,21 @@ bad:
 
 /* --------------------------------------------------------- first mailbox */
 
-struct unit {
-	char spec[POLICY_UNIT_MAX];  /* bare addr-spec text (comments removed) */
-	size_t slen;
-	char angle[POLICY_UNIT_MAX]; /* <...> content */
-	size_t alen;
-	bool has_angle;
-	bool is_phrase;              /* words separated by blanks: a display name */
-	bool is_overflow;
-	bool pending_ws;
-};
-
-static void unit_put(struct unit *u, bool in_angle, char c)
-{
-	char *buf = in_angle ? u->angle : u->spec;
-	size_t *len = in_angle ? &u->alen : &u->slen;
-
-	if (!in_angle && u->pending_ws && *len > 0) {
-		char prev = buf[*len - 1];
-
-		if (prev != '@' && prev != '.' && c != '@' && c != '.')
-			u->is_phrase = true;
-	}
-	u->pending_ws = false;
-	if (*len + 1 >= POLICY_UNIT_MAX) {
-		u->is_overflow = true;
-		return;
-	}
-	buf[(*len)++] = c;
-	buf[*len] = '\0';
-}
-
-/* unit_take - the unit's address if usable; 1 found (out), 0 not */
-static int unit_take(struct unit *u, char *out, size_t outsz)
-{
-	const char *cand;
-	int rc = 0;
-
-	if (u->is_overflow)
-		goto out;
-	if (u->has_angle) {
-		cand = u->angle;
-		/* obsolete route "@a,@b:user@x" */
-		if (cand[0] == '@') {
-			const char *colon = strchr(cand, ':');
-
-			if (colon == NULL)
-				goto out;
-			cand = colon + 1;
-		}
-	} else {
-		if (u->is_phrase)
-			goto out;
-		cand = u->spec;
-	}
-	if (*cand != '\0' && policy_addr_normalize(cand, out, outsz, NULL) == 0)
-		rc = 1;
-out:
-	memset(u, 0, sizeof(*u));
-	return rc;
-}
-
 int policy_addr_first_mailbox(const char *value, char *out, size_t outsz)
 {
-	struct unit *u;
-	const char *p;
-	size_t scanned = 0;
-	int depth = 0, rc = 0;
-	bool in_quote = false, in_angle = false, angle_done = false;
+	char *addr = NULL;
+	int rc = 0;
 
-	if (value == NULL || outsz == 0)
+	if (outsz == 0)
 		return 0;
 	out[0] = '\0';
-	u = sg_xcalloc(1, sizeof(*u));
-	for (p = value; *p != '\0' && scanned < POLICY_HEADER_SCAN_MAX; p++, scanned++) {
-		char c = *p;
-
-		if (depth > 0) {  /* inside a comment */
-			if (c == '\\' && p[1] != '\0')
-				p++;
-			else if (c == '(' && ++depth > POLICY_COMMENT_DEPTH)
-				goto out;
-			else if (c == ')')
-				depth--;
-			continue;
-		}
-		if (in_quote) {
-			if (c == '\r' || c == '\n')
-				continue;  /* folding inside a quoted string */
-			if (!angle_done)
-				unit_put(u, in_angle, c);
-			if (c == '\\' && p[1] != '\0') {
-				p++;
-				if (!angle_done)
-					unit_put(u, in_angle, *p);
-			} else if (c == '"') {
-				in_quote = false;
-			}
-			continue;
-		}
-		switch (c) {
-		case '(':
-			depth = 1;
-			u->pending_ws = true;
-			break;
-		case '"':
-			in_quote = true;
-			if (!angle_done)
-				unit_put(u, in_angle, c);
-			break;
-		case '<':
-			if (in_angle || angle_done) {
-				u->is_overflow = true;  /* nested or second angle: garbage */
-				break;
-			}
-			in_angle = true;
-			u->has_angle = true;
-			break;
-		case '>':
-			if (in_angle) {
-				in_angle = false;
-				angle_done = true;
-			}
-			break;
-		case ',':
-		case ';':
-			if (in_angle) {
-				unit_put(u, true, c);  /* route list */
-				break;
-			}
-			if (unit_take(u, out, outsz) == 1) {
-				rc = 1;
-				goto out;
-			}
-			angle_done = false;
-			break;
-		case ':':
-			if (in_angle) {
-				unit_put(u, true, c);
-				break;
-			}
-			/* group display name "team:" - discard what came before */
-			u->slen = 0;
-			u->spec[0] = '\0';
-			u->is_phrase = false;
-			u->pending_ws = false;
-			break;
-		case ' ':
-		case '\t':
-		case '\r':
-		case '\n':
-			if (!in_angle)
-				u->pending_ws = true;
-			break;
-		default:
-			if (!angle_done)
-				unit_put(u, in_angle, c);
-			break;
-		}
-	}
-	if (!in_angle && !in_quote && depth == 0 && unit_take(u, out, outsz) == 1)
+	/* GMime's address-list parser (via the mime module) does the syntax. */
+	if (value == NULL || strlen(value) > POLICY_HEADER_SCAN_MAX ||
+		mime_addr_first(value, &addr) != 1)
+		goto out;
+	if (policy_addr_normalize(addr, out, outsz, NULL) == 0)
 		rc = 1;
 out:
-	free(u);
-	if (rc == 0)
-		out[0] = '\0';
+	free(addr);
 	return rc;
 }

@@ -224,9 +224,9 @@ void policy_derived_compute(struct policy_entry *g, const char *hostname)
 	len = strlen(base);
 	while (len > 0 && base[len - 1] == '/')
 		len--;
-	g->derived[0] = sg_xasprintf("%.*s/otp", (int)len, base);
-	g->derived[1] = sg_xasprintf("%.*s/reply", (int)len, base);
-	g->derived[2] = sg_xasprintf("postmaster@%s",
+	g->derived[POLICY_DV_OTP_URL] = sg_xasprintf("%.*s/otp", (int)len, base);
+	g->derived[POLICY_DV_PDF_REPLY_URL] = sg_xasprintf("%.*s/reply", (int)len, base);
+	g->derived[POLICY_DV_SYSTEM_MAIL_FROM] = sg_xasprintf("postmaster@%s",
 		hostname != NULL && *hostname != '\0' ? hostname : "localhost");
 }
 
