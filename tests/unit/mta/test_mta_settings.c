@@ -216,6 +216,7 @@ static void test_load_empty_is_defaults(void **state)
 	char *a = mta_settings_format(d, MTA_PRINT_TEXT);
 	char *b = mta_settings_format(s, MTA_PRINT_TEXT);
 
+	assert_int_equal(store_backend(f->db), IS_PG ? STORE_POSTGRES : STORE_SQLITE);
 	assert_string_equal(a, b);
 	free(a);
 	free(b);
