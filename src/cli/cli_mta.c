@@ -10,6 +10,7 @@
  *                                    password from FILE or the first line of
  *                                    stdin (never from the command line)
  *   mta sasl delete HOST[:PORT]
+ *   mta sasl HOST[:PORT] USER ...    short for "mta sasl set"
  *
  * Runs in the administrator's shell, single-threaded.
  */
@@ -115,9 +116,22 @@ static int cli_mta_sasl(struct cli_ctx *ctx, int argc, char **argv)
 	struct store *db;
 	const char *pwfile = NULL;
 	char *password = NULL;
+	char *args[7];
 	bool is_delete;
 	int rc = 1;
 
+	/* "mta sasl HOST USER ..." is short for "mta sasl set HOST USER ...". */
+	if (argc >= 3 && argc <= 5 && strcmp(argv[1], "set") != 0 &&
+		strcmp(argv[1], "delete") != 0) {
+		int i;
+
+		for (i = 0; i < argc; i++)
+			args[i + 1] = argv[i];
+		args[0] = argv[0];
+		args[1] = "set";
+		argv = args;
+		argc++;
+	}
 	if (argc < 3)
 		return cli_usage("mta", "sasl");
 	is_delete = strcmp(argv[1], "delete") == 0;

@@ -284,8 +284,15 @@ static void test_sasl_secret(void **state)
 	assert_int_equal(r->status, 1);
 	SG_RUN(r, "pw\n", "mta", "sasl", "set", "mail.example.com:587", "al:ice");
 	assert_int_equal(r->status, 1);
-	SG_RUN(r, NULL, "mta", "sasl", "frob", "mail.example.com");
+	SG_RUN(r, NULL, "mta", "sasl", "set", "mail.example.com");
 	assert_int_equal(r->status, 2);
+	SG_RUN(r, NULL, "mta", "sasl", "delete");
+	assert_int_equal(r->status, 2);
+	/* short form without "set", as in the admin guide */
+	SG_RUN(r, "Pa55word-short\n", "mta", "sasl", "short.example.com", "dave");
+	expect_ok(r);
+	SG_RUN(r, NULL, "mta", "show", "--reveal");
+	assert_non_null(strstr(r->out, "sasl.short.example.com:25 = dave:Pa55word-short\n"));
 	free(r);
 }
 
