@@ -20,8 +20,11 @@
  *
  * Per-recipient results are kept in the spool state (spool_rcpt.last_reply)
  * in the form "<enh> relay=<host>[<ip>]:<port> reply=<smtp reply>" or
- * "<enh> local=<text>" ("expired " after <enh> when the queue lifetime ran
- * out); the bounce is built from them.
+ * "<enh> local=<text>", with "expired " after <enh> when the queue lifetime
+ * ran out and "reported " once the failure was bounced; the bounce is built
+ * from them. A permanent failure is bounced at the end of the attempt that
+ * found it, even when other recipients are deferred; the message leaves
+ * the queue only once every recipient is final.
  */
 #ifndef SG_DELIVERY_H
 #define SG_DELIVERY_H

@@ -302,6 +302,8 @@ void delivery_result_set(struct delivery_result *res, enum delivery_rstatus st,
 	snprintf(res->enh, sizeof(res->enh), "%s", enh);
 	res->relay[0] = '\0';
 	res->is_reply = false;
+	res->is_expired = false;
+	res->is_reported = false;
 	va_start(ap, fmt);
 	vsnprintf(res->text, sizeof(res->text), fmt, ap);
 	va_end(ap);

@@ -32,6 +32,12 @@ bool delivery_dsn_wanted(const struct spool_rcpt *rcpt)
 	return (rcpt->notify & SPOOL_NOTIFY_FAILURE) != 0;
 }
 
+bool delivery_rcpt_needs_dsn(const struct spool_rcpt *rcpt)
+{
+	return rcpt->status == SPOOL_RCPT_FAILED && delivery_dsn_wanted(rcpt) &&
+		!delivery_rcpt_is_reported(rcpt);
+}
+
 /* dsn_esc - printable ASCII copy of an untrusted string for the report. */
 static const char *dsn_esc(char *out, size_t outsz, const char *s)
 {
@@ -157,12 +163,13 @@ static int dsn_rcpt(const struct spool_rcpt *r, int64_t now, struct sg_buf *huma
 	struct sg_buf *status, struct sg_error *err)
 {
 	struct delivery_result res;
-	bool is_expired = false;
+	bool is_expired;
 	char addr[600], orcpt[600], host[300], date[40], diag[600];
 
-	if (delivery_result_parse(r->last_reply, &res, &is_expired) < 0)
+	if (delivery_result_parse(r->last_reply, &res) < 0)
 		delivery_result_set(&res, DELIVERY_R_PERM, "5.0.0", "%s",
 			r->last_reply != NULL ? r->last_reply : "delivery failed");
+	is_expired = res.is_expired;
 	dsn_esc(addr, sizeof(addr), r->addr);
 	dsn_esc(diag, sizeof(diag), res.text);
 	if (sg_buf_printf(human, err, "<%s>: %s%s%s%s%s\r\n", addr,
@@ -260,7 +267,7 @@ int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env 
 	for (i = 0; i < env->nrcpts; i++) {
 		const struct spool_rcpt *r = &env->rcpts[i];
 
-		if (r->status != SPOOL_RCPT_FAILED || !delivery_dsn_wanted(r))
+		if (!delivery_rcpt_needs_dsn(r))
 			continue;
 		if (dsn_rcpt(r, now, &human, &status, err) < 0)
 			goto out;

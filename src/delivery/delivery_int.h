@@ -74,6 +74,8 @@ struct delivery_result {
 	char enh[16];       /* "2.0.0", "5.1.1", "4.4.1" */
 	char relay[320];    /* "host[ip]:port" or "" (no host involved) */
 	bool is_reply;      /* text is the host's SMTP reply (else a local reason) */
+	bool is_expired;    /* failed because the queue lifetime ran out */
+	bool is_reported;   /* a failure already bounced (DSN sent) */
 	char text[512];     /* SMTP reply summary or local reason */
 };
 
@@ -81,10 +83,11 @@ struct delivery_result {
 void delivery_result_set(struct delivery_result *res, enum delivery_rstatus st,
 	const char *enh, const char *fmt, ...) SG_PRINTF(4, 5);
 
-/* delivery_result_format - spool_rcpt.last_reply text for res (see delivery.h). */
-char *delivery_result_format(const struct delivery_result *res, bool is_expired);
+/* delivery_result_format - spool_rcpt.last_reply text for res (see
+ * delivery.h), caller frees. */
+char *delivery_result_format(const struct delivery_result *res);
 /* delivery_result_parse - inverse of delivery_result_format; 0 ok, -1 bad. */
-int delivery_result_parse(const char *s, struct delivery_result *res_r, bool *is_expired_r);
+int delivery_result_parse(const char *s, struct delivery_result *res_r);
 
 /* ------------------------------------------------------------ SMTP client */
 
@@ -194,8 +197,8 @@ int delivery_mx_parse_answer(const unsigned char *msg, int len, struct delivery_
 /* --------------------------------------------------------------------- DSN */
 
 /*
- * delivery_dsn_write - write an RFC 3464 bounce for env's FAILED recipients
- * (their last_reply) into w; the original message is read from body_fd
+ * delivery_dsn_write - write an RFC 3464 bounce for env's recipients that
+ * delivery_rcpt_needs_dsn (from their last_reply) into w; the original message is read from body_fd
  * [off, off+len): its headers, or all of it when RET is not HDRS and len <=
  * conf->bounce_full_max. now is the Date. Returns 0 or -1.
  */
@@ -204,6 +207,10 @@ int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env 
 	struct sg_error *err);
 /* delivery_dsn_wanted - does rcpt's failure ask for a bounce (NOTIFY)? */
 bool delivery_dsn_wanted(const struct spool_rcpt *rcpt);
+/* delivery_rcpt_is_reported - rcpt failed and that failure was bounced. */
+bool delivery_rcpt_is_reported(const struct spool_rcpt *rcpt);
+/* delivery_rcpt_needs_dsn - rcpt failed, asks for a DSN, not yet reported. */
+bool delivery_rcpt_needs_dsn(const struct spool_rcpt *rcpt);
 
 /* delivery_has_ctl - s contains bytes < 0x20 or 0x7f (unsafe in a command). */
 bool delivery_has_ctl(const char *s);

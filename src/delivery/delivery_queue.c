@@ -55,19 +55,19 @@ int64_t delivery_backoff(const struct mta_settings *mta, unsigned attempts, uint
 
 /* ------------------------------------------------------ last_reply format */
 
-char *delivery_result_format(const struct delivery_result *res, bool is_expired)
+char *delivery_result_format(const struct delivery_result *res)
 {
-	return sg_xasprintf("%s %s%s%s%s%s%s", res->enh[0] ? res->enh : "4.0.0",
-		is_expired ? "expired " : "", res->relay[0] ? "relay=" : "", res->relay,
-		res->relay[0] ? " " : "", res->is_reply ? "reply=" : "local=", res->text);
+	return sg_xasprintf("%s %s%s%s%s%s%s%s", res->enh[0] ? res->enh : "4.0.0",
+		res->is_expired ? "expired " : "", res->is_reported ? "reported " : "",
+		res->relay[0] ? "relay=" : "", res->relay, res->relay[0] ? " " : "",
+		res->is_reply ? "reply=" : "local=", res->text);
 }
 
-int delivery_result_parse(const char *s, struct delivery_result *res_r, bool *is_expired_r)
+int delivery_result_parse(const char *s, struct delivery_result *res_r)
 {
 	const char *sp;
 
 	memset(res_r, 0, sizeof(*res_r));
-	*is_expired_r = false;
 	if (s == NULL)
 		return -1;
 	sp = strchr(s, ' ');
@@ -78,9 +78,16 @@ int delivery_result_parse(const char *s, struct delivery_result *res_r, bool *is
 	res_r->status = s[0] == '2' ? DELIVERY_R_OK : s[0] == '4' ? DELIVERY_R_TEMP :
 		DELIVERY_R_PERM;
 	s = sp + 1;
-	if (strncmp(s, "expired ", 8) == 0) {
-		*is_expired_r = true;
-		s += 8;
+	for (;;) {
+		if (strncmp(s, "expired ", 8) == 0) {
+			res_r->is_expired = true;
+			s += 8;
+		} else if (strncmp(s, "reported ", 9) == 0) {
+			res_r->is_reported = true;
+			s += 9;
+		} else {
+			break;
+		}
 	}
 	if (strncmp(s, "relay=", 6) == 0) {
 		sp = strchr(s, ' ');
@@ -95,6 +102,15 @@ int delivery_result_parse(const char *s, struct delivery_result *res_r, bool *is
 		return -1;
 	snprintf(res_r->text, sizeof(res_r->text), "%s", s + 6);
 	return 0;
+}
+
+/* delivery_rcpt_is_reported - rcpt failed and that failure was bounced. */
+bool delivery_rcpt_is_reported(const struct spool_rcpt *rcpt)
+{
+	struct delivery_result res;
+
+	return rcpt->status == SPOOL_RCPT_FAILED &&
+		delivery_result_parse(rcpt->last_reply, &res) == 0 && res.is_reported;
 }
 
 /* ----------------------------------------------------------- one message */
@@ -153,7 +169,7 @@ static void queue_apply(struct queue_ctx *q, struct spool_rcpt *r,
 	const struct delivery_result *res)
 {
 	free(r->last_reply);
-	r->last_reply = delivery_result_format(res, false);
+	r->last_reply = delivery_result_format(res);
 	if (res->status == DELIVERY_R_OK)
 		r->status = SPOOL_RCPT_DELIVERED;
 	else if (res->status == DELIVERY_R_PERM)
@@ -283,7 +299,9 @@ out:
 	return rc;
 }
 
-/* queue_bounce_wanted - does this message get a bounce at all (D-4)? */
+/* queue_bounce_wanted - does this message get a bounce now (D-4)? Some
+ * recipient failed, asked for a DSN and was not reported yet; never for a
+ * bounce, a notification or the null sender. */
 static bool queue_bounce_wanted(const struct queue_ctx *q)
 {
 	const char *dom;
@@ -298,10 +316,88 @@ static bool queue_bounce_wanted(const struct queue_ctx *q)
 			return false;
 	}
 	for (i = 0; i < q->env.nrcpts; i++)
-		if (q->env.rcpts[i].status == SPOOL_RCPT_FAILED &&
-		    delivery_dsn_wanted(&q->env.rcpts[i]))
+		if (delivery_rcpt_needs_dsn(&q->env.rcpts[i]))
 			return true;
 	return false;
+}
+
+/* queue_bounce_env - envelope of the bounce: null sender, to the sender. */
+static void queue_bounce_env(const struct queue_ctx *q, struct spool_env *benv)
+{
+	bool is_8bit = false;
+	const char *p;
+
+	memset(benv, 0, sizeof(*benv));
+	for (p = q->env.sender; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			is_8bit = true;
+	benv->sender = sg_xstrdup("");
+	benv->kind = SPOOL_KIND_BOUNCE;
+	benv->parent_id = sg_xstrdup(q->id);
+	benv->arrival = q->now;
+	benv->smtputf8 = is_8bit;
+	benv->body_8bit = q->env.body_8bit || q->env.smtputf8 || is_8bit;
+	spool_env_add_rcpt(benv, q->env.sender, NULL, SPOOL_NOTIFY_NEVER);
+}
+
+/* queue_bounce_logged - log lines of a created bounce. */
+static void queue_bounce_logged(const struct queue_ctx *q, const char *bid)
+{
+	char from[300];
+
+	sg_log_esc(from, sizeof(from), q->env.sender, strlen(q->env.sender));
+	sg_log_mail(SG_LOG_INFO, q->id, "sender non-delivery notification: %s", bid);
+	sg_log_mail(SG_LOG_INFO, bid, "from=<>, to=<%s>, kind=bounce, parent=%s", from, q->id);
+}
+
+/* queue_mark_reported - the failures just bounced are not bounced again. */
+static void queue_mark_reported(struct queue_ctx *q)
+{
+	size_t i;
+
+	for (i = 0; i < q->env.nrcpts; i++) {
+		struct spool_rcpt *r = &q->env.rcpts[i];
+		struct delivery_result res;
+
+		if (!delivery_rcpt_needs_dsn(r))
+			continue;
+		if (delivery_result_parse(r->last_reply, &res) < 0)
+			delivery_result_set(&res, DELIVERY_R_PERM, "5.0.0", "delivery failed");
+		res.is_reported = true;
+		free(r->last_reply);
+		r->last_reply = delivery_result_format(&res);
+	}
+}
+
+/*
+ * queue_bounce_early - some recipients failed permanently while others are
+ * still deferred: bounce those now (Postfix does the same) and remember it
+ * in the state. A crash between the bounce commit and the state save sends
+ * that bounce twice (at least once, never lost).
+ */
+static int queue_bounce_early(struct queue_ctx *q, struct sg_error *err)
+{
+	struct spool_writer *w = NULL;
+	struct spool_env benv;
+	char bid[SG_MAIL_ID_LEN + 1];
+	int rc = -1;
+
+	queue_bounce_env(q, &benv);
+	w = spool_writer_new(q->sp, &benv, 0, err);
+	if (w == NULL)
+		goto out;
+	snprintf(bid, sizeof(bid), "%s", spool_writer_id(w));
+	if (delivery_dsn_write(q->conf, &q->env, q->body_fd, q->body_off, q->body_len, q->now,
+		    w, err) < 0 ||
+	    spool_writer_commit(&w, SPOOL_Q_OUTGOING, err) < 0)
+		goto out;
+	queue_bounce_logged(q, bid);
+	queue_mark_reported(q);
+	rc = spool_state_save(q->sp, &q->env, err);
+out:
+	spool_writer_abort(&w);
+	spool_env_free_fields(&benv);
+	return rc;
 }
 
 /* queue_finish - every recipient is final: bounce (batch) or delete. */
@@ -311,9 +407,6 @@ static int queue_finish(struct queue_ctx *q, struct sg_error *err)
 	struct spool_writer *w = NULL;
 	struct spool_env benv;
 	char bid[SG_MAIL_ID_LEN + 1];
-	char from[300];
-	bool is_8bit = false;
-	const char *p;
 	int rc = -1;
 
 	memset(&benv, 0, sizeof(benv));
@@ -324,16 +417,8 @@ static int queue_finish(struct queue_ctx *q, struct sg_error *err)
 		rc = 0;
 		goto out;
 	}
-	for (p = q->env.sender; *p != '\0'; p++)
-		if ((unsigned char)*p >= 0x80)
-			is_8bit = true;
-	benv.sender = sg_xstrdup("");
-	benv.kind = SPOOL_KIND_BOUNCE;
-	benv.parent_id = sg_xstrdup(q->id);
-	benv.arrival = q->now;
-	benv.smtputf8 = is_8bit;
-	benv.body_8bit = q->env.body_8bit || q->env.smtputf8 || is_8bit;
-	spool_env_add_rcpt(&benv, q->env.sender, NULL, SPOOL_NOTIFY_NEVER);
+	/* Bounce and removal of the original in one batch: exactly once. */
+	queue_bounce_env(q, &benv);
 	b = spool_batch_new(q->sp, SPOOL_Q_OUTGOING, q->id);
 	if (b == NULL) {
 		sg_error_set(err, SG_E_IO, "cannot start a spool batch");
@@ -349,9 +434,7 @@ static int queue_finish(struct queue_ctx *q, struct sg_error *err)
 	if (spool_batch_writer_finish(b, &w, SPOOL_Q_OUTGOING, err) < 0 ||
 	    spool_batch_commit(&b, err) < 0)
 		goto out;
-	sg_log_esc(from, sizeof(from), q->env.sender, strlen(q->env.sender));
-	sg_log_mail(SG_LOG_INFO, q->id, "sender non-delivery notification: %s", bid);
-	sg_log_mail(SG_LOG_INFO, bid, "from=<>, to=<%s>, kind=bounce, parent=%s", from, q->id);
+	queue_bounce_logged(q, bid);
 	sg_log_mail(SG_LOG_INFO, q->id, "removed");
 	rc = 0;
 out:
@@ -372,16 +455,16 @@ static void queue_expire(struct queue_ctx *q)
 	for (i = 0; i < q->env.nrcpts; i++) {
 		struct spool_rcpt *r = &q->env.rcpts[i];
 		struct delivery_result res;
-		bool was_expired;
 
 		if (r->status != SPOOL_RCPT_PENDING)
 			continue;
-		if (delivery_result_parse(r->last_reply, &res, &was_expired) < 0)
+		if (delivery_result_parse(r->last_reply, &res) < 0)
 			delivery_result_set(&res, DELIVERY_R_TEMP, "4.4.7",
 				"delivery time expired");
 		snprintf(res.enh, sizeof(res.enh), "4.4.7");
+		res.is_expired = true;
 		free(r->last_reply);
-		r->last_reply = delivery_result_format(&res, true);
+		r->last_reply = delivery_result_format(&res);
 		r->status = SPOOL_RCPT_FAILED;
 	}
 	sg_log_esc(from, sizeof(from), q->env.sender, strlen(q->env.sender));
@@ -455,6 +538,8 @@ int delivery_message(const struct delivery_conf *conf, const struct mta_settings
 		npending = 0;
 	}
 	if (npending > 0) {
+		if (queue_bounce_wanted(&q) && queue_bounce_early(&q, err) < 0)
+			goto out;
 		if (queue_defer(&q, err) < 0)
 			goto out;
 		if (outcome_r != NULL)
