@@ -1,0 +1,1 @@
+sg_add_fuzzer(fuzz_smtp_cmd DEPS sg_smtp)
