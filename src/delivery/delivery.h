@@ -61,6 +61,8 @@ struct delivery_conf {
 	enum sg_smtp_mode mode;
 	struct sg_hostport next_hop;   /* postfix mode: where to re-inject */
 	const char *hostname;          /* our name: Reporting-MTA, MAILER-DAEMON@ */
+	const char *system_mail_from;  /* From of bounces (D-4), NULL/"" =
+	                                  MAILER-DAEMON@hostname; borrowed */
 	struct sg_hostport listen;     /* our SMTP listener (mail loop check), port 0 = unknown */
 	unsigned connect_timeout;      /* seconds, 0 = 30 */
 	unsigned io_timeout;           /* seconds per read/write, 0 = 300 */

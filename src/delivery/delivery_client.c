@@ -675,6 +675,7 @@ struct session {
 	const struct delivery_tx *tx;
 	struct delivery_result *res;
 	bool is_tls;
+	bool is_tls_broken;  /* the TLS handshake failed */
 };
 
 /* session_all - set every still-undecided recipient result from the reply. */
@@ -768,8 +769,10 @@ static int session_tls(struct session *s, struct sg_error *err)
 			"STARTTLS: %s", s->c.relay, sum);
 		return -1;
 	}
-	if (conn_starttls(&s->c, s->o, err) < 0)
+	if (conn_starttls(&s->c, s->o, err) < 0) {
+		s->is_tls_broken = true;
 		return -1;
+	}
 	s->is_tls = true;
 	return session_hello(s, err);
 }
@@ -1052,8 +1055,11 @@ out:
 	return rc;
 }
 
-int delivery_client_send(const struct delivery_session_opts *o, const struct sockaddr *sa,
-	socklen_t salen, const struct delivery_tx *tx, struct delivery_result *res)
+/* client_send_once - one session; *is_tls_broken_r tells whether it failed
+ * in the TLS handshake. */
+static int client_send_once(const struct delivery_session_opts *o, const struct sockaddr *sa,
+	socklen_t salen, const struct delivery_tx *tx, struct delivery_result *res,
+	bool *is_tls_broken_r)
 {
 	struct session s;
 	struct sg_error err;
@@ -1114,7 +1120,28 @@ out:
 			snprintf(res[i].relay, sizeof(res[i].relay), "%s", s.c.relay);
 		}
 	}
+	*is_tls_broken_r = s.is_tls_broken;
 	conn_close(&s.c);
 	delivery_reply_deinit(&s.r);
 	return rc;
+}
+
+int delivery_client_send(const struct delivery_session_opts *o, const struct sockaddr *sa,
+	socklen_t salen, const struct delivery_tx *tx, struct delivery_result *res)
+{
+	struct delivery_session_opts plain;
+	bool is_tls_broken = false;
+	int rc;
+
+	rc = client_send_once(o, sa, salen, tx, res, &is_tls_broken);
+	if (rc == 0 || !is_tls_broken || o->tls != MTA_TLS_MAY)
+		return rc;
+	/* Opportunistic TLS whose handshake failed: one more session in plain
+	 * text (as Postfix does at level "may"); SASL credentials are still
+	 * never sent without TLS (D-8). Mandatory levels never get here. */
+	sg_log_mail(SG_LOG_INFO, tx->mail_id, "%s: %s; retrying without TLS", res[0].relay,
+		res[0].text);
+	plain = *o;
+	plain.tls = MTA_TLS_NONE;
+	return client_send_once(&plain, sa, salen, tx, res, &is_tls_broken);
 }

@@ -8,8 +8,9 @@
  * Called by delivery_queue.c when every recipient of a message is final and
  * some failed. Reads the failed recipients' last_reply (format in
  * delivery.h). The original is streamed from its spool fd in bounded chunks.
- * D-4: From MAILER-DAEMON@<hostname> (XXX: system_mail_from once the
- * setting exists), envelope sender <>, Auto-Submitted: auto-generated.
+ * D-4: From conf->system_mail_from (the daemon passes the policy property;
+ * default MAILER-DAEMON@<hostname>), envelope sender <>, Auto-Submitted:
+ * auto-generated.
  */
 #include "delivery_int.h"
 
@@ -210,7 +211,7 @@ int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env 
 	struct sg_error *err)
 {
 	struct sg_buf head, human, status;
-	char date[40], arrival[40], to[600], host[300], envid[300];
+	char date[40], arrival[40], to[600], host[300], envid[300], from[600];
 	const char *bid = spool_writer_id(w);
 	bool is_full = !env->dsn_ret_hdrs &&
 		len <= (conf->bounce_full_max ? conf->bounce_full_max : 50000);
@@ -223,10 +224,15 @@ int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env 
 	sg_buf_init(&status, DSN_TEXT_MAX);
 	dsn_esc(host, sizeof(host), conf->hostname);
 	dsn_esc(to, sizeof(to), env->sender);
+	if (conf->system_mail_from != NULL && conf->system_mail_from[0] != '\0' &&
+	    sg_addr_is_valid(conf->system_mail_from))
+		dsn_esc(from, sizeof(from), conf->system_mail_from);
+	else
+		snprintf(from, sizeof(from), "MAILER-DAEMON@%s", host);
 	sg_time_rfc5322(now, date, sizeof(date));
 	sg_time_rfc5322(env->arrival, arrival, sizeof(arrival));
 	if (sg_buf_printf(&head, err,
-		    "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+		    "From: Mail Delivery System <%s>\r\n"
 		    "To: <%s>\r\n"
 		    "Subject: Undelivered Mail Returned to Sender\r\n"
 		    "Date: %s\r\n"
@@ -247,7 +253,7 @@ int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env 
 		    "Your message (queue ID %s) could not be delivered to one or more\r\n"
 		    "recipients. The reasons are listed below; the %s attached.\r\n"
 		    "\r\n",
-		    host, to, date, bid, host, bid, bid, host, env->id,
+		    from, to, date, bid, host, bid, bid, host, env->id,
 		    is_full ? "original message is" : "headers of the original message are") < 0)
 		goto out;
 	if (sg_buf_printf(&status, err, "--=_sg_%s\r\n"

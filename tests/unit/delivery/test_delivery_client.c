@@ -383,6 +383,46 @@ static void test_session_tls_mandatory_unavailable(void **state)
 	sess_teardown(&s);
 }
 
+static void tls_broken_case(enum mta_tls_level level)
+{
+	struct stub_conf sc = {0};
+	char ca[300];
+	struct sess s;
+
+	sc.tls = stub_tls_ctx(tmpdir, ca, sizeof(ca));
+	/* the server only speaks TLS 1.1, the client needs 1.2: handshake fails */
+	SSL_CTX_set_max_proto_version(sc.tls, TLS1_1_VERSION);
+	sess_setup(&s, &sc, 1);
+	s.o.tls = level;
+	if (level == MTA_TLS_MAY) {
+		assert_int_equal(sess_send(&s), 0);
+		assert_int_equal(s.res[0].status, DELIVERY_R_OK);
+		assert_int_equal(s.stub.sessions, 2);
+		assert_int_equal(stub_count_cmd(&s.stub, "STARTTLS"), 1);
+		assert_int_equal(s.stub.messages, 1);
+	} else {
+		assert_int_equal(sess_send(&s), -1);
+		assert_int_equal(s.res[0].status, DELIVERY_R_TEMP);
+		assert_int_equal(s.stub.sessions, 1);
+		assert_false(stub_has_cmd(&s.stub, "MAIL"));
+	}
+	assert_false(s.stub.saw_tls);
+	sess_teardown(&s);
+	SSL_CTX_free(sc.tls);
+}
+
+static void test_session_tls_may_broken_falls_back(void **state)
+{
+	(void)state;
+	tls_broken_case(MTA_TLS_MAY);
+}
+
+static void test_session_tls_encrypt_broken_defers(void **state)
+{
+	(void)state;
+	tls_broken_case(MTA_TLS_ENCRYPT);
+}
+
 static void test_session_tls_verify(void **state)
 {
 	struct stub_conf sc = {0};
@@ -530,6 +570,8 @@ int main(void)
 		cmocka_unit_test(test_session_starttls_may),
 		cmocka_unit_test(test_session_tls_none),
 		cmocka_unit_test(test_session_tls_mandatory_unavailable),
+		cmocka_unit_test(test_session_tls_may_broken_falls_back),
+		cmocka_unit_test(test_session_tls_encrypt_broken_defers),
 		cmocka_unit_test(test_session_tls_verify),
 		cmocka_unit_test(test_session_auth_plain),
 		cmocka_unit_test(test_session_auth_login),

@@ -607,6 +607,8 @@ static void test_bounce_content_full(void **state)
 		internet_address_list_get_address(to, 0))), "s@int.test");
 	assert_string_equal(g_mime_object_get_header(GMIME_OBJECT(b.msg), "Auto-Submitted"),
 		"auto-generated");
+	assert_non_null(strstr(g_mime_object_get_header(GMIME_OBJECT(b.msg), "From"),
+		"<MAILER-DAEMON@gw.test>"));
 	assert_field(b.status, -1, "Reporting-MTA", "dns; gw.test");
 	assert_field(b.status, -1, "Arrival-Date", " ");
 	assert_field(b.status, 0, "Final-Recipient", "rfc822; c@ext.test");
@@ -627,7 +629,7 @@ static void test_bounce_content_full(void **state)
 	bounce_free(&b);
 }
 
-static void test_bounce_ret_hdrs(void **state)
+static void test_bounce_ret_hdrs_system_mail_from(void **state)
 {
 	struct fx *f = *state;
 	struct msg_spec m = {.sender = "s@int.test", .rcpts = {"c@ext.test"}, .ret_hdrs = true};
@@ -639,10 +641,14 @@ static void test_bounce_ret_hdrs(void **state)
 
 	sc.rcpt_rules[0] = (struct stub_rcpt_rule){"c@ext.test", "550 5.1.1 unknown"};
 	stub_set_conf(&f->stub, &sc);
+	f->conf.system_mail_from = "postmaster@int.test";
 	put_msg(f, &m, id);
 	assert_int_equal(deliver(f, id, &out), 0);
 	assert_int_equal(bounces_in_outgoing(f, &bl), 1);
 	bounce_load(f, bl.ids[0], &b);
+	/* D-4: From is system_mail_from when set */
+	assert_non_null(strstr(g_mime_object_get_header(GMIME_OBJECT(b.msg), "From"),
+		"<postmaster@int.test>"));
 	assert_true(g_mime_content_type_is_type(g_mime_object_get_content_type(
 		g_mime_multipart_get_part(GMIME_MULTIPART(g_mime_message_get_mime_part(b.msg)), 2)),
 		"text", "rfc822-headers"));
@@ -955,7 +961,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifetime_not_expired_defers, fx_setup,
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bounce_content_full, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_bounce_ret_hdrs, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bounce_ret_hdrs_system_mail_from, fx_setup,
+			fx_teardown),
 		cmocka_unit_test_setup_teardown(test_no_bounce_for_bounce, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_no_bounce_for_null_sender, fx_setup,
 			fx_teardown),
