@@ -31,6 +31,7 @@
 #define MTA_USER_MAX 512
 #define MTA_PASSWORD_MAX 4096
 #define MTA_UPDATE_MAX 256       /* assignments in one update */
+#define MTA_PG_LOCK_ID "1397181780" /* advisory lock of MTA updates ("SGMT") */
 
 #define OFF(f) offsetof(struct mta_settings, f)
 #define DAY (24u * 3600u)
@@ -995,6 +996,12 @@ int mta_settings_update(struct store *db, const char *const *assignments, size_t
 	if (store_begin(db, err) < 0)
 		goto out;
 	in_tx = true;
+	/* SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL (read
+	 * committed) needs a lock so that two concurrent updates cannot each
+	 * pass the consistency check against the other's old values. */
+	if (store_backend(db) == STORE_POSTGRES &&
+		store_exec(db, "SELECT pg_advisory_xact_lock(" MTA_PG_LOCK_ID ")", err) < 0)
+		goto out;
 	if (mta_update_check(db, cs, n, err) < 0)
 		goto out;
 	if (mta_update_write(db, cs, n, err) < 0)

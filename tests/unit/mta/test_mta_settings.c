@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -646,6 +648,61 @@ static void test_update_consistency(void **state)
 	mta_settings_free(&s);
 }
 
+struct upd_arg {
+	struct store *db;
+	int rc;
+	struct sg_error err;
+	volatile int done;  /* read by the main thread while polling */
+};
+
+static void *upd_thread(void *p)
+{
+	struct upd_arg *a = p;
+	const char *as = "after_filter_size=20M";
+
+	a->rc = mta_settings_update(a->db, &as, 1, &a->err);
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* F-ADM-5: updates are serialised (SQLite write lock, PostgreSQL advisory
+ * lock), so two concurrent updates cannot each pass the consistency check
+ * against the other's old values: an update waits while another writer holds
+ * the lock, then checks against the committed values. */
+static void test_update_serialised(void **state)
+{
+	struct fx *f = *state;
+	struct upd_arg a;
+	struct sg_error err;
+	struct mta_settings *s;
+	pthread_t th;
+	struct timespec ts = {0, 300 * 1000 * 1000};
+
+	memset(&a, 0, sizeof(a));
+	a.db = store_open(f->url, &err);
+	assert_non_null(a.db);
+	/* hold the writers' lock as another `mta set` would */
+	assert_int_equal(store_begin(f->db, &err), 0);
+	if (IS_PG)
+		assert_int_equal(store_exec(f->db, "SELECT pg_advisory_xact_lock(1397181780)",
+			&err), 0);
+	assert_int_equal(store_setting_set(f->db, "mta.before_filter_size", "104857600",
+		&err), 0);
+	assert_int_equal(pthread_create(&th, NULL, upd_thread, &a), 0);
+	nanosleep(&ts, NULL);
+	assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE), 0);
+	assert_int_equal(store_commit(f->db, &err), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	/* it saw before_filter_size=100M and refused after_filter_size=20M */
+	assert_int_equal(a.rc, -1);
+	assert_non_null(strstr(a.err.msg, "after_filter_size"));
+	store_close(&a.db);
+	s = load(f);
+	assert_int_equal(s->before_filter_size, 104857600);
+	assert_int_equal(s->after_filter_size, 512000000);
+	mta_settings_free(&s);
+}
+
 /* F-ADM-5: SASL credentials per relay host: set, find by host (any case) and
  * port, replace, IPv6 hosts, remove, removing an absent entry. */
 static void test_sasl_per_host(void **state)
@@ -878,6 +935,7 @@ int main(void)
 		T(test_update_atomic),
 		T(test_update_duplicate),
 		T(test_update_consistency),
+		T(test_update_serialised),
 		T(test_sasl_per_host),
 		T(test_format_masks_secret),
 		T(test_bad_stored_value),
