@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DSN_TEXT_MAX (4u << 20)     /* generated text parts */
+#define DSN_TEXT_MAX (64u << 10)    /* generated text per recipient / block */
 #define DSN_HEADERS_MAX (256u << 10) /* original headers returned */
 #define DSN_CHUNK 65536
 
@@ -206,6 +206,15 @@ static int dsn_rcpt(const struct spool_rcpt *r, int64_t now, struct sg_buf *huma
 	return 0;
 }
 
+/* dsn_flush - write b to w and empty it. */
+static int dsn_flush(struct spool_writer *w, struct sg_buf *b, struct sg_error *err)
+{
+	if (b->len > 0 && spool_writer_write(w, b->data, b->len, err) < 0)
+		return -1;
+	sg_buf_reset(b);
+	return 0;
+}
+
 int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env *env,
 	int body_fd, uint64_t off, uint64_t len, int64_t now, struct spool_writer *w,
 	struct sg_error *err)
@@ -256,6 +265,21 @@ int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env 
 		    from, to, date, bid, host, bid, bid, host, env->id,
 		    is_full ? "original message is" : "headers of the original message are") < 0)
 		goto out;
+	/* Streamed recipient by recipient: a bounce for 100k recipients does
+	 * not need 100k lines in memory. Pass 1: the human-readable lines. */
+	if (dsn_flush(w, &head, err) < 0)
+		goto out;
+	for (i = 0; i < env->nrcpts; i++) {
+		if (!delivery_rcpt_needs_dsn(&env->rcpts[i]))
+			continue;
+		if (dsn_rcpt(&env->rcpts[i], now, &human, &status, err) < 0 ||
+		    dsn_flush(w, &human, err) < 0)
+			goto out;
+		sg_buf_reset(&status);
+	}
+	if (sg_buf_printf(&human, err, "\r\n") < 0 || dsn_flush(w, &human, err) < 0)
+		goto out;
+	/* Pass 2: the message/delivery-status part. */
 	if (sg_buf_printf(&status, err, "--=_sg_%s\r\n"
 		    "Content-Description: Delivery report\r\n"
 		    "Content-Type: message/delivery-status\r\n"
@@ -268,18 +292,18 @@ int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env 
 		if (sg_buf_printf(&status, err, "Original-Envelope-Id: %s\r\n", envid) < 0)
 			goto out;
 	}
-	if (sg_buf_printf(&status, err, "Arrival-Date: %s\r\n", arrival) < 0)
+	if (sg_buf_printf(&status, err, "Arrival-Date: %s\r\n", arrival) < 0 ||
+	    dsn_flush(w, &status, err) < 0)
 		goto out;
 	for (i = 0; i < env->nrcpts; i++) {
-		const struct spool_rcpt *r = &env->rcpts[i];
-
-		if (!delivery_rcpt_needs_dsn(r))
+		if (!delivery_rcpt_needs_dsn(&env->rcpts[i]))
 			continue;
-		if (dsn_rcpt(r, now, &human, &status, err) < 0)
+		if (dsn_rcpt(&env->rcpts[i], now, &human, &status, err) < 0 ||
+		    dsn_flush(w, &status, err) < 0)
 			goto out;
+		sg_buf_reset(&human);
 	}
-	if (sg_buf_printf(&human, err, "\r\n") < 0 ||
-	    sg_buf_printf(&status, err, "\r\n--=_sg_%s\r\n", bid) < 0)
+	if (sg_buf_printf(&status, err, "\r\n--=_sg_%s\r\n", bid) < 0)
 		goto out;
 	if (is_full) {
 		if (sg_buf_printf(&status, err, "Content-Description: Undelivered Message\r\n"
@@ -295,9 +319,7 @@ int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env 
 			    env->smtputf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "") < 0)
 			goto out;
 	}
-	if (spool_writer_write(w, head.data, head.len, err) < 0 ||
-	    spool_writer_write(w, human.data, human.len, err) < 0 ||
-	    spool_writer_write(w, status.data, status.len, err) < 0)
+	if (dsn_flush(w, &status, err) < 0)
 		goto out;
 	if (dsn_copy(w, body_fd, off, is_full ? len : hlen, err) < 0)
 		goto out;

@@ -657,6 +657,42 @@ static void test_bounce_ret_hdrs_system_mail_from(void **state)
 	bounce_free(&b);
 }
 
+static void test_bounce_several_failed(void **state)
+{
+	struct fx *f = *state;
+	struct msg_spec m = {.sender = "s@int.test",
+		.rcpts = {"a@ext.test", "b@ext.test", "c@ext.test", "d@ext.test"},
+		.notify = {0, SPOOL_NOTIFY_NEVER, SPOOL_NOTIFY_FAILURE, 0}};
+	struct stub_conf sc = {0};
+	char id[SG_MAIL_ID_LEN + 1];
+	enum delivery_outcome out;
+	struct idlist bl;
+	struct bounce b;
+
+	sc.rcpt_rules[0] = (struct stub_rcpt_rule){"a@ext.test", "550 5.1.1 user a unknown"};
+	sc.rcpt_rules[1] = (struct stub_rcpt_rule){"b@ext.test", "550 5.1.1 user b unknown"};
+	sc.rcpt_rules[2] = (struct stub_rcpt_rule){"c@ext.test", "552 5.2.2 mailbox c full"};
+	stub_set_conf(&f->stub, &sc);
+	put_msg(f, &m, id);
+	assert_int_equal(deliver(f, id, &out), 0);
+	assert_int_equal(out, DELIVERY_DONE);
+	assert_int_equal(f->stub.messages, 1); /* d was delivered */
+	assert_int_equal(bounces_in_outgoing(f, &bl), 1);
+	bounce_load(f, bl.ids[0], &b);
+	/* a and c in order; b asked NOTIFY=NEVER; d was delivered */
+	assert_field(b.status, 0, "Final-Recipient", "rfc822; a@ext.test");
+	assert_field(b.status, 0, "Diagnostic-Code", "user a unknown");
+	assert_field(b.status, 1, "Final-Recipient", "rfc822; c@ext.test");
+	assert_field(b.status, 1, "Status", "5.2.2");
+	assert_null(status_field(b.status, 2, "Final-Recipient"));
+	assert_null(strstr(b.raw, "b@ext.test"));
+	assert_null(strstr(b.status, "d@ext.test"));
+	/* the human-readable part names both */
+	assert_non_null(strstr(b.raw, "<a@ext.test>: host "));
+	assert_non_null(strstr(b.raw, "<c@ext.test>: host "));
+	bounce_free(&b);
+}
+
 static void no_bounce_case(struct fx *f, const struct msg_spec *m)
 {
 	struct stub_conf sc = {0};
@@ -963,6 +999,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bounce_content_full, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bounce_ret_hdrs_system_mail_from, fx_setup,
 			fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bounce_several_failed, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_no_bounce_for_bounce, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_no_bounce_for_null_sender, fx_setup,
 			fx_teardown),
