@@ -251,32 +251,43 @@ int pki_crl_update(struct pki *pki, const char *proxy, unsigned flags,
 /* -------------------------------------------------------------- selection */
 
 /*
- * Owners are strings: "user:a@x.com", "domain:x.com", "wildcard:*.x.com",
- * "global". The caller (policy) supplies the chain of owners for a user,
- * most specific first, e.g. {"user:a@x.com", "domain:x.com", "wildcard:*.x.com",
- * "global"}. Selections live in pki_selection; PKI knows nothing else of users.
+ * Owners: (kind, name) with kind user (name = address), domain (name = domain,
+ * "*.x.com" for a wildcard domain) or global (name ""). Users and domains
+ * belong to the policy module; PKI stores selections by these strings only
+ * (no foreign key). The caller (policy) supplies the chain of owners for a
+ * user, most specific first, e.g. {user a@x.com, domain x.com, domain *.x.com,
+ * global}.
  */
+enum pki_owner_kind { PKI_OWNER_USER, PKI_OWNER_DOMAIN, PKI_OWNER_GLOBAL };
+struct pki_owner {
+	enum pki_owner_kind kind;
+	const char *name;           /* borrowed; "" or NULL for global */
+};
+const char *pki_owner_kind_name(enum pki_owner_kind k);
+/* pki_owner_is_valid - a user with an address, a domain (optionally "*."), or
+ * global. */
+bool pki_owner_is_valid(const struct pki_owner *o);
+
 enum pki_sel_kind { PKI_SEL_ENCRYPT, PKI_SEL_SIGN, PKI_SEL_ADDITIONAL };
 const char *pki_sel_kind_name(enum pki_sel_kind k);
-/* pki_owner_is_valid - one of the four forms above. */
-bool pki_owner_is_valid(const char *owner);
 
-/* pki_select_add - select thumbprint (must be stored) for owner. SIGN replaces
- * the owner's previous signing certificate; 1 added, 0 already selected. */
-int pki_select_add(struct pki *pki, const char *owner, enum pki_sel_kind kind,
+/* pki_select_add - select thumbprint (must be stored: SG_E_NOTFOUND) for
+ * owner. SIGN replaces the owner's previous signing certificate; 1 added,
+ * 0 already selected, -1 error. Names are stored lower-cased. */
+int pki_select_add(struct pki *pki, const struct pki_owner *owner, enum pki_sel_kind kind,
 	const char *thumbprint, struct sg_error *err);
 /* pki_select_remove - remove one selection; 1 removed, 0 was not selected. */
-int pki_select_remove(struct pki *pki, const char *owner, enum pki_sel_kind kind,
-	const char *thumbprint, struct sg_error *err);
+int pki_select_remove(struct pki *pki, const struct pki_owner *owner,
+	enum pki_sel_kind kind, const char *thumbprint, struct sg_error *err);
 /* pki_select_clear - remove all selections of kind for owner (e.g. back to the
- * automatic signing certificate). */
-int pki_select_clear(struct pki *pki, const char *owner, enum pki_sel_kind kind,
-	struct sg_error *err);
+ * automatic signing certificate); returns the number removed or -1. */
+int pki_select_clear(struct pki *pki, const struct pki_owner *owner,
+	enum pki_sel_kind kind, struct sg_error *err);
 
 struct pki_selected {
 	char thumbprint[PKI_THUMBPRINT_LEN + 1];
 	enum pki_sel_kind kind;
-	char origin[300];           /* owner string, or "auto" */
+	char origin[300];           /* "user a@x.com", "domain x.com", "global", "auto" */
 	bool is_usable;
 	char reason[PKI_REASON_MAX]; /* why not usable; "" when usable */
 };
@@ -291,18 +302,21 @@ enum pki_select_flags {
 	PKI_SELECT_FRESHEST = 1u << 1,    /* signing: latest notBefore wins */
 	PKI_SELECT_UNUSABLE = 1u << 2,    /* also list unusable ones (explain) */
 };
+#define PKI_SELECT_MAX 1000          /* certificates returned at most */
 /*
  * pki_select_encryption - the encryption certificates for address email
  * (may be NULL for a domain/global listing): the union of the manual selections
  * of every owner in chain plus, with PKI_SELECT_AUTO, every valid certificate
- * indexed for email; each thumbprint once. Only usable ones unless
- * PKI_SELECT_UNUSABLE. 0 / -1.
+ * indexed for email; each thumbprint once. Only usable ones (valid for
+ * encryption now) unless PKI_SELECT_UNUSABLE. sel_r is initialised here;
+ * free it with pki_selection_free. 0 / -1.
  */
-int pki_select_encryption(struct pki *pki, const char *email, const char *const *chain,
-	size_t n, unsigned flags, unsigned verify_flags, struct pki_selection *sel_r,
-	struct sg_error *err);
-/* pki_select_additional - the union of the additional certificates of chain. */
-int pki_select_additional(struct pki *pki, const char *const *chain, size_t n,
+int pki_select_encryption(struct pki *pki, const char *email,
+	const struct pki_owner *chain, size_t n, unsigned flags, unsigned verify_flags,
+	struct pki_selection *sel_r, struct sg_error *err);
+/* pki_select_additional - the union of the additional certificates of chain
+ * (valid for encryption). */
+int pki_select_additional(struct pki *pki, const struct pki_owner *chain, size_t n,
 	unsigned flags, unsigned verify_flags, struct pki_selection *sel_r,
 	struct sg_error *err);
 /*
@@ -312,13 +326,17 @@ int pki_select_additional(struct pki *pki, const char *const *chain, size_t n,
  * import first), or the latest notBefore with PKI_SELECT_FRESHEST.
  * 1 found (*sel_r), 0 none, -1 error.
  */
-int pki_select_signing(struct pki *pki, const char *email, const char *const *chain,
+int pki_select_signing(struct pki *pki, const char *email, const struct pki_owner *chain,
 	size_t n, unsigned flags, unsigned verify_flags, struct pki_selected *sel_r,
 	struct sg_error *err);
+/* pki_select_list - the manual selections of one owner (any usability) with
+ * their verdicts; sel_r is initialised here. 0 / -1. */
+int pki_select_list(struct pki *pki, const struct pki_owner *owner,
+	unsigned verify_flags, struct pki_selection *sel_r, struct sg_error *err);
 
 /* pki_usage_cb - one selection naming a certificate. */
-typedef int pki_usage_cb(const char *owner, enum pki_sel_kind kind, void *arg,
-	struct sg_error *err);
+typedef int pki_usage_cb(const struct pki_owner *owner, enum pki_sel_kind kind,
+	void *arg, struct sg_error *err);
 int pki_cert_usage(struct pki *pki, const char *thumbprint, pki_usage_cb *cb, void *arg,
 	struct sg_error *err);
 

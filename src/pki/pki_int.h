@@ -28,7 +28,7 @@ struct pki {
 	struct pki_cache_slot *cache;  /* PKI_CACHE_SLOTS */
 	int64_t cache_hits;
 	int64_t cache_misses;
-	bool in_batch;             /* pki_batch_begin opened a transaction */
+	bool in_tx;                /* a transaction is open (batch or own) */
 };
 
 /* pki_asn1_time - ASN1_TIME to epoch seconds; -1 if unparseable. */

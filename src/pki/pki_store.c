@@ -147,21 +147,21 @@ void pki_name_hash(const X509_NAME *n, char *out)
 
 int pki_batch_begin(struct pki *pki, struct sg_error *err)
 {
-	if (pki->in_batch) {
+	if (pki->in_tx) {
 		sg_error_set(err, SG_E_INTERNAL, "pki: batch already open");
 		return -1;
 	}
 	if (store_begin(pki->db, err) < 0)
 		return -1;
-	pki->in_batch = true;
+	pki->in_tx = true;
 	return 0;
 }
 
 int pki_batch_end(struct pki *pki, int rc, struct sg_error *err)
 {
-	if (!pki->in_batch)
+	if (!pki->in_tx)
 		return rc;
-	pki->in_batch = false;
+	pki->in_tx = false;
 	if (rc < 0) {
 		store_rollback(pki->db, NULL);
 		return rc;
@@ -172,10 +172,11 @@ int pki_batch_end(struct pki *pki, int rc, struct sg_error *err)
 int pki_tx_begin(struct pki *pki, bool *own_r, struct sg_error *err)
 {
 	*own_r = false;
-	if (pki->in_batch)
-		return 0;
+	if (pki->in_tx)
+		return 0;  /* nested: the outermost owner commits or rolls back */
 	if (store_begin(pki->db, err) < 0)
 		return -1;
+	pki->in_tx = true;
 	*own_r = true;
 	return 0;
 }
@@ -184,6 +185,7 @@ int pki_tx_end(struct pki *pki, bool own, int rc, struct sg_error *err)
 {
 	if (!own)
 		return rc;
+	pki->in_tx = false;
 	if (rc < 0) {
 		store_rollback(pki->db, NULL);
 		return rc;
@@ -558,16 +560,17 @@ static int first_usage(struct pki *pki, const char *thumb, char *owner, size_t o
 	struct store_stmt *st;
 	int rc;
 
-	st = store_prepare(pki->db, "SELECT owner, kind FROM pki_selection WHERE "
-		"thumbprint = ? ORDER BY owner", err);
+	st = store_prepare(pki->db, "SELECT owner_kind, owner_name, kind FROM pki_selection "
+		"WHERE thumbprint = ? ORDER BY owner_kind, owner_name", err);
 	if (st == NULL)
 		return -1;
 	store_bind_text(st, 1, thumb);
 	*count_r = 0;
 	while ((rc = store_stmt_step(st, err)) == 1) {
 		if (*count_r == 0)
-			snprintf(owner, ownersz, "%s (%s)", store_col_text(st, 0),
-				store_col_text(st, 1));
+			snprintf(owner, ownersz, "%s%s%s (%s)", store_col_text(st, 0),
+				store_col_text(st, 1)[0] ? " " : "", store_col_text(st, 1),
+				store_col_text(st, 2));
 		(*count_r)++;
 	}
 	store_stmt_free(&st);
@@ -749,23 +752,32 @@ int pki_cert_usage(struct pki *pki, const char *thumbprint, pki_usage_cb *cb, vo
 	struct sg_error *err)
 {
 	static const char *const kinds[] = {"encrypt", "sign", "additional"};
+	static const char *const owners[] = {"user", "domain", "global"};
+	char t[PKI_THUMBPRINT_LEN + 1];
 	struct store_stmt *st;
 	int r, rc = -1;
-	size_t k;
+	size_t k, o;
 
-	st = store_prepare(pki->db, "SELECT owner, kind FROM pki_selection WHERE "
-		"thumbprint = ? ORDER BY owner, kind", err);
+	sg_strlcpy(t, thumbprint, sizeof(t));
+	if (strlen(thumbprint) != PKI_THUMBPRINT_LEN || pki_thumbprint_normalize(t, err) < 0)
+		return -1;
+	st = store_prepare(pki->db, "SELECT owner_kind, owner_name, kind FROM pki_selection "
+		"WHERE thumbprint = ? ORDER BY owner_kind, owner_name, kind", err);
 	if (st == NULL)
 		return -1;
-	store_bind_text(st, 1, thumbprint);
+	store_bind_text(st, 1, t);
 	while ((r = store_stmt_step(st, err)) == 1) {
-		for (k = 0; k < 3; k++) {
-			if (strcmp(store_col_text(st, 1), kinds[k]) == 0)
-				break;
-		}
-		if (k == 3)
+		struct pki_owner owner;
+
+		for (k = 0; k < 3 && strcmp(store_col_text(st, 2), kinds[k]) != 0; k++)
+			;
+		for (o = 0; o < 3 && strcmp(store_col_text(st, 0), owners[o]) != 0; o++)
+			;
+		if (k == 3 || o == 3)
 			continue;
-		r = cb(store_col_text(st, 0), (enum pki_sel_kind)k, arg, err);
+		owner.kind = (enum pki_owner_kind)o;
+		owner.name = store_col_text(st, 1);
+		r = cb(&owner, (enum pki_sel_kind)k, arg, err);
 		if (r != 0)
 			break;
 	}

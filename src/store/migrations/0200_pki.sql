@@ -72,13 +72,16 @@ CREATE TABLE pki_ctl (
 	allow_expired INTEGER NOT NULL DEFAULT 0,
 	created {{BIGINT}} NOT NULL
 );
--- Selections: owner is "user:a@x.com", "domain:x.com", "wildcard:*.x.com" or
--- "global"; kind encrypt|sign|additional (at most one sign per owner).
+-- Selections by (owner_kind, owner_name): owner_kind user|domain|global,
+-- owner_name the address, the domain ("*.x.com" for a wildcard) or "" for
+-- global. Users and domains belong to the policy module: no foreign key.
+-- kind encrypt|sign|additional (at most one sign per owner, enforced by pki).
 CREATE TABLE pki_selection (
-	owner TEXT NOT NULL,
+	owner_kind TEXT NOT NULL,
+	owner_name TEXT NOT NULL,
 	kind TEXT NOT NULL,
 	thumbprint TEXT NOT NULL,
 	created {{BIGINT}} NOT NULL,
-	PRIMARY KEY (owner, kind, thumbprint)
+	PRIMARY KEY (owner_kind, owner_name, kind, thumbprint)
 );
 CREATE INDEX pki_selection_thumb ON pki_selection (thumbprint);
