@@ -13,6 +13,26 @@
  * loops. Every callback in smtp_server_conf may be called from any loop thread
  * (and must be thread-safe); none may block for long.
  *
+ * Replies the admin will see (all with RFC 3463 enhanced codes):
+ *   250 2.0.0 Ok: queued as <ID>   only after the spool commit (fsync file,
+ *                                  rename into incoming/, fsync directory)
+ *   451 4.3.0  database unavailable (store_is_ok false) or no settings, at
+ *              MAIL; spool I/O error at DATA or end of DATA
+ *   452 4.3.1  spool disk full (SG_E_NOSPACE): nothing is acknowledged
+ *   452 4.5.3  more than max_recipients RCPTs
+ *   552 5.3.4  before_filter_size exceeded (MAIL SIZE= or at end of DATA)
+ *   554 5.4.6  more Received: headers than max_received_headers
+ *   554 5.6.0  NUL bytes in the message
+ *   500 5.5.2  command line over 512 octets (MAIL/RCPT: 2048), message line
+ *              over 1000 octets, NUL or bare CR in a command, unknown verb
+ *   554 5.7.1  relay denied (standalone: recipient outside relay domains
+ *              and client outside my_networks)
+ *   450/550 x.1.1  recipient refused by the internal relay host probe
+ *   421 4.4.2 idle timeout; 421 4.7.0 too many errors / sessions;
+ *   421 4.3.2 server stopping
+ * Bare LF ends a command line and is normalised to CRLF in DATA; the end of
+ * DATA is only <CRLF>.<CRLF> (SMTP smuggling defence).
+ *
  * Start-up requirements (one-time library initialisation is the caller's job,
  * STYLE §7): OpenSSL initialised (OPENSSL_init_ssl) when a certificate is
  * configured; SIGPIPE ignored. libevent threading (evthread_use_pthreads) is
@@ -27,15 +47,17 @@
 
 struct smtp_server;
 
-/* on_queued - a message was durably committed to incoming/ (before the 250
- * is sent). id is borrowed for the call. */
+/* on_queued - a message was durably committed to incoming/ (called right
+ * before the 250 is sent, in the session's loop thread: must not block). id
+ * is borrowed for the call. */
 typedef void smtp_on_queued_fn(void *arg, const char *id);
 /* settings_get - a NEW reference to the current settings snapshot (the
  * session frees it with mta_settings_free), or NULL when none is available
  * (then MAIL gets 451 4.3.0). */
 typedef struct mta_settings *smtp_settings_fn(void *arg);
 /* store_is_ok - the database is reachable; false makes MAIL answer 451 4.3.0
- * (the message could not be processed anyway). */
+ * (the message could not be processed anyway). Called at every MAIL in a
+ * loop thread: must be cheap (e.g. an atomic flag kept by a health check). */
 typedef bool smtp_store_ok_fn(void *arg);
 
 struct smtp_server_conf {
@@ -80,7 +102,8 @@ int smtp_server_run(struct smtp_server *s, struct sg_error *err);
 /* smtp_server_stop - ask run to return; any thread, async-signal-unsafe but
  * lock-free apart from a mutex; idempotent. */
 void smtp_server_stop(struct smtp_server *s);
-/* smtp_server_free - close the listener and free everything; run must have
+/* smtp_server_free - close the listener and free everything (waits for
+ * running recipient probes, at most verify_timeout_ms); run must have
  * returned (or never been called). Accepts NULL, clears *sp. */
 void smtp_server_free(struct smtp_server **sp);
 

@@ -13,6 +13,7 @@
 #include "smtp/smtp_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1041,6 +1042,113 @@ static void test_stop_during_data(void **state)
 	tcli_close(&c);
 }
 
+static void test_tls_garbage_handshake(void **state)
+{
+	struct tcli c;
+	struct tsrv_opts o = {0};
+	int64_t end;
+
+	(void)state;
+	o.with_tls = true;
+	tsrv_start(&T, &o);
+	tcli_open(&c, T.port);
+	tcli_ehlo(&c);
+	assert_int_equal(tcli_cmd(&c, "STARTTLS"), 220);
+	/* not a ClientHello: the server drops the connection, nothing else */
+	tcli_send(&c, "EHLO plain.text.example\r\nMAIL FROM:<x@y.example>\r\n");
+	assert_true(tcli_is_closed(&c));
+	tcli_close(&c);
+	end = sg_mono_ms() + 3000;
+	while (smtp_server_sessions(T.srv) > 0 && sg_mono_ms() < end)
+		usleep(10000);
+	assert_int_equal(smtp_server_sessions(T.srv), 0);
+}
+
+/* F-FLOW-4: every log line about a message carries its ID (NOQUEUE before
+ * one exists). stderr is captured into a file for the test. */
+static void test_log_lines_carry_id(void **state)
+{
+	struct tcli c;
+	char path[512], id1[SG_MAIL_ID_LEN + 1], id2[SG_MAIL_ID_LEN + 1];
+	char *log = NULL, *line, *next;
+	size_t loglen;
+	struct sg_error err;
+	int fd, saved;
+	bool seen_ok = false, seen_rej = false, seen_noqueue = false;
+
+	(void)state;
+	tsrv_set(&T, "max_received_headers", "1");
+	tsrv_set(&T, "relay_domains", "dest.example");
+	tsrv_set(&T, "my_networks", "192.0.2.0/24");
+	tsrv_path(&T, "stderr.log", path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	sg_log_set_level(SG_LOG_INFO);
+	start();
+	tcli_open(&c, T.port);
+	assert_int_equal(send_message(&c, "Subject: ok\r\n\r\nx\r\n.\r\n"), 250);
+	tid_from_reply(&c, id1);
+	envelope(&c, "sender@test.example", "rcpt@dest.example");
+	tcli_send(&c, "Received: a\r\nReceived: b\r\n\r\nx\r\n.\r\n");
+	assert_int_equal(tcli_reply(&c), 554);
+	assert_int_equal(tcli_cmd(&c, "MAIL FROM:<sender@test.example>"), 250);
+	assert_int_equal(tcli_cmd(&c, "RCPT TO:<r@elsewhere.example>"), 554);
+	assert_int_equal(tcli_cmd(&c, "QUIT"), 221);
+	assert_true(tcli_is_closed(&c));
+	tcli_close(&c);
+	smtp_server_stop(T.srv);
+	pthread_join(T.thr, NULL);
+	T.running = false;
+	sg_log_set_level(SG_LOG_WARN);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	if (sg_file_read(path, 1 << 20, &log, &loglen, &err) < 0)
+		fail_msg("read log: %s", err.msg);
+	id2[0] = '\0';
+	for (line = log; line != NULL && *line != '\0'; line = next) {
+		char want[64];
+		char *nl = strchr(line, '\n');
+
+		next = nl != NULL ? nl + 1 : NULL;
+		if (nl != NULL)
+			*nl = '\0';
+
+		snprintf(want, sizeof(want), "info: %s: from=<sender@test.example>", id1);
+		if (strstr(line, want) != NULL)
+			seen_ok = true;
+		if (strstr(line, "reject: DATA") != NULL) {
+			const char *p = strstr(line, "info: ");
+
+			assert_non_null(p);
+			sg_strlcpy(id2, p + 6, sizeof(id2));
+			assert_true(sg_mail_id_is_valid(id2));
+			assert_non_null(strstr(line, "5.4.6"));
+			seen_rej = true;
+		}
+		if (strstr(line, "NOQUEUE: reject: RCPT") != NULL &&
+			strstr(line, "to=<r@elsewhere.example>") != NULL)
+			seen_noqueue = true;
+		/* any line about a message: starts with an ID or NOQUEUE */
+		if (strstr(line, "from=<") != NULL || strstr(line, "reject:") != NULL) {
+			const char *p = strstr(line, "info: ");
+			char idbuf[SG_MAIL_ID_LEN + 1];
+
+			assert_non_null(p);
+			sg_strlcpy(idbuf, p + 6, sizeof(idbuf));
+			if (!sg_mail_id_is_valid(idbuf) && strncmp(p + 6, "NOQUEUE: ", 9) != 0)
+				fail_msg("log line without mail ID: %s", line);
+		}
+	}
+	free(log);
+	assert_true(seen_ok);
+	assert_true(seen_rej);
+	assert_true(seen_noqueue);
+	assert_string_not_equal(id1, id2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1076,6 +1184,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_postfix_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_starttls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_during_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_garbage_handshake, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_lines_carry_id, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
