@@ -1,0 +1,1 @@
+sg_add_fuzzer(fuzz_policy_trigger DEPS sg_policy)
