@@ -63,13 +63,16 @@ enum mta_tls_level {
 };
 
 struct mta_relay {
-	char *host;       /* NULL/"" = none: deliver by DNS MX (D-1) */
+	char *host;       /* NULL = none: deliver by DNS MX (D-1); else a lower-case
+	                     name or a canonical IPv4/IPv6 address (no brackets) */
 	unsigned port;    /* default 25 */
-	bool use_mx;      /* look up the MX records of host instead of its address */
+	bool use_mx;      /* look up the MX records of host instead of its address;
+	                     never true for an IP address host (after load) */
 };
 
 struct mta_sasl {
-	char *host;       /* as written in the relay host setting */
+	char *host;       /* normalised like mta_relay.host, so that
+	                     mta_sasl_find(s, relay.host, relay.port) matches */
 	unsigned port;
 	char *username;
 	char *password;   /* secret: never logged */
@@ -135,9 +138,11 @@ void mta_settings_free(struct mta_settings **sp);
  * factory value (deletes the key) or removes the SASL entry. The result,
  * together with the stored settings not named, must be consistent
  * (after_filter_size >= before_filter_size, backoff_max >= backoff_min, no MX
- * flag on an IP relay host). Errors: SG_E_INVAL with a message naming the
- * setting (unknown name, bad value, missing '=', a name given twice,
- * inconsistency); store failures are passed on.
+ * flag on an IP relay host); concurrent updates are serialised so the check
+ * sees committed values. Errors: SG_E_INVAL with a message naming the setting
+ * (unknown name, bad value, missing '=', a name given twice, inconsistency),
+ * SG_E_NOTFOUND when removing absent SASL credentials; store failures are
+ * passed on.
  */
 int mta_settings_update(struct store *db, const char *const *assignments, size_t n,
 	struct sg_error *err);
