@@ -538,8 +538,11 @@ int delivery_message(const struct delivery_conf *conf, const struct mta_settings
 		npending = 0;
 	}
 	if (npending > 0) {
-		if (queue_bounce_wanted(&q) && queue_bounce_early(&q, err) < 0)
-			goto out;
+		/* A failed early bounce is not fatal: the failures stay
+		 * unreported and are bounced at the next attempt or at the end;
+		 * deferring now keeps the retry schedule (no busy loop). */
+		if (queue_bounce_wanted(&q) && queue_bounce_early(&q, &merr) < 0)
+			sg_log_mail(SG_LOG_WARN, id, "bounce postponed: %s", merr.msg);
 		if (queue_defer(&q, err) < 0)
 			goto out;
 		if (outcome_r != NULL)

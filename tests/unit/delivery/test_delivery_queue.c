@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <errno.h>
 #include <sys/resource.h>
 #include <cmocka.h>
 
@@ -461,6 +462,45 @@ static void test_mixed_replies_defer_and_retry(void **state)
 	assert_int_equal(where(f, id), SPOOL_Q__COUNT);
 	/* c was already reported: no second bounce */
 	assert_int_equal(bounces_in_outgoing(f, &bl), 0);
+}
+
+static void test_early_bounce_failure_postponed(void **state)
+{
+	struct fx *f = *state;
+	struct msg_spec m = {.sender = "s@int.test", .rcpts = {"a@ext.test", "b@ext.test"}};
+	struct stub_conf sc = {0};
+	char id[SG_MAIL_ID_LEN + 1];
+	enum delivery_outcome out;
+	struct spool_env env;
+	struct idlist bl;
+	struct bounce b;
+	struct sg_error err;
+
+	sc.rcpt_rules[0] = (struct stub_rcpt_rule){"a@ext.test", "550 5.1.1 gone"};
+	sc.rcpt_rules[1] = (struct stub_rcpt_rule){"b@ext.test", "450 4.2.1 busy"};
+	stub_set_conf(&f->stub, &sc);
+	put_msg(f, &m, id);
+	/* I/O steps: two state saves, then the bounce's first write: disk full */
+	spool_test_fail_after(3, ENOSPC);
+	assert_int_equal(deliver(f, id, &out), 0);
+	spool_test_fail_after(0, 0);
+	assert_int_equal(out, DELIVERY_DEFERRED);
+	assert_int_equal(bounces_in_outgoing(f, &bl), 0);
+	env_of(f, SPOOL_Q_DEFERRED, id, &env);
+	assert_int_equal(env.rcpts[0].status, SPOOL_RCPT_FAILED);
+	assert_true(delivery_rcpt_needs_dsn(&env.rcpts[0]));
+	spool_env_free_fields(&env);
+	/* next attempt: b delivered, a's failure bounced now */
+	sc.rcpt_rules[1].addr = NULL;
+	stub_set_conf(&f->stub, &sc);
+	assert_int_equal(delivery_requeue_due(f->sp, sg_now() + 100000, &err), 1);
+	assert_int_equal(deliver(f, id, &out), 0);
+	assert_int_equal(out, DELIVERY_DONE);
+	assert_int_equal(bounces_in_outgoing(f, &bl), 1);
+	bounce_load(f, bl.ids[0], &b);
+	assert_field(b.status, 0, "Final-Recipient", "a@ext.test");
+	assert_null(status_field(b.status, 1, "Final-Recipient"));
+	bounce_free(&b);
 }
 
 static void test_backoff(void **state)
@@ -989,6 +1029,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_deliver_byte_exact, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_mixed_replies_defer_and_retry, fx_setup,
+			fx_teardown),
+		cmocka_unit_test_setup_teardown(test_early_bounce_failure_postponed, fx_setup,
 			fx_teardown),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_setup_teardown(test_requeue_due, fx_setup, fx_teardown),
