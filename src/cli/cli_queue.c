@@ -205,7 +205,8 @@ static int list_queue(struct spool *sp, enum spool_queue q, json_t *arr, size_t 
 		free(l.ids);
 		return cli_error("%s", err.msg);
 	}
-	qsort(l.ids, l.n, sizeof(*l.ids), id_cmp);
+	if (l.n > 1)
+		qsort(l.ids, l.n, sizeof(*l.ids), id_cmp);
 	for (i = 0; i < l.n; i++) {
 		struct spool_env env;
 		uint64_t size = 0;
