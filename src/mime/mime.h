@@ -23,6 +23,10 @@
 /* Bounds of mime_msg_walk (STYLE §13: no unbounded recursion over MIME). */
 #define MIME_MAX_DEPTH 32    /* nesting levels below the top-level part */
 #define MIME_MAX_PARTS 1000  /* parts visited in one walk */
+/* More lines starting with "--" (possible boundaries) than this make a
+ * parsed message opaque (see mime_msg_is_opaque): GMime would build every
+ * part in memory. */
+#define MIME_MAX_BOUNDARY_LINES (4 * MIME_MAX_PARTS)
 
 struct mime_msg;
 
@@ -60,6 +64,16 @@ uint64_t mime_msg_source_size(const struct mime_msg *m);
 /* mime_msg_has_headers - false when the input had no header section and was
  * wrapped as one text/plain part (see above). */
 bool mime_msg_has_headers(const struct mime_msg *m);
+
+/*
+ * mime_msg_is_opaque - the input had more than MIME_MAX_BOUNDARY_LINES
+ * possible boundaries: only its header section was parsed (headers and the
+ * originator work), the body was not. Such a message passes through
+ * unchanged (byte copy), but mime_msg_walk fails with SG_E_LIMIT and writing
+ * it after a change fails with SG_E_LIMIT (it cannot be rebuilt), so stages
+ * that need its structure fail closed.
+ */
+bool mime_msg_is_opaque(const struct mime_msg *m);
 
 /* mime_msg_is_modified - true once anything changed the message: it will then
  * be re-serialised by GMime instead of copied byte for byte. */

@@ -11,6 +11,7 @@ enum mime_msg_flags {
 	MIME_MSG_MODIFIED = 1u << 0,   /* re-serialise instead of copying */
 	MIME_MSG_NO_HEADERS = 1u << 1, /* input wrapped as one text/plain part */
 	MIME_MSG_CRLF = 1u << 2,       /* the input's first line ended in CRLF */
+	MIME_MSG_OPAQUE = 1u << 3,     /* only the header section was parsed */
 };
 
 struct mime_msg {

@@ -21,6 +21,8 @@
 
 /* Bytes read to find the line ending style of the first line. */
 #define MIME_NL_PROBE 4096
+/* Read size of the boundary prescan. */
+#define MIME_PRESCAN_CHUNK (64 * 1024)
 
 /* mime_probe_crlf - does the first line of the range end in CRLF? */
 static bool mime_probe_crlf(int fd, uint64_t offset, uint64_t len)
@@ -39,6 +41,67 @@ static bool mime_probe_crlf(int fd, uint64_t offset, uint64_t len)
 		return false;
 	nl = memchr(buf, '\n', (size_t)n);
 	return nl != NULL && nl > buf && nl[-1] == '\r';
+}
+
+/*
+ * mime_prescan - one streaming pass over the range before GMime sees it:
+ * count lines that start with "--" (each possible boundary can open a part,
+ * and GMime keeps about 1.3 KiB per part in memory, so 10 MB of tiny parts
+ * would cost gigabytes) and find the end of the header section (the bytes up
+ * to and including the first empty line, or the whole range). Counting stops
+ * above MIME_MAX_BOUNDARY_LINES. 0 or -1 (read error, errno set).
+ */
+static int mime_prescan(int fd, uint64_t offset, uint64_t len, uint64_t *hdr_len_r,
+	unsigned *dashes_r)
+{
+	char *buf = sg_xmalloc(MIME_PRESCAN_CHUNK);
+	uint64_t pos = 0;
+	unsigned dashes = 0;
+	int col = 0;            /* 0 line start, 1 "-" seen, 2 CR at start, 3 rest */
+	bool hdr_done = false;
+	int rc = -1;
+
+	*hdr_len_r = len;
+	while (pos < len && (!hdr_done || dashes <= MIME_MAX_BOUNDARY_LINES)) {
+		size_t want = len - pos < MIME_PRESCAN_CHUNK ? (size_t)(len - pos) :
+			MIME_PRESCAN_CHUNK;
+		ssize_t n = pread(fd, buf, want, (off_t)(offset + pos));
+		ssize_t i;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			char c = buf[i];
+
+			if (c == '\n') {
+				if (!hdr_done && (col == 0 || col == 2)) {
+					hdr_done = true;
+					*hdr_len_r = pos + (uint64_t)i + 1;
+				}
+				col = 0;
+			} else if (col == 0 && c == '-') {
+				col = 1;
+			} else if (col == 1 && c == '-') {
+				dashes++;
+				col = 3;
+			} else if (col == 0 && c == '\r') {
+				col = 2;
+			} else {
+				col = 3;
+			}
+		}
+		pos += (uint64_t)n;
+	}
+	rc = 0;
+out:
+	*dashes_r = dashes;
+	free(buf);
+	return rc;
 }
 
 /*
@@ -84,6 +147,8 @@ struct mime_msg *mime_msg_parse_fd(int fd, uint64_t offset, uint64_t len,
 	GMimeParser *parser = NULL;
 	GMimeParserOptions *opts = NULL;
 	struct stat st;
+	uint64_t hdr_len = 0;
+	unsigned dashes = 0;
 
 	if (fd < 0 || offset > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - offset) {
 		sg_error_set(err, SG_E_INVAL, "mime: bad source range");
@@ -113,8 +178,18 @@ struct mime_msg *mime_msg_parse_fd(int fd, uint64_t offset, uint64_t len,
 	if (mime_probe_crlf(m->fd, offset, len))
 		m->flags |= MIME_MSG_CRLF;
 
+	if (mime_prescan(m->fd, offset, len, &hdr_len, &dashes) < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "mime: read source");
+		goto fail;
+	}
 	m->src = g_mime_stream_fs_new_with_bounds(m->fd, 0, -1);
 	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(m->src), FALSE);
+	if (dashes > MIME_MAX_BOUNDARY_LINES) {
+		/* too many possible parts to build in memory: only the header
+		 * section is parsed; the body stays opaque source bytes */
+		m->flags |= MIME_MSG_OPAQUE;
+		len = hdr_len;
+	}
 	sub = g_mime_stream_substream(m->src, (gint64)offset, (gint64)(offset + len));
 	parser = g_mime_parser_new_with_stream(sub);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
@@ -122,6 +197,9 @@ struct mime_msg *mime_msg_parse_fd(int fd, uint64_t offset, uint64_t len,
 	opts = mime_parser_options();
 	m->gm = g_mime_parser_construct_message(parser, opts);
 	if (m->gm == NULL) {
+		/* one opaque part of the whole input: nothing is built per part */
+		m->flags &= ~(unsigned)MIME_MSG_OPAQUE;
+		len = m->len;
 		m->gm = mime_wrap_headerless(m->src, offset, len);
 		m->flags |= MIME_MSG_NO_HEADERS;
 	}
@@ -174,6 +252,11 @@ uint64_t mime_msg_source_size(const struct mime_msg *m)
 bool mime_msg_has_headers(const struct mime_msg *m)
 {
 	return (m->flags & MIME_MSG_NO_HEADERS) == 0;
+}
+
+bool mime_msg_is_opaque(const struct mime_msg *m)
+{
+	return (m->flags & MIME_MSG_OPAQUE) != 0;
 }
 
 bool mime_msg_is_modified(const struct mime_msg *m)

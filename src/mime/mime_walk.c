@@ -66,6 +66,11 @@ int mime_msg_walk(struct mime_msg *m, mime_walk_fn *fn, void *arg, struct sg_err
 	GMimeObject *top = g_mime_message_get_mime_part(m->gm);
 	int rc;
 
+	if ((m->flags & MIME_MSG_OPAQUE) != 0) {
+		sg_error_set(err, SG_E_LIMIT, "message has more than %d possible MIME "
+			"parts: structure not parsed", MIME_MAX_BOUNDARY_LINES);
+		return -1;
+	}
 	if (top == NULL)
 		return 0;
 	rc = mime_walk_part(&w, top, NULL, 0);

@@ -206,6 +206,14 @@ int mime_msg_write(struct mime_msg *m, uint64_t max, mime_write_fn *fn, void *ar
 {
 	if ((m->flags & MIME_MSG_MODIFIED) == 0 && m->fd >= 0)
 		return mime_copy_source(m, max, fn, arg, size_r, err);
+	if ((m->flags & MIME_MSG_OPAQUE) != 0) {
+		/* its body was never parsed: rebuilding it would drop the body */
+		if (size_r != NULL)
+			*size_r = 0;
+		sg_error_set(err, SG_E_LIMIT, "message has more than %d possible MIME "
+			"parts: cannot be rewritten", MIME_MAX_BOUNDARY_LINES);
+		return -1;
+	}
 	return mime_serialise(m, max, fn, arg, size_r, err);
 }
 

@@ -531,6 +531,113 @@ static void test_large_message_small_rss(void **state)
 		fail_msg("maxrss grew by %ld KB", maxrss_kb() - before);
 }
 
+static int test_collect_discard(void *arg, const void *data, size_t len,
+	struct sg_error *err)
+{
+	return 0;
+}
+
+/* many_parts_fd - a multipart message with n parts in a temp file; the
+ * body's last part holds a marker. *len_r gets the size. */
+static int many_parts_fd(unsigned n, const char *nl, char **text_r, size_t *len_r)
+{
+	struct sg_buf b;
+	struct sg_error err;
+	unsigned i;
+	int fd;
+
+	sg_buf_init(&b, 8u << 20);
+	assert_int_equal(sg_buf_printf(&b, &err, "From: Many <many@example.com>%sSubject: "
+		"lots%sContent-Type: multipart/mixed; boundary=x%s%s", nl, nl, nl, nl), 0);
+	for (i = 0; i < n; i++)
+		assert_int_equal(sg_buf_printf(&b, &err, "--x%s%sp%s", nl, nl, nl), 0);
+	assert_int_equal(sg_buf_printf(&b, &err, "--x--%sMARKER%s", nl, nl), 0);
+	fd = test_tmpfd(NULL, b.data, b.len);
+	*len_r = b.len;
+	*text_r = sg_buf_steal(&b);
+	return fd;
+}
+
+/* Hostile input: tens of thousands of tiny parts would make GMime build
+ * every part in memory (about 1.3 KiB each). Above MIME_MAX_BOUNDARY_LINES
+ * possible boundaries only the header section is parsed: headers and the
+ * originator work, pass-through is byte-exact, the walk and a rewrite fail
+ * with SG_E_LIMIT (fail closed), and memory stays small. */
+static void test_many_parts_opaque(void **state)
+{
+	static const char *const nls[] = {"\n", "\r\n"};
+	unsigned k;
+
+	(void)state;
+	for (k = 0; k < 2; k++) {
+		struct sg_error err;
+		struct walk_rec r;
+		struct mime_msg *m;
+		char *text, *out, *orig = NULL;
+		size_t len, olen;
+		int fd = many_parts_fd(200000, nls[k], &text, &len);
+		long before = maxrss_kb();
+
+		m = mime_msg_parse_fd(fd, 0, len, &err);
+		close(fd);
+		assert_non_null(m);
+		/* 200,000 parts fully built would need well over 200 MB */
+		assert_true(maxrss_kb() - before < 32 * 1024);
+		assert_true(mime_msg_is_opaque(m));
+		assert_true(mime_msg_has_headers(m));
+		assert_string_equal(mime_msg_header_get(m, "Subject"), "lots");
+		assert_int_equal(mime_msg_originator(m, "env@example.com", &orig),
+			MIME_ORIGIN_FROM);
+		assert_string_equal(orig, "many@example.com");
+		free(orig);
+		out = test_serialise(m, &olen);
+		assert_int_equal(olen, len);
+		assert_memory_equal(out, text, len);
+		free(out);
+		memset(&r, 0, sizeof(r));
+		assert_int_equal(mime_msg_walk(m, walk_cb, &r, &err), -1);
+		assert_int_equal(err.code, SG_E_LIMIT);
+		assert_int_equal(r.n, 0);
+		assert_int_equal(mime_msg_header_set(m, "Subject", "changed", &err), 0);
+		mime_msg_set_modified(m);
+		assert_int_equal(mime_msg_write(m, 0, test_collect_discard, NULL, NULL, &err),
+			-1);
+		assert_int_equal(err.code, SG_E_LIMIT);
+		mime_msg_free(&m);
+		free(text);
+	}
+}
+
+/* At the bound (MIME_MAX_BOUNDARY_LINES lines starting with "--", counting
+ * the closing one) the message is still parsed normally. */
+static void test_many_parts_at_bound(void **state)
+{
+	struct sg_error err;
+	struct mime_msg *m;
+	char *text;
+	size_t len;
+	int fd = many_parts_fd(MIME_MAX_BOUNDARY_LINES - 1, "\n", &text, &len);
+
+	(void)state;
+	m = mime_msg_parse_fd(fd, 0, len, &err);
+	close(fd);
+	assert_non_null(m);
+	assert_false(mime_msg_is_opaque(m));
+	assert_true(GMIME_IS_MULTIPART(g_mime_message_get_mime_part(mime_msg_get0_gmime(m))));
+	assert_int_equal(g_mime_multipart_get_count(GMIME_MULTIPART(
+		g_mime_message_get_mime_part(mime_msg_get0_gmime(m)))),
+		MIME_MAX_BOUNDARY_LINES - 1);
+	mime_msg_free(&m);
+	free(text);
+	fd = many_parts_fd(MIME_MAX_BOUNDARY_LINES, "\n", &text, &len);
+	m = mime_msg_parse_fd(fd, 0, len, &err);
+	close(fd);
+	assert_non_null(m);
+	assert_true(mime_msg_is_opaque(m));
+	mime_msg_free(&m);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -547,6 +654,8 @@ int main(void)
 		cmocka_unit_test(test_source_truncated),
 		cmocka_unit_test(test_new_gmime),
 		cmocka_unit_test(test_large_message_small_rss),
+		cmocka_unit_test(test_many_parts_opaque),
+		cmocka_unit_test(test_many_parts_at_bound),
 	};
 	int rc;
 

@@ -164,6 +164,37 @@ static void test_passthrough_empty(void **state)
 	spool_env_free_fields(&env);
 }
 
+/* Hostile structure: 100,000 tiny parts pass through unchanged (the MIME
+ * module parses only the header section of such a message). */
+static void test_passthrough_many_parts(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env;
+	struct sg_error err;
+	struct sg_buf b;
+	char id[SG_MAIL_ID_LEN + 1], out[64];
+	char *body;
+	size_t blen = 0;
+	unsigned i;
+
+	sg_buf_init(&b, 4u << 20);
+	assert_int_equal(sg_buf_append_str(&b, "From: a@example.com\nContent-Type: "
+		"multipart/mixed; boundary=q\n\n", &err), 0);
+	for (i = 0; i < 100000; i++)
+		assert_int_equal(sg_buf_append_str(&b, "--q\n\nx\n", &err), 0);
+	mt_env(&env, "sender@example.com", 1);
+	assert_int_equal(mt_put(f->sp, &env, b.data, b.len, id), 0);
+	assert_int_equal(mpa_process_spooled(f->mpa, f->sp, id, &err), 0);
+	assert_int_equal(mt_first(f->dir, "outgoing", out, sizeof(out)), 0);
+	body = mt_body(f->sp, SPOOL_Q_OUTGOING, out, &blen);
+	assert_non_null(body);
+	assert_int_equal(blen, b.len);
+	assert_memory_equal(body, b.data, blen);
+	free(body);
+	sg_buf_deinit(&b);
+	spool_env_free_fields(&env);
+}
+
 /* F-FLOW-4: one line per message, "<ID>: from=<...>, to=<...>, action=pass,
  * outputs=N". */
 static void test_log_line(void **state)
@@ -431,6 +462,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_passthrough_byte_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_passthrough_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_passthrough_many_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_input_to_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_envelope_to_error, setup, teardown),
