@@ -88,9 +88,10 @@ enum delivery_outcome {
  * delivery_message - deliver outgoing/<id>: group the pending recipients by
  * next hop, run one SMTP transaction per group, save each recipient's result
  * in the spool state, then either remove the message (creating the bounce
- * for failed recipients in the same spool batch, so "bounce created +
- * original removed" happens exactly once) or defer it (attempts+1,
- * next_attempt = now + backoff, moved to deferred/). A message older than
+ * for not yet reported failures in the same spool batch, so "bounce created
+ * + original removed" happens exactly once) or defer it (attempts+1,
+ * next_attempt = now + backoff, moved to deferred/; permanent failures found
+ * in this attempt are bounced first and marked reported). A message older than
  * mta->max_queue_lifetime whose recipients still fail temporarily is bounced
  * ("delivery time expired", 4.4.7). Logs one line per recipient result.
  * Returns 0 and *outcome_r (may be NULL) when the message was handled; -1

@@ -824,6 +824,26 @@ static void test_connection_refused_deferred(void **state)
 	spool_env_free_fields(&env);
 }
 
+static void test_greeting_421_deferred(void **state)
+{
+	struct fx *f = *state;
+	struct msg_spec m = {.sender = "s@int.test", .rcpts = {"a@ext.test"}};
+	struct stub_conf sc = {.greeting = "421 4.3.2 service not available"};
+	char id[SG_MAIL_ID_LEN + 1];
+	enum delivery_outcome out;
+	struct spool_env env;
+
+	stub_set_conf(&f->stub, &sc);
+	put_msg(f, &m, id);
+	assert_int_equal(deliver(f, id, &out), 0);
+	assert_int_equal(out, DELIVERY_DEFERRED);
+	assert_false(stub_has_cmd(&f->stub, "EHLO"));
+	env_of(f, SPOOL_Q_DEFERRED, id, &env);
+	assert_int_equal(env.rcpts[0].status, SPOOL_RCPT_PENDING);
+	assert_non_null(strstr(env.last_error, "421 4.3.2 service not available"));
+	spool_env_free_fields(&env);
+}
+
 static void test_next_hop_down_then_back(void **state)
 {
 	/* Outages: next hop down -> deferred; back -> delivered on retry */
@@ -1054,6 +1074,7 @@ int main(void)
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(test_connection_refused_deferred, fx_setup,
 			fx_teardown),
+		cmocka_unit_test_setup_teardown(test_greeting_421_deferred, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_next_hop_down_then_back, fx_setup,
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(test_tls_mandatory_no_starttls_deferred, fx_setup,
