@@ -267,7 +267,10 @@ int spool_batch_writer_finish(struct spool_batch *b, struct spool_writer **wp,
  * later). -1 after it (rare: I/O error on the manifest's directory fsync or
  * while renaming outputs): the manifest stays and the batch is decided;
  * spool_batch_finish_pending or spool_recover completes it. So a caller
- * about to (re)process an input calls spool_batch_finish_pending first.
+ * about to (re)process an input calls spool_batch_finish_pending first. If
+ * it did not and an earlier batch of the same input is still pending, that
+ * batch is completed, this one's outputs are removed and the result is -1
+ * with SG_E_EXISTS (the input is gone; nothing was produced twice).
  */
 int spool_batch_commit(struct spool_batch **bp, struct sg_error *err);
 /* spool_batch_finish_pending - complete the batch of input_id if its

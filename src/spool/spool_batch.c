@@ -302,6 +302,22 @@ int spool_batch_commit(struct spool_batch **bp, struct sg_error *err)
 	int rc = -1;
 
 	*bp = NULL;
+	/* A manifest already there belongs to an earlier attempt at this input
+	 * that was decided but not completed (the caller did not call
+	 * spool_batch_finish_pending). That attempt wins: complete it and
+	 * discard these outputs, so nothing is produced twice. */
+	if (spool_path(b->sp, SPOOL_DIR_BATCH, b->input_id, dir, sizeof(dir), err) < 0)
+		goto abort;
+	if (access(dir, F_OK) == 0) {
+		struct sg_error e2;
+		int fp = spool_batch_finish_pending(b->sp, b->input_id, &e2);
+
+		sg_error_set(err, SG_E_EXISTS, "%s: an earlier batch of this input was "
+			"pending (%s); these outputs are discarded", b->input_id,
+			fp == 1 ? "now completed" : fp == 0 ? "gone" : e2.msg);
+		sg_log_mail(SG_LOG_WARN, b->input_id, "%s", err != NULL ? err->msg : "");
+		goto abort;
+	}
 	/* The outputs' names in tmp/ must be durable before a manifest names
 	 * them: recovery takes a listed output missing from tmp/ for one that
 	 * was already renamed into its queue. */

@@ -385,6 +385,39 @@ static void test_batch_outgoing_input(void **state)
 	spool_env_free_fields(&env);
 }
 
+/* A caller that does not call finish_pending before reprocessing: the
+ * earlier, decided batch wins and the new outputs are discarded. */
+static void test_batch_earlier_pending_wins(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1];
+	struct spool_batch *b;
+	struct spool_writer *w;
+	struct spool_env env;
+	struct sg_error err;
+
+	put_input(f, id);
+	/* 3 outputs x 4 steps, tmp/ fsync, manifest x 4: step 18 is the first
+	 * output rename, after the batch is decided */
+	spool_test_fail_after(18, EIO);
+	assert_int_equal(run_batch(f, id, &err), -1);
+	spool_test_fail_after(0, 0);
+	assert_int_equal(tu_count(f->spooldir, "batch"), 1);
+	assert_true(tu_exists(f->spooldir, "incoming", id));
+
+	b = spool_batch_new(f->sp, SPOOL_Q_INCOMING, id);
+	tu_env(&env, "a@example.org", 1);
+	env.parent_id = sg_xstrdup(id);
+	w = spool_batch_writer(b, &env, 0, &err);
+	assert_int_equal(spool_writer_write(w, "second attempt", 14, &err), 0);
+	assert_int_equal(spool_batch_writer_finish(b, &w, SPOOL_Q_OUTGOING, &err), 0);
+	assert_int_equal(spool_batch_commit(&b, &err), -1);
+	assert_int_equal(err.code, SG_E_EXISTS);
+	assert_true(check_state(f, id, "earlier batch completed"));
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), NOUT);
+	spool_env_free_fields(&env);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup, tu_teardown)
@@ -397,6 +430,7 @@ int main(void)
 		T(test_batch_error_every_step),
 		T(test_batch_damaged_manifest),
 		T(test_batch_outgoing_input),
+		T(test_batch_earlier_pending_wins),
 	};
 #undef T
 
