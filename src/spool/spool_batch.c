@@ -3,8 +3,11 @@
  * message" step 4). One MPA worker thread owns a batch.
  *
  * Protocol (each step durable before the next):
- *   1. every output is written and fsync'ed in tmp/<out-id>;
- *   2. the manifest batch/<input-id> is written atomically:
+ *   1. every output is written and fsync'ed in tmp/<out-id>, then tmp/
+ *      itself is fsync'ed (recovery relies on the names being there);
+ *   2. the manifest is written to batch/<input-id>.tmp, fsync'ed, renamed
+ *      to batch/<input-id> (the batch is decided at this rename) and batch/
+ *      is fsync'ed:
  *        SGBATCH 1
  *        input <queue> <input-id>
  *        output <out-id> <queue>      (one line per output)
@@ -13,8 +16,8 @@
  *      directories are fsync'ed;
  *   4. the input and its state are removed; its directory is fsync'ed;
  *   5. the manifest is removed; batch/ is fsync'ed.
- * A crash before 2 leaves only tmp/ files: recovery deletes them and the
- * input is processed again. A crash after 2 is completed by recovery
+ * A crash before the rename in 2 leaves only tmp/ files: recovery deletes
+ * them and the input is processed again. A crash after 2 is completed by recovery
  * (steps 3-5 are idempotent: an output missing from tmp/ was already
  * renamed), so every output appears exactly once and the input goes away.
  */
