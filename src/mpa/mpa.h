@@ -39,6 +39,16 @@ void mpa_free(struct mpa **mp);
  * reason); -1 with err on a temporary failure (database down, disk full): the
  * message stays in incoming/ and is retried later. A message already handled
  * by an earlier (crashed) run is completed, not processed again.
+ *
+ * Callers must not process the same id in two threads or processes at once
+ * (the daemon's work queue guarantees this). Permanent failures (error/):
+ * a damaged spool file, an envelope without recipients or with a recipient
+ * or sender that is not an address, a stage failing closed. An output larger
+ * than conf->max_size is not sent (SPEC D-7): its recipients get nothing and
+ * an internal originator (domain in the MTA relay domains; needs conf->db)
+ * gets a notification (kind notification, envelope sender <>). One log line
+ * per processed message: "<id>: from=<...>, to=<...>,..., action=pass,
+ * outputs=N".
  */
 int mpa_process_spooled(struct mpa *mpa, struct spool *sp, const char *id,
 	struct sg_error *err);
@@ -52,9 +62,13 @@ struct mpa_output {
 typedef int mpa_output_fn(void *arg, const struct mpa_output *out, struct sg_error *err);
 
 /*
- * mpa_process_stream - run the pipeline on the message in fd (whole file) with
- * envelope env (env->id may be empty: a new ID is made); every output is
- * passed to fn in order. 0 on success, -1 with err.
+ * mpa_process_stream - run the pipeline on the message in fd (whole file,
+ * a regular file) with envelope env (env->id may be empty: a new ID is
+ * made); every output is passed to fn in order, with a fresh env->id and
+ * parent_id = the input's ID. out->fd is valid only during the call (an
+ * unchanged output is fd itself; read it with pread). 0 on success, -1 with
+ * err: fn's error, or what mpa_process_spooled would treat as temporary or
+ * permanent (the caller decides; nothing was kept).
  */
 int mpa_process_stream(struct mpa *mpa, const struct spool_env *env, int fd,
 	mpa_output_fn *fn, void *arg, struct sg_error *err);
