@@ -51,6 +51,24 @@ enum mpa_result mpa_result_of_error(const struct sg_error *err)
 	return sg_errc_class(err->code) == SG_EC_TEMPORARY ? MPA_DEFER : MPA_ERROR;
 }
 
+/* mpa_addr_is_usable - an envelope address the next hop can be given:
+ * local part and domain non-empty, no control characters, no angle
+ * brackets. Deliberately looser than sg_addr_is_valid: the SMTP server
+ * already checked the syntax (quoted local parts may hold spaces), and a
+ * message must not land in error/ over a syntax nuance. */
+static bool mpa_addr_is_usable(const char *a)
+{
+	const char *at = strrchr(a, '@');
+	const unsigned char *p;
+
+	if (at == NULL || at == a || at[1] == '\0' || strlen(a) > SPOOL_MAX_FIELD)
+		return false;
+	for (p = (const unsigned char *)a; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f || *p == '<' || *p == '>')
+			return false;
+	return true;
+}
+
 /* mpa_env_check - the envelope must be usable: a sender that is empty (<>)
  * or an address, at least one recipient, every recipient an address. */
 static int mpa_env_check(const struct spool_env *env, struct sg_error *err)
@@ -58,7 +76,7 @@ static int mpa_env_check(const struct spool_env *env, struct sg_error *err)
 	char esc[128];
 	size_t i;
 
-	if (env->sender == NULL || (env->sender[0] != '\0' && !sg_addr_is_valid(env->sender))) {
+	if (env->sender == NULL || (env->sender[0] != '\0' && !mpa_addr_is_usable(env->sender))) {
 		sg_log_esc(esc, sizeof(esc), env->sender ? env->sender : "(none)",
 			env->sender ? strlen(env->sender) : 6);
 		sg_error_set(err, SG_E_PARSE, "bad envelope sender <%s>", esc);
@@ -71,7 +89,7 @@ static int mpa_env_check(const struct spool_env *env, struct sg_error *err)
 	for (i = 0; i < env->nrcpts; i++) {
 		const char *a = env->rcpts[i].addr;
 
-		if (a == NULL || !sg_addr_is_valid(a)) {
+		if (a == NULL || !mpa_addr_is_usable(a)) {
 			sg_log_esc(esc, sizeof(esc), a ? a : "(none)", a ? strlen(a) : 6);
 			sg_error_set(err, SG_E_PARSE, "bad envelope recipient <%s>", esc);
 			return -1;

@@ -257,10 +257,11 @@ static void test_damaged_input_to_error(void **state)
 static void test_bad_envelope_to_error(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const bad_rcpts[] = {NULL, "no-at-sign", "a@"};
+	static const char *const bad_rcpts[] = {NULL, "no-at-sign", "a@", "@example.org",
+		"a\x01b@example.org", "<a@example.org>"};
 	size_t c;
 
-	for (c = 0; c < 3; c++) {
+	for (c = 0; c < sizeof(bad_rcpts) / sizeof(bad_rcpts[0]); c++) {
 		struct spool_env env;
 		struct sg_error err;
 		char id[SG_MAIL_ID_LEN + 1];
@@ -276,6 +277,32 @@ static void test_bad_envelope_to_error(void **state)
 		assert_int_equal((int)c + 1, mt_count(f->dir, "error"));
 		spool_env_free_fields(&env);
 	}
+}
+
+/* Addresses the SMTP server accepts but sg_addr_is_valid does not (quoted
+ * local part with a space, UTF-8) still pass: error/ is for broken input. */
+static void test_unusual_addresses_pass(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_env env, oenv;
+	struct sg_error err;
+	char id[SG_MAIL_ID_LEN + 1], out[64];
+	const char *msg = "Subject: s\n\nx\n";
+
+	mt_env(&env, "\"john doe\"@example.com", 0);
+	spool_env_add_rcpt(&env, "\"jane roe\"@example.org", NULL, 0);
+	spool_env_add_rcpt(&env, "j\xc3\xbc" "rgen@b\xc3\xbc" "cher.example", NULL, 0);
+	assert_int_equal(mt_put(f->sp, &env, msg, strlen(msg), id), 0);
+	assert_int_equal(mpa_process_spooled(f->mpa, f->sp, id, &err), 0);
+	assert_int_equal(mt_count(f->dir, "error"), 0);
+	assert_int_equal(mt_first(f->dir, "outgoing", out, sizeof(out)), 0);
+	assert_int_equal(spool_env_read(f->sp, SPOOL_Q_OUTGOING, out, &oenv, NULL, &err), 0);
+	assert_string_equal(oenv.sender, env.sender);
+	assert_int_equal(oenv.nrcpts, 2);
+	assert_string_equal(oenv.rcpts[0].addr, env.rcpts[0].addr);
+	assert_string_equal(oenv.rcpts[1].addr, env.rcpts[1].addr);
+	spool_env_free_fields(&oenv);
+	spool_env_free_fields(&env);
 }
 
 /* An ID that is not in incoming/ any more is done, not an error. */
@@ -466,6 +493,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_input_to_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_envelope_to_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unusual_addresses_pass, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gone_and_bad_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_temp_failure_every_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_every_step, setup, teardown),
