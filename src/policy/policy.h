@@ -183,10 +183,12 @@ int policy_domain_normalize(const char *domain, unsigned flags, char *out, size_
  */
 int policy_addr_normalize(const char *addr, char *out, size_t outsz, struct sg_error *err);
 /*
- * policy_addr_first_mailbox - the first mailbox's addr-spec in a raw header
- * value (From, Sender, ...): tolerates folding, display names, quoted strings,
- * comments, encoded words, group syntax and route addresses. The result is
- * normalised. 1 found, 0 none usable (absent, empty group, garbage).
+ * policy_addr_first_mailbox - the first usable mailbox's addr-spec in a raw
+ * header value (From, Sender, ...), parsed by GMime through the mime module
+ * (folding, display names, quoted strings, comments, encoded words, groups);
+ * a display name that looks like an address is never taken. The result is
+ * normalised (policy_addr_normalize). 1 found, 0 none usable (absent, empty
+ * group, garbage); out is "" then. Needs g_mime_init().
  */
 int policy_addr_first_mailbox(const char *value, char *out, size_t outsz);
 
@@ -373,7 +375,8 @@ struct policy_change {
 };
 /*
  * policy_object_apply - apply changes to one object atomically (all or
- * nothing). Users and domains are created when absent. Every value is
+ * nothing). Users and domains are created by a set when absent (an unset
+ * alone creates nothing). Every value is
  * validated (policy_prop_validate); afterwards the object's effective subject
  * trigger must compile when it is a regex. Bumps the generation. 0 ok, -1 err
  * (SG_E_INVAL with a message naming the property).
@@ -504,9 +507,13 @@ struct policy_result {
 	bool is_subject_triggered;        /* subject trigger fired */
 	bool is_header_encrypt_triggered; /* honoured force-encrypt header */
 	bool is_header_sign_triggered;    /* honoured force-sign header */
-	char *subject_out;                /* subject for external outputs, NULL = same */
+	char *subject_out;                /* subject with the trigger (and the phone
+	                                     number after it) removed; NULL = same */
 	char phone[24];                   /* phone from the subject ("" none) */
-	const char *remove_headers[2];    /* trigger headers to remove (NULL ends) */
+	/* trigger headers to remove from every output (NULL ends): the force-
+	 * encrypt/-sign header of an originator allowed to use it, present in
+	 * the message, whether or not its value matched */
+	const char *remove_headers[2];
 	char remove_header_buf[2][128];
 	size_t nrcpt;
 	struct policy_decision *rcpt;

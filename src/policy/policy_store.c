@@ -516,7 +516,10 @@ int policy_object_apply(struct policy *p, enum policy_kind kind, const char *nam
 	if (store_begin(p->db, err) < 0)
 		goto out;
 	is_tx = true;
-	if (ensure_object(p, kind, norm, false, err) < 0)
+	/* only a set creates the user/domain; unsetting on an absent one is a no-op */
+	for (i = 0; i < n && vals[i] == NULL; i++)
+		;
+	if (i < n && ensure_object(p, kind, norm, false, err) < 0)
 		goto out;
 	for (i = 0; i < n; i++) {
 		const char *pname = policy_prop_def(ids[i])->name;

@@ -270,6 +270,9 @@ static void test_set_refusals(void **state)
 		"https://x.com/p", &err), -1);
 	assert_non_null(strstr(err.msg, "global level"));
 	assert_int_equal(ptest_set_err(f->p, U, "a@x.com", "crl_required", NULL, &err), -1);
+	/* an unset alone creates no user */
+	ptest_set(f->p, U, "ghost@x.com", "locality", NULL);
+	assert_int_equal(policy_object_exists(f->p, U, "ghost@x.com", &err), 0);
 	ptest_set(f->p, G, NULL, "portal_base_url", "https://gw.example.com/portal/");
 	/* all or nothing: the bad third change keeps the first two out */
 	assert_int_equal(policy_object_apply(f->p, U, "a@x.com", ch, 3, &err), -1);
