@@ -191,6 +191,33 @@ static void test_no_notification_cases(void **state)
 	mpa_free(&mpa);
 }
 
+/* The database fails while deciding whether the originator is internal:
+ * a temporary failure, the input stays in incoming/ and nothing of the
+ * attempt is left (retried later, never sent without the notification). */
+static void test_store_failure_is_temporary(void **state)
+{
+	struct fixture *f = *state;
+	const char *msg = "From: alice@example.com\n\nbody\n";
+	struct mpa_conf conf = {NULL, f->db, 5};
+	struct sg_error err;
+	struct mpa *mpa = mpa_new(&conf, &err);
+	struct spool_env env;
+	char id[SG_MAIL_ID_LEN + 1];
+
+	mt_env(&env, "alice@example.com", 1);
+	assert_int_equal(mt_put(f->sp, &env, msg, strlen(msg), id), 0);
+	spool_env_free_fields(&env);
+	assert_int_equal(store_exec(f->db, "DROP TABLE settings", &err), 0);
+	assert_int_equal(mpa_process_spooled(mpa, f->sp, id, &err), -1);
+	assert_int_equal(sg_errc_class(err.code), SG_EC_TEMPORARY);
+	assert_int_equal(mt_count(f->dir, "incoming"), 1);
+	assert_int_equal(mt_count(f->dir, "outgoing"), 0);
+	assert_int_equal(mt_count(f->dir, "error"), 0);
+	assert_int_equal(mt_count(f->dir, "tmp"), 0);
+	assert_int_equal(mt_count(f->dir, "batch"), 0);
+	mpa_free(&mpa);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +225,7 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_size_limit_boundary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_notification_cases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_failure_is_temporary, setup, teardown),
 	};
 
 	sg_log_init("test_mpa_notify", SG_LOGDEST_STDERR, SG_LOG_INFO);
