@@ -119,4 +119,25 @@ $SG crl import mid.crl | grep -q '^imported' || fail "crl import"
 $SG crl list --json | grep -q '"entries": 1' || fail "crl list"
 $SG cert show "$TL" --json | grep -q '"valid": false' || fail "revoked still valid"
 $SG cert show "$TL" | grep -q 'revoked on' || fail "revoked reason"
+
+# crl update: download from a distribution point served on 127.0.0.1
+python3 -u -m http.server --bind 127.0.0.1 --directory "$T" 0 > http.log 2>&1 &
+HP=$!
+trap 'kill $HP 2>/dev/null; rm -rf "$T"' EXIT
+i=0
+while ! grep -q 'port' http.log && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+PORT=$(sed -n 's/.* port \([0-9]*\) .*/\1/p' http.log)
+[ -n "$PORT" ] || fail "http server"
+echo 02 > crlnumber
+openssl ca -config ca.cnf -gencrl -keyfile mid.key -cert mid.pem -out mid2.crl 2>/dev/null
+openssl crl -in mid2.crl -outform DER -out mid2.der
+printf '[cdp]\nbasicConstraints = CA:FALSE\ncrlDistributionPoints = URI:http://127.0.0.1:%s/mid2.der\n' \
+	"$PORT" > cdp.cnf
+openssl req -newkey rsa:2048 -nodes -keyout d.key -out d.csr -subj "/CN=Dee" 2>/dev/null
+openssl x509 -req -in d.csr -CA mid.pem -CAkey mid.key -set_serial 99 -days 5 \
+	-extfile cdp.cnf -extensions cdp -out d.pem 2>/dev/null
+$SG cert import d.pem >/dev/null
+out=$($SG crl update)
+echo "$out" | grep -q "^ok http://127.0.0.1:$PORT/mid2.der" || fail "crl update: $out"
+$SG crl list --json | grep -q '"source": "http://127.0.0.1' || fail "downloaded CRL not stored"
 echo "ok"
