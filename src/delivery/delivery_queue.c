@@ -157,8 +157,13 @@ static void queue_log_result(struct queue_ctx *q, const struct spool_rcpt *r,
 	char to[300];
 
 	sg_log_esc(to, sizeof(to), r->addr, strlen(r->addr));
-	sg_log_mail(SG_LOG_INFO, q->id, "to=<%s>, relay=%s, delay=%lld, dsn=%s, status=%s "
-		"(%s%s%s%s)", to, res->relay[0] ? res->relay : "none",
+	/* parent=: the ID the message was received under, so that grepping that
+	 * one ID shows reception, processing and delivery (F-FLOW-4). */
+	sg_log_mail(SG_LOG_INFO, q->id, "to=<%s>, %s%s%srelay=%s, delay=%lld, dsn=%s, "
+		"status=%s (%s%s%s%s)", to,
+		q->env.parent_id != NULL ? "parent=" : "",
+		q->env.parent_id != NULL ? q->env.parent_id : "",
+		q->env.parent_id != NULL ? ", " : "", res->relay[0] ? res->relay : "none",
 		(long long)(q->now - q->env.arrival > 0 ? q->now - q->env.arrival : 0),
 		res->enh, names[res->status], res->is_reply ? "host " : "",
 		res->is_reply ? res->relay : "", res->is_reply ? " said: " : "", res->text);

@@ -95,11 +95,11 @@ class RecvHandler(socketserver.StreamRequestHandler):
                 else:
                     self.reply("250 " + st.name)
             elif verb == "MAIL":
-                sender = cmd[10:].strip() if cmd[:10].upper() == "MAIL FROM:" else cmd
+                sender = smtp_path(cmd[10:]) if cmd[:10].upper() == "MAIL FROM:" else cmd
                 rcpts = []
                 self.reply("250 2.1.0 Ok")
             elif verb == "RCPT":
-                r = cmd[8:].strip()
+                r = smtp_path(cmd[8:])
                 mode = st.mode()
                 if mode == "reject-rcpt":
                     st.note("reject-rcpt %s" % r)
@@ -193,6 +193,15 @@ def cmd_recv(a):
 
 
 # ----------------------------------------------------------------------- sender
+
+def smtp_path(arg):
+    """The address of a MAIL FROM:/RCPT TO: argument, without brackets and
+    parameters ("<a@b> SIZE=1" -> "a@b", "<>" -> "")."""
+    arg = arg.strip()
+    if arg.startswith("<") and ">" in arg:
+        return arg[1:arg.index(">")]
+    return arg.split(" ")[0]
+
 
 def read_reply(f):
     """Read one (possibly multi-line) reply; returns (code, text) or raises."""
@@ -439,17 +448,23 @@ def cmd_raw(a):
                 counts = {}
                 batch = 500
                 i = 0
-                while i < n:
-                    k = min(batch, n - i)
-                    payload = b"".join(unescape(c.replace("%n", str(i + j))) + CRLF
-                                       for j in range(k))
-                    sock.sendall(payload)
-                    for _ in range(k):
-                        code, _t = read_reply(f)
-                        counts[code] = counts.get(code, 0) + 1
-                    i += k
+                closed = ""
+                try:
+                    while i < n:
+                        k = min(batch, n - i)
+                        payload = b"".join(unescape(c.replace("%n", str(i + j))) + CRLF
+                                           for j in range(k))
+                        sock.sendall(payload)
+                        for _ in range(k):
+                            code, _t = read_reply(f)
+                            counts[code] = counts.get(code, 0) + 1
+                        i += k
+                except (ConnectionError, OSError, ValueError) as e:
+                    closed = " CLOSED %s" % e
                 print("PIPELINE " + " ".join("%03d=%d" % (c2, counts[c2])
-                                             for c2 in sorted(counts)), flush=True)
+                                             for c2 in sorted(counts)) + closed, flush=True)
+                if closed:
+                    break
             else:
                 raise SystemExit("bad step %r" % step)
     except (ConnectionError, OSError) as e:
