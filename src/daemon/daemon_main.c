@@ -43,6 +43,8 @@
 /* Set by the signal thread on SIGHUP; read by the scheduler. */
 static _Atomic bool daemon_reload_requested;
 
+static void daemon_sleep(struct daemon *d, int64_t ms);
+
 struct daemon_mta_ref *daemon_mta_get(struct daemon *d)
 {
 	struct daemon_mta_ref *r;
@@ -120,39 +122,83 @@ static void daemon_on_queued(void *arg, const char *id)
 	daemon_workq_push(d->mpa_q, id);
 }
 
-/* daemon_mpa_new - a pipeline for one worker, with its own store connection
- * (the store is one connection per thread). A database that is down now is
- * not fatal: the pipeline runs without it and policy stages report temporary
- * failures until it is back. */
+/* daemon_after_filter_size - the current MTA after-filter size limit. */
+static uint64_t daemon_after_filter_size(struct daemon *d)
+{
+	struct daemon_mta_ref *r = daemon_mta_get(d);
+	uint64_t v = r->s->after_filter_size;
+
+	daemon_mta_release(&r);
+	return v;
+}
+
+/*
+ * daemon_mpa_new - a pipeline for one worker with its own store connection
+ * (one connection per thread). The database is required: policy decisions
+ * come from it, and a pipeline without them would send in the clear what
+ * policy may require encrypted (fail closed). NULL + err when unavailable.
+ */
 static struct mpa *daemon_mpa_new(struct daemon *d, struct store **db_r,
-	struct sg_error *err)
+	uint64_t *max_size_r, struct sg_error *err)
 {
 	struct mpa_conf conf;
+	struct mpa *mpa;
 
 	memset(&conf, 0, sizeof(conf));
 	*db_r = store_open(d->cfg->database, err);
 	if (*db_r == NULL)
-		sg_log(SG_LOG_WARN, "mpa worker: database: %s", err->msg);
+		return NULL;
 	conf.cfg = d->cfg;
 	conf.db = *db_r;
-	return mpa_new(&conf, err);
+	conf.max_size = *max_size_r = daemon_after_filter_size(d);
+	mpa = mpa_new(&conf, err);
+	if (mpa == NULL)
+		store_close(db_r);
+	return mpa;
+}
+
+/* daemon_mpa_ready - make sure *mpap is a pipeline for the current settings:
+ * created on first use (or after a failure), recreated when the after-filter
+ * limit changed (MTA settings reload). 0 ok, -1 (logged) when none can be made. */
+static int daemon_mpa_ready(struct daemon *d, struct mpa **mpap, struct store **dbp,
+	uint64_t *max_size)
+{
+	struct sg_error err;
+	struct store *db2 = NULL;
+	struct mpa *fresh;
+	uint64_t size2;
+
+	if (*mpap != NULL && daemon_after_filter_size(d) == *max_size)
+		return 0;
+	fresh = daemon_mpa_new(d, &db2, &size2, &err);
+	if (fresh == NULL) {
+		sg_log(SG_LOG_WARN, "mpa worker: cannot start the pipeline: %s", err.msg);
+		return *mpap != NULL ? 0 : -1;   /* keep the old one if there is one */
+	}
+	mpa_free(mpap);
+	store_close(dbp);
+	*mpap = fresh;
+	*dbp = db2;
+	*max_size = size2;
+	return 0;
 }
 
 static void *daemon_mpa_worker(void *arg)
 {
 	struct daemon *d = arg;
 	struct sg_error err;
-	struct mpa *mpa;
+	struct mpa *mpa = NULL;
 	struct store *db = NULL;
+	uint64_t max_size = 0;
 	char id[SG_MAIL_ID_LEN + 1];
 
-	mpa = daemon_mpa_new(d, &db, &err);
-	if (mpa == NULL) {
-		sg_log(SG_LOG_ERR, "mpa worker: %s", err.msg);
-		store_close(&db);
-		return NULL;
-	}
 	while (daemon_workq_pop(d->mpa_q, id) == 1) {
+		if (daemon_mpa_ready(d, &mpa, &db, &max_size) < 0) {
+			/* stays in incoming/; the scheduler rescans it later */
+			daemon_workq_done(d->mpa_q, id);
+			daemon_sleep(d, 1000);
+			continue;
+		}
 		if (mpa_process_spooled(mpa, d->spool, id, &err) < 0) {
 			/* temporary: stays in incoming/, the scheduler rescans it */
 			sg_log_mail(SG_LOG_WARN, id, "processing deferred: %s", err.msg);

@@ -15,7 +15,7 @@
 
 static void id_of(unsigned n, char *out)
 {
-	snprintf(out, SG_MAIL_ID_LEN + 1, "%016x", n);
+	snprintf(out, SG_MAIL_ID_LEN + 1, "%016X", n);
 }
 
 static void test_fifo_and_dedup(void **state)
