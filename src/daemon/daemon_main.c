@@ -34,11 +34,15 @@
 
 #include "delivery/delivery.h"
 #include "mpa/mpa.h"
+#include "pki/pki.h"
 #include "smtp/smtp.h"
 #include "store/store.h"
 
 #define DAEMON_MTA_RELOAD_SECONDS 30
 #define DAEMON_HEALTH_SECONDS 2
+/* How often the CRL thread asks the PKI module for due distribution points
+ * (each point has its own schedule there: 12 h, backing off on failures). */
+#define DAEMON_CRL_CHECK_SECONDS 300
 
 /* Set by the signal thread on SIGHUP; read by the scheduler. */
 static _Atomic bool daemon_reload_requested;
@@ -313,6 +317,45 @@ static void *daemon_scheduler(void *arg)
 	return NULL;
 }
 
+/* daemon_crl_cb - log one distribution point's download result. */
+static void daemon_crl_cb(const char *url, int ok, const char *msg, void *arg)
+{
+	(void)arg;
+	sg_log(ok ? SG_LOG_INFO : SG_LOG_WARN, "crl update %s: %s", url,
+		ok ? "ok" : (msg != NULL ? msg : "failed"));
+}
+
+/*
+ * daemon_crl_thread - downloads due CRLs (F-PKI: scheduled CRL update) in a
+ * thread of its own, since a download may block for its whole timeout. Its
+ * own store connection; a database outage only delays the next round.
+ */
+static void *daemon_crl_thread(void *arg)
+{
+	struct daemon *d = arg;
+	int64_t next = sg_mono_ms() + 10 * 1000;   /* first round shortly after start */
+
+	while (!atomic_load(&d->stopping)) {
+		struct sg_error err;
+		struct store *db;
+		struct pki *pki = NULL;
+
+		if (sg_mono_ms() < next) {
+			usleep(500 * 1000);   /* checks stopping twice a second */
+			continue;
+		}
+		next = sg_mono_ms() + DAEMON_CRL_CHECK_SECONDS * 1000;
+		db = store_open(d->cfg->database, &err);
+		if (db != NULL)
+			pki = pki_open(db, &err);
+		if (pki == NULL || pki_crl_update(pki, NULL, 0, daemon_crl_cb, NULL, &err) < 0)
+			sg_log(SG_LOG_WARN, "crl update: %s", err.msg);
+		pki_close(&pki);
+		store_close(&db);
+	}
+	return NULL;
+}
+
 struct daemon_signals {
 	struct daemon *d;
 	struct smtp_server *smtp;
@@ -388,10 +431,10 @@ static int daemon_start(struct daemon *d)
 	struct smtp_server_conf sconf;
 	struct daemon_signals sig;
 	pthread_t *mpa_threads = NULL, *dlv_threads = NULL;
-	pthread_t sched_thread, sig_thread;
+	pthread_t sched_thread, sig_thread, crl_thread;
 	char spool_dir[4096];
 	unsigned i, n_mpa = 0, n_dlv = 0;
-	bool sched_started = false, sig_started = false;
+	bool sched_started = false, sig_started = false, crl_started = false;
 	int rc = 1;
 
 	/* Signals go to the signal thread only: blocked before any thread
@@ -476,6 +519,9 @@ static int daemon_start(struct daemon *d)
 	if (pthread_create(&sched_thread, NULL, daemon_scheduler, d) != 0)
 		goto out;
 	sched_started = true;
+	if (pthread_create(&crl_thread, NULL, daemon_crl_thread, d) != 0)
+		goto out;
+	crl_started = true;
 
 	sg_log(SG_LOG_INFO, "sealgated ready: mode=%s, smtp=%s:%u, database=%s, "
 		"mpa_workers=%u, delivery_workers=%u",
@@ -504,6 +550,8 @@ out:
 		pthread_join(dlv_threads[i], NULL);
 	if (sched_started)
 		pthread_join(sched_thread, NULL);
+	if (crl_started)
+		pthread_join(crl_thread, NULL);
 	free(mpa_threads);
 	free(dlv_threads);
 	smtp_server_free(&smtp);
