@@ -24,7 +24,8 @@
  *   554 5.4.6  more Received: headers than max_received_headers
  *   554 5.6.0  NUL bytes in the message
  *   500 5.5.2  command line over 512 octets (MAIL/RCPT: 2048), message line
- *              over 1000 octets, NUL or bare CR in a command, unknown verb
+ *              over SMTP_TEXT_LINE_MAX (1 MiB), NUL or bare CR in a command,
+ *              unknown verb
  *   554 5.7.1  relay denied (standalone: recipient outside relay domains
  *              and client outside my_networks)
  *   450/550 x.1.1  recipient refused by the internal relay host probe
