@@ -75,6 +75,20 @@ bool mime_msg_has_headers(const struct mime_msg *m);
  */
 bool mime_msg_is_opaque(const struct mime_msg *m);
 
+/*
+ * mime_msg_reparse - a new, independent, unmodified message parsed again from
+ * m's source byte range (m's changes are not carried over): one output per
+ * recipient group can then be changed on its own while the others stay
+ * byte-identical. The source fd is dup()ed again. NULL with SG_E_INVAL for a
+ * generated message (no source), or as mime_msg_parse_fd.
+ */
+struct mime_msg *mime_msg_reparse(const struct mime_msg *m, struct sg_error *err);
+
+/* mime_msg_is_calendar - SPEC D-3: the top-level part is text/calendar, or a
+ * top-level multipart/alternative has a text/calendar part (as Outlook
+ * sends invitations). */
+bool mime_msg_is_calendar(struct mime_msg *m);
+
 /* mime_msg_is_modified - true once anything changed the message: it will then
  * be re-serialised by GMime instead of copied byte for byte. */
 bool mime_msg_is_modified(const struct mime_msg *m);
@@ -94,6 +108,9 @@ const char *mime_msg_header_get(struct mime_msg *m, const char *name);
 /* mime_msg_header_get_raw - the raw value (as in the input, folded, may hold
  * any byte but NUL), or NULL when absent. */
 const char *mime_msg_header_get_raw(struct mime_msg *m, const char *name);
+/* mime_msg_header_get_nth - decoded (RFC 2047, unfolded, UTF-8) value of the
+ * idx-th (from 0) field called name, or NULL when there are fewer. */
+const char *mime_msg_header_get_nth(struct mime_msg *m, const char *name, size_t idx);
 /* mime_msg_header_count - number of fields called name. */
 unsigned mime_msg_header_count(struct mime_msg *m, const char *name);
 /*

@@ -55,6 +55,24 @@ const char *mime_msg_header_get_raw(struct mime_msg *m, const char *name)
 	return h != NULL ? g_mime_header_get_raw_value(h) : NULL;
 }
 
+const char *mime_msg_header_get_nth(struct mime_msg *m, const char *name, size_t idx)
+{
+	GMimeHeaderList *hl = mime_headers(m);
+	int i, n = g_mime_header_list_get_count(hl);
+	size_t seen = 0;
+
+	for (i = 0; i < n; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+		const char *v;
+
+		if (strcasecmp(g_mime_header_get_name(h), name) != 0 || seen++ != idx)
+			continue;
+		v = g_mime_header_get_value(h);
+		return v != NULL ? v : "";
+	}
+	return NULL;
+}
+
 unsigned mime_msg_header_count(struct mime_msg *m, const char *name)
 {
 	GMimeHeaderList *hl = mime_headers(m);

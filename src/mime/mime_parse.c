@@ -212,6 +212,42 @@ fail:
 	return NULL;
 }
 
+/* mime_msg_reparse - a fresh parse of m's source range */
+struct mime_msg *mime_msg_reparse(const struct mime_msg *m, struct sg_error *err)
+{
+	if (m->fd < 0) {
+		sg_error_set(err, SG_E_INVAL, "mime: generated message has no source to parse");
+		return NULL;
+	}
+	return mime_msg_parse_fd(m->fd, m->offset, m->len, err);
+}
+
+/* mime_msg_is_calendar - D-3 */
+bool mime_msg_is_calendar(struct mime_msg *m)
+{
+	GMimeObject *top = g_mime_message_get_mime_part(m->gm);
+	GMimeContentType *ct;
+	int i, n;
+
+	if (top == NULL)
+		return false;
+	ct = g_mime_object_get_content_type(top);
+	if (g_mime_content_type_is_type(ct, "text", "calendar"))
+		return true;
+	if (!GMIME_IS_MULTIPART(top) ||
+		!g_mime_content_type_is_type(ct, "multipart", "alternative"))
+		return false;
+	n = g_mime_multipart_get_count(GMIME_MULTIPART(top));
+	for (i = 0; i < n; i++) {
+		GMimeObject *part = g_mime_multipart_get_part(GMIME_MULTIPART(top), i);
+
+		if (g_mime_content_type_is_type(g_mime_object_get_content_type(part),
+			"text", "calendar"))
+			return true;
+	}
+	return false;
+}
+
 struct mime_msg *mime_msg_new_gmime(GMimeMessage *gm)
 {
 	struct mime_msg *m = sg_xcalloc(1, sizeof(*m));

@@ -33,6 +33,12 @@ static void test_header_get(void **state)
 	assert_null(mime_msg_header_get(m, "Cc"));
 	assert_null(mime_msg_header_get_raw(m, "Cc"));
 	assert_int_equal(mime_msg_header_count(m, "received"), 2);
+	assert_string_equal(mime_msg_header_get_nth(m, "RECEIVED", 0), "from a");
+	assert_string_equal(mime_msg_header_get_nth(m, "received", 1), "from b");
+	assert_null(mime_msg_header_get_nth(m, "received", 2));
+	assert_string_equal(mime_msg_header_get_nth(m, "Subject", 0),
+		"Gr\xc3\xbc\xc3\x9f" "e");
+	assert_null(mime_msg_header_get_nth(m, "Cc", 0));
 	assert_int_equal(mime_msg_header_count(m, "Cc"), 0);
 	assert_false(mime_msg_is_modified(m));
 	mime_msg_free(&m);

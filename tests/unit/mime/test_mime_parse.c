@@ -638,6 +638,71 @@ static void test_many_parts_at_bound(void **state)
 	free(text);
 }
 
+/* mime_msg_reparse: an independent copy from the same source - changing it
+ * leaves the original byte-identical; a generated message has no source. */
+static void test_reparse_independent(void **state)
+{
+	const char text[] = "From: a@example.com\nSubject: Hello [encrypt]\n"
+		"X-Trigger: yes\n\nbody line\n";
+	struct mime_msg *m = test_parse_str(text), *c, *g;
+	struct sg_error err;
+	char *out;
+
+	(void)state;
+	c = mime_msg_reparse(m, &err);
+	assert_non_null(c);
+	assert_false(mime_msg_is_modified(c));
+	assert_int_equal(mime_msg_header_remove(c, "X-Trigger"), 1);
+	assert_int_equal(mime_msg_header_set(c, "Subject", "Hello", &err), 0);
+	out = test_serialise(c, NULL);
+	assert_null(strstr(out, "X-Trigger"));
+	assert_non_null(strstr(out, "Subject: Hello\n"));
+	assert_non_null(strstr(out, "\n\nbody line\n"));
+	free(out);
+	/* the original is untouched and still copied byte for byte */
+	assert_false(mime_msg_is_modified(m));
+	out = test_serialise(m, NULL);
+	assert_string_equal(out, text);
+	free(out);
+	mime_msg_free(&c);
+	g = mime_msg_new_gmime(mime_msg_get0_gmime(m));
+	assert_null(mime_msg_reparse(g, &err));
+	assert_int_equal(err.code, SG_E_INVAL);
+	mime_msg_free(&g);
+	mime_msg_free(&m);
+}
+
+/* D-3: text/calendar at the top or inside a top-level multipart/alternative;
+ * not deeper, not as an attachment of multipart/mixed. */
+static void test_is_calendar(void **state)
+{
+	static const struct {
+		const char *name, *text;
+		bool want;
+	} cases[] = {
+		{"top-level", "Content-Type: text/calendar; method=REQUEST\n\nBEGIN:VCALENDAR\n",
+			true},
+		{"alternative", "Content-Type: multipart/alternative; boundary=b\n\n--b\n"
+			"Content-Type: text/plain\n\nx\n--b\nContent-Type: text/calendar\n\n"
+			"BEGIN:VCALENDAR\n--b--\n", true},
+		{"mixed attachment", "Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+			"Content-Type: text/plain\n\nx\n--b\nContent-Type: text/calendar\n\n"
+			"BEGIN:VCALENDAR\n--b--\n", false},
+		{"plain", "Subject: x\n\nhello\n", false},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mime_msg *m = test_parse_str(cases[i].text);
+
+		if (mime_msg_is_calendar(m) != cases[i].want)
+			fail_msg("%s: got %d want %d", cases[i].name, !cases[i].want,
+				cases[i].want);
+		mime_msg_free(&m);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -656,6 +721,8 @@ int main(void)
 		cmocka_unit_test(test_large_message_small_rss),
 		cmocka_unit_test(test_many_parts_opaque),
 		cmocka_unit_test(test_many_parts_at_bound),
+		cmocka_unit_test(test_reparse_independent),
+		cmocka_unit_test(test_is_calendar),
 	};
 	int rc;
 
