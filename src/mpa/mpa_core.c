@@ -1,11 +1,17 @@
 /*
- * mpa_core.c - the pipeline object: one struct mpa per worker thread (it
- * holds only borrowed configuration, so creating one is cheap).
+ * mpa_core.c - the pipeline object: one struct mpa per worker thread. With a
+ * database it owns that thread's policy resolver (its cache lives as long as
+ * the worker) and PKI context, both on the worker's own store connection;
+ * without one (`sealgate process` without -c) the pipeline is a pure
+ * pass-through.
  */
 #include "mpa_int.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Policy changes made elsewhere (CLI, admin API) are seen within this time. */
+#define MPA_POLICY_SYNC_MS 1000
 
 struct mpa *mpa_new(const struct mpa_conf *conf, struct sg_error *err)
 {
@@ -21,13 +27,27 @@ struct mpa *mpa_new(const struct mpa_conf *conf, struct sg_error *err)
 	if (conf->cfg != NULL && conf->cfg->hostname != NULL && conf->cfg->hostname[0] != '\0')
 		host = conf->cfg->hostname;
 	sg_strlcpy(mpa->hostname, host, sizeof(mpa->hostname));
+	if (conf->db == NULL)
+		return mpa;
+	mpa->pki = pki_open(conf->db, err);
+	if (mpa->pki == NULL) {
+		sg_error_prefix(err, "mpa: pki: ");
+		mpa_free(&mpa);
+		return NULL;
+	}
+	mpa->policy = policy_new(conf->db, &(struct policy_opts){
+		.hostname = mpa->hostname, .sync_interval_ms = MPA_POLICY_SYNC_MS});
 	return mpa;
 }
 
 void mpa_free(struct mpa **mp)
 {
-	if (*mp == NULL)
+	struct mpa *mpa = *mp;
+
+	if (mpa == NULL)
 		return;
-	free(*mp);
+	policy_free(&mpa->policy);
+	pki_close(&mpa->pki);
+	free(mpa);
 	*mp = NULL;
 }

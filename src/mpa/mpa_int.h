@@ -15,6 +15,8 @@
 
 #include "mpa.h"
 #include "mime/mime.h"
+#include "pki/pki.h"
+#include "policy/policy.h"
 
 /* What a stage tells the runner (STYLE §10). */
 enum mpa_result {
@@ -27,10 +29,12 @@ enum mpa_result {
 
 const char *mpa_result_name(enum mpa_result r);
 
-/* The decision for a group of recipients (grows with policy/S/MIME/PDF). */
+/* What happens to a group of recipients (the log line's action=). */
 enum mpa_action {
-	MPA_ACT_PASS,      /* pass through unchanged */
-	MPA_ACT_DROP,      /* nothing is sent to these recipients */
+	MPA_ACT_PASS,           /* sent (unchanged, or with the policy's edits) */
+	MPA_ACT_DROP,           /* nothing is sent (after-filter size limit) */
+	MPA_ACT_ENCRYPT_FAILED, /* nothing is sent: encryption required but not
+	                           possible; the originator is notified (F-POL-6) */
 };
 
 const char *mpa_action_name(enum mpa_action a);
@@ -40,9 +44,14 @@ struct mpa_group {
 	size_t *rcpts;          /* indexes into ctx->env->rcpts (owned) */
 	size_t nrcpts;
 	enum mpa_action action;
+	/* the policy decision shared by the group (of its first recipient;
+	 * borrowed from ctx->results), NULL without a database */
+	const struct policy_decision *dec;
+	const char *subject;    /* new Subject for this output (borrowed from
+	                           ctx->results), NULL = unchanged */
 	struct mime_msg *msg;   /* output message if a stage made one (owned),
 	                           NULL = the input message (ctx->msg) */
-	char reason[128];       /* why dropped ("" otherwise) */
+	char reason[160];       /* why dropped, human text ("" otherwise) */
 };
 
 /* A generated message (notification, bounce) waiting for the sink. */
@@ -54,6 +63,8 @@ struct mpa_extra {
 struct mpa {
 	struct mpa_conf conf;   /* borrowed pointers, as given to mpa_new */
 	char hostname[256];
+	struct policy *policy;  /* on conf.db (owned), NULL without a database */
+	struct pki *pki;        /* on conf.db (owned), NULL without a database */
 };
 
 struct mpa_ctx {
@@ -63,6 +74,10 @@ struct mpa_ctx {
 	struct mime_msg *msg;           /* parsed input (borrowed) */
 	char *originator;               /* F-POL-3 address ("" = none; owned) */
 	enum mime_origin origin;
+	/* policy decisions, POLICY_RCPT_MAX recipients per result (owned):
+	 * recipient i is results[i / POLICY_RCPT_MAX]->rcpt[i % POLICY_RCPT_MAX] */
+	struct policy_result **results;
+	size_t nresults;
 	struct mpa_group *groups;       /* owned */
 	size_t ngroups;
 	struct mpa_group *group;        /* the group the per-group stages work on */
@@ -114,7 +129,57 @@ void mpa_log_done(const struct mpa_ctx *ctx);
 /* mpa_result_of_error - MPA_DEFER for temporary error codes, else MPA_ERROR. */
 enum mpa_result mpa_result_of_error(const struct sg_error *err);
 
-/* mpa_notify.c: D-7 / D-4 notification about a group that got nothing;
+/* mpa_group_reject - for stages: the group's recipients get nothing; action
+ * (a dropping one) and reason (human text for the log and the notification)
+ * say why. The stage then returns MPA_REJECT; the runner notifies the
+ * originator for MPA_ACT_ENCRYPT_FAILED. */
+void mpa_group_reject(struct mpa_group *g, enum mpa_action action, const char *reason);
+
+/*
+ * mpa_decide.c: mpa_decide_groups - ask the policy for every recipient's
+ * decision (ctx->results) and group the recipients by identical decision
+ * and output subject; without a database one group with no decision (pure
+ * pass-through). MPA_NEXT, MPA_DEFER (database error: retry) or MPA_ERROR
+ * (any other policy error: fail closed), err set.
+ */
+enum mpa_result mpa_decide_groups(struct mpa_ctx *ctx, struct sg_error *err);
+/* mpa_results_free - ctx->results */
+void mpa_results_free(struct mpa_ctx *ctx);
+
+/*
+ * mpa_method.c: the encryption method dispatch (the "method" stage).
+ *
+ * A method function turns ctx->group's message (g->msg, or the input
+ * ctx->msg when NULL; the policy's edits are already applied) into the
+ * output for the group's recipients. It may read g->dec (the decision:
+ * flags, algorithms, sign rule), ctx->results[0] (originator, sender
+ * properties), ctx->mpa->pki (certificates) and ctx->mpa->policy. It
+ * returns
+ *   MPA_NEXT    the output is g->msg (set it to a new owned message, freeing
+ *               the old one, and set g->action), later stages continue;
+ *   MPA_REJECT  after mpa_group_reject(g, MPA_ACT_ENCRYPT_FAILED, reason):
+ *               these recipients get nothing, an internal originator the
+ *               encryption-failed notification (fail closed);
+ *   MPA_DEFER   temporary failure (err set): the whole message is retried;
+ *   MPA_ERROR   permanent failure (err set): the message goes to error/.
+ * A method whose module is not in the build has no function: the table
+ * entry's fn is NULL and its groups fail closed (encrypt-failed).
+ */
+typedef enum mpa_result mpa_method_fn(struct mpa_ctx *ctx, struct mpa_group *g,
+	struct sg_error *err);
+struct mpa_method {
+	enum policy_method method;
+	const char *name;
+	mpa_method_fn *fn;
+};
+/* mpa_method_find - the table entry of m (never NULL for a valid method). */
+const struct mpa_method *mpa_method_find(enum policy_method m);
+/* mpa_stage_method - the "method" stage: dispatch ctx->group by its
+ * decision's method through the table. */
+enum mpa_result mpa_stage_method(struct mpa_ctx *ctx, struct sg_error *err);
+
+/* mpa_notify.c: D-7 / D-4 notification about a group that got nothing
+ * (g->action MPA_ACT_DROP: size; MPA_ACT_ENCRYPT_FAILED: encryption);
  * appended to ctx->extras when the originator is internal. MPA_NEXT or
  * MPA_DEFER (database down while deciding "internal"). */
 enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, const struct mpa_group *g,

@@ -1,10 +1,11 @@
 /*
  * mpa_notify.c - the notification an originator gets when some of their
- * recipients got nothing (D-7: after-filter size limit exceeded; later also
- * "encryption failed" from the S/MIME and PDF stages).
+ * recipients got nothing: "encryption failed" (F-POL-6: encryption required
+ * but impossible, or no module for the method; D-7: after-filter size limit
+ * exceeded, subject "too large").
  *
- * D-4: generated mail has From system_mail_from (postmaster@<hostname> until
- * the policy module provides the property), envelope sender <>,
+ * D-4: generated mail has From system_mail_from (the global policy
+ * property; postmaster@<hostname> without a database), envelope sender <>,
  * Auto-Submitted: auto-generated, goes only to internal originators (domain
  * in the relay domains: no backscatter to outsiders) and never carries the
  * original content: subject, recipients and reason only. Never sent about a
@@ -60,9 +61,7 @@ static char *mpa_notify_text(struct mpa_ctx *ctx, const struct mpa_group *g)
 	(void)sg_buf_printf(&b, NULL,
 		"Your message could not be sent to the recipients below.\n\n"
 		"Mail ID: %s\nSubject: %s\nReason: %s\n\nRecipients:\n", ctx->id,
-		subject != NULL ? subject : "(none)",
-		strcmp(g->reason, "size") == 0 ?
-			"the processed message is larger than the size limit" : g->reason);
+		subject != NULL ? subject : "(none)", g->reason);
 	for (i = 0; i < g->nrcpts && i < MPA_NOTIFY_RCPTS_MAX; i++)
 		(void)sg_buf_printf(&b, NULL, "  %s\n", ctx->env->rcpts[g->rcpts[i]].addr);
 	if (g->nrcpts > MPA_NOTIFY_RCPTS_MAX)
@@ -72,13 +71,36 @@ static char *mpa_notify_text(struct mpa_ctx *ctx, const struct mpa_group *g)
 	return sg_buf_steal(&b);
 }
 
-/* mpa_notify_build - the notification message (GMime, in memory: small). */
-static struct mime_msg *mpa_notify_build(struct mpa_ctx *ctx, const struct mpa_group *g)
+/* mpa_notify_from - D-4: system_mail_from (global property, derived default
+ * postmaster@<hostname>) into *from_r (caller frees). 0 or -1. */
+static int mpa_notify_from(struct mpa_ctx *ctx, char **from_r, struct sg_error *err)
+{
+	struct policy_props *gp = NULL;
+	const char *v;
+
+	if (ctx->mpa->policy == NULL) {
+		*from_r = sg_xasprintf("postmaster@%s", ctx->mpa->hostname);
+		return 0;
+	}
+	if (policy_resolve_global(ctx->mpa->policy, &gp, err) < 0) {
+		sg_error_prefix(err, "system_mail_from: ");
+		return -1;
+	}
+	v = policy_props_get(gp, POLICY_P_SYSTEM_MAIL_FROM, NULL);
+	*from_r = v != NULL && v[0] != '\0' ? sg_xstrdup(v) :
+		sg_xasprintf("postmaster@%s", ctx->mpa->hostname);
+	policy_props_free(&gp);
+	return 0;
+}
+
+/* mpa_notify_build - the notification message (GMime, in memory: small);
+ * from is consumed. */
+static struct mime_msg *mpa_notify_build(struct mpa_ctx *ctx, const struct mpa_group *g,
+	char *from)
 {
 	GMimeMessage *gm = g_mime_message_new(TRUE);
 	GMimeTextPart *tp = g_mime_text_part_new_with_subtype("plain");
 	GDateTime *now = g_date_time_new_now_utc();
-	char *from = sg_xasprintf("postmaster@%s", ctx->mpa->hostname);
 	char *msgid = NULL, *text = mpa_notify_text(ctx, g);
 	char rid[SG_MAIL_ID_LEN + 1];
 	struct mime_msg *m;
@@ -87,7 +109,8 @@ static struct mime_msg *mpa_notify_build(struct mpa_ctx *ctx, const struct mpa_g
 	msgid = sg_xasprintf("%s.%s@%s", ctx->id, rid, ctx->mpa->hostname);
 	g_mime_message_add_mailbox(gm, GMIME_ADDRESS_TYPE_FROM, "Mail Gateway", from);
 	g_mime_message_add_mailbox(gm, GMIME_ADDRESS_TYPE_TO, NULL, ctx->originator);
-	g_mime_message_set_subject(gm, "Message not sent: too large", "utf-8");
+	g_mime_message_set_subject(gm, g->action == MPA_ACT_ENCRYPT_FAILED ?
+		"Message not sent: encryption failed" : "Message not sent: too large", "utf-8");
 	g_mime_message_set_date(gm, now);
 	g_mime_message_set_message_id(gm, msgid);
 	g_mime_object_set_header(GMIME_OBJECT(gm), "Auto-Submitted", "auto-generated",
@@ -108,6 +131,7 @@ enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, const struct mpa_group *
 	struct sg_error *err)
 {
 	struct mpa_extra *x;
+	char *from = NULL;
 	int internal;
 
 	if (ctx->env->kind != SPOOL_KIND_MESSAGE || ctx->originator[0] == '\0')
@@ -119,6 +143,8 @@ enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, const struct mpa_group *
 		sg_log_mail(SG_LOG_INFO, ctx->id, "originator not internal: no notification");
 		return MPA_NEXT;
 	}
+	if (mpa_notify_from(ctx, &from, err) < 0)
+		return mpa_result_of_error(err);
 	ctx->extras = sg_xrealloc(ctx->extras, (ctx->nextras + 1) * sizeof(*ctx->extras));
 	x = &ctx->extras[ctx->nextras++];
 	memset(x, 0, sizeof(*x));
@@ -127,6 +153,6 @@ enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, const struct mpa_group *
 	x->env.parent_id = sg_xstrdup(ctx->id);
 	x->env.arrival = sg_now();
 	spool_env_add_rcpt(&x->env, ctx->originator, NULL, 0);
-	x->msg = mpa_notify_build(ctx, g);
+	x->msg = mpa_notify_build(ctx, g, from);
 	return MPA_NEXT;
 }

@@ -42,6 +42,8 @@ const char *mpa_action_name(enum mpa_action a)
 		return "pass";
 	case MPA_ACT_DROP:
 		return "drop";
+	case MPA_ACT_ENCRYPT_FAILED:
+		return "encrypt-failed";
 	}
 	return "?";
 }
@@ -98,50 +100,30 @@ static int mpa_env_check(const struct spool_env *env, struct sg_error *err)
 	return 0;
 }
 
-/* mpa_rcpt_decide - the decision for one recipient. Policy (F-POL-*) will
- * decide here; until then every recipient is passed through. */
-static enum mpa_action mpa_rcpt_decide(struct mpa_ctx *ctx, size_t i)
+/* mpa_group_reject - the group's recipients get nothing (see mpa_int.h). */
+void mpa_group_reject(struct mpa_group *g, enum mpa_action action, const char *reason)
 {
-	(void)ctx;
-	(void)i;
-	return MPA_ACT_PASS;
-}
-
-/* mpa_group_recipients - one group per distinct decision, in the order of
- * the first recipient having it; recipients keep their envelope order. */
-static void mpa_group_recipients(struct mpa_ctx *ctx)
-{
-	size_t i, g;
-
-	for (i = 0; i < ctx->env->nrcpts; i++) {
-		enum mpa_action a = mpa_rcpt_decide(ctx, i);
-		struct mpa_group *grp = NULL;
-
-		for (g = 0; g < ctx->ngroups; g++) {
-			if (ctx->groups[g].action == a) {
-				grp = &ctx->groups[g];
-				break;
-			}
-		}
-		if (grp == NULL) {
-			ctx->groups = sg_xrealloc(ctx->groups,
-				(ctx->ngroups + 1) * sizeof(*ctx->groups));
-			grp = &ctx->groups[ctx->ngroups++];
-			memset(grp, 0, sizeof(*grp));
-			grp->action = a;
-			/* at most every recipient: sized once, no regrowth */
-			grp->rcpts = sg_xcalloc(ctx->env->nrcpts, sizeof(*grp->rcpts));
-		}
-		grp->rcpts[grp->nrcpts++] = i;
-	}
-}
-
-/* mpa_group_drop - the group's recipients get nothing. */
-static void mpa_group_drop(struct mpa_group *g, const char *reason)
-{
-	g->action = MPA_ACT_DROP;
+	g->action = action;
 	sg_strlcpy(g->reason, reason, sizeof(g->reason));
 	mime_msg_free(&g->msg);
+}
+
+/* mpa_group_rejected - after a stage's MPA_REJECT: log it, and tell an
+ * internal originator when encryption failed (F-POL-6, D-4). */
+static enum mpa_result mpa_group_rejected(struct mpa_ctx *ctx, const char *stage,
+	struct sg_error *err)
+{
+	struct mpa_group *g = ctx->group;
+
+	if (g->action == MPA_ACT_PASS)
+		mpa_group_reject(g, MPA_ACT_DROP, stage);
+	mime_msg_free(&g->msg);
+	sg_log_mail(SG_LOG_WARN, ctx->id, "not sent to %zu recipient(s) (first <%s>): %s: %s",
+		g->nrcpts, ctx->env->rcpts[g->rcpts[0]].addr, mpa_action_name(g->action),
+		g->reason);
+	if (g->action != MPA_ACT_ENCRYPT_FAILED)
+		return MPA_NEXT;
+	return mpa_notify_dropped(ctx, g, err);
 }
 
 /* mpa_run_stages - the stage table for ctx->group. */
@@ -162,8 +144,10 @@ static enum mpa_result mpa_run_stages(struct mpa_ctx *ctx, struct sg_error *err)
 		case MPA_DONE:
 			return MPA_NEXT;
 		case MPA_REJECT:
-			mpa_group_drop(ctx->group, st->name);
-			return MPA_NEXT;
+			r = mpa_group_rejected(ctx, st->name, err);
+			if (r != MPA_NEXT)
+				sg_error_prefix(err, "stage %s: ", st->name);
+			return r;
 		case MPA_DEFER:
 		case MPA_ERROR:
 			sg_error_prefix(err, "stage %s: ", st->name);
@@ -221,7 +205,8 @@ static enum mpa_result mpa_emit_group(struct mpa_ctx *ctx, struct mpa_group *g,
 	sg_log_mail(SG_LOG_WARN, ctx->id, "output for %zu recipient(s) exceeds the "
 		"after-filter size limit (%ju bytes): not sent", g->nrcpts,
 		(uintmax_t)ctx->mpa->conf.max_size);
-	mpa_group_drop(g, "size");
+	mpa_group_reject(g, MPA_ACT_DROP,
+		"the processed message is larger than the size limit");
 	r = mpa_notify_dropped(ctx, g, err);
 out:
 	spool_env_free_fields(&env);
@@ -275,7 +260,9 @@ enum mpa_result mpa_run(struct mpa_ctx *ctx, const struct mpa_sink *sink,
 	if (sg_log_is_tracing(SG_TRACE_MPA))
 		sg_trace(SG_TRACE_MPA, "%s: originator <%s> (%s)", ctx->id, ctx->originator,
 			mime_origin_name(ctx->origin));
-	mpa_group_recipients(ctx);
+	r = mpa_decide_groups(ctx, err);
+	if (r != MPA_NEXT)
+		return r;
 	for (g = 0; g < ctx->ngroups; g++) {
 		ctx->group = &ctx->groups[g];
 		r = mpa_run_stages(ctx, err);
@@ -284,7 +271,7 @@ enum mpa_result mpa_run(struct mpa_ctx *ctx, const struct mpa_sink *sink,
 	}
 	ctx->group = NULL;
 	for (g = 0; g < ctx->ngroups; g++) {
-		if (ctx->groups[g].action == MPA_ACT_DROP)
+		if (ctx->groups[g].action != MPA_ACT_PASS)
 			continue;
 		r = mpa_emit_group(ctx, &ctx->groups[g], sink, err);
 		if (r != MPA_NEXT)
@@ -319,5 +306,6 @@ void mpa_ctx_deinit(struct mpa_ctx *ctx)
 	}
 	free(ctx->extras);
 	free(ctx->originator);
+	mpa_results_free(ctx);
 	memset(ctx, 0, sizeof(*ctx));
 }
