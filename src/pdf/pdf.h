@@ -1,0 +1,253 @@
+/*
+ * pdf.h - PDF encryption (SPEC §6, F-PDF-1..5; guide §4.1.2-4.1.3, §13):
+ * render a message as a PDF that looks like the email, embed every
+ * attachment, encrypt it with a password; generated passwords, password IDs,
+ * OTP derivation and HMAC-protected reply links.
+ *
+ * Libraries: cairo + pango (layout of any script into PDF; fontconfig picks
+ * a fallback font per character, so CJK needs a CJK font installed),
+ * libxml2's HTML parser in SAX push mode (text/html to text, streaming, no
+ * network), libqpdf's job API (embedded files + AES encryption).
+ *
+ * Threads: every function may run in several threads at once on different
+ * messages; pdf_init() must have run once before (in main()).
+ * No function here logs or returns a password, OTP or secret except through
+ * the output parameters named for it.
+ */
+#ifndef SG_PDF_H
+#define SG_PDF_H
+
+#include "lib/lib.h"
+
+struct mime_msg;
+
+/*
+ * pdf_init - one-time library set-up, called by main() before threads start
+ * (libxml2's parser globals). Idempotent. Returns 0, or -1 with SG_E_CONFIG
+ * when fontconfig finds no font at all (nothing could be rendered). A missing
+ * CJK font is only logged as a warning (CJK text would render as boxes).
+ */
+int pdf_init(struct sg_error *err);
+
+/* pdf_deinit - free libxml2's globals at exit (after all threads ended). */
+void pdf_deinit(void);
+
+/* ============================================================ passwords */
+
+/*
+ * Generated passwords, password IDs and OTPs use one alphabet of 32
+ * characters without the ambiguous 0 O 1 I (and no lower case, so l and
+ * case mix-ups cannot happen). Index i (0..31) is the i-th character:
+ */
+#define PDF_PASSWORD_ALPHABET "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+/* Length bounds (characters = bytes, ASCII). 32 is the most a PDF
+ * AES-128 (R4) password can hold; the password_length setting is clamped by
+ * the caller or refused here. Each character carries 5 bits: 16 -> 80 bits. */
+#define PDF_PASSWORD_MIN_LEN 8
+#define PDF_PASSWORD_MAX_LEN 32
+/* A password ID: 12 characters of the alphabet (60 random bits). */
+#define PDF_PASSWORD_ID_LEN 12
+/* A client secret from pdf_otp_client_secret_new: 64 lower-case hex digits
+ * (32 random bytes). */
+#define PDF_CLIENT_SECRET_LEN 64
+
+/*
+ * pdf_password_generate - a random password of len characters (each chosen
+ * uniformly: the low 5 bits of one CSPRNG byte index the alphabet) into out
+ * (outsz >= len + 1). 0, or -1 with SG_E_INVAL (len out of bounds, out too
+ * small) or SG_E_CRYPTO (no randomness).
+ */
+int pdf_password_generate(unsigned len, char *out, size_t outsz, struct sg_error *err);
+
+/* pdf_password_id_new - a new password ID (PDF_PASSWORD_ID_LEN characters,
+ * same alphabet) into out (outsz >= PDF_PASSWORD_ID_LEN + 1). 0 or -1. */
+int pdf_password_id_new(char *out, size_t outsz, struct sg_error *err);
+
+/*
+ * pdf_password_is_current - F-PDF-3 validity rule for a stored password:
+ * false when password is NULL or ""; true when validity_minutes < 0 (never
+ * expires) or date_set == 0 (no date set = static password); false when
+ * validity_minutes == 0 (a new password per message); else true while
+ * now < date_set + 60 * validity_minutes. Times are seconds since the epoch.
+ */
+bool pdf_password_is_current(const char *password, int64_t date_set,
+	int64_t validity_minutes, int64_t now);
+
+struct pdf_password {
+	char password[PDF_PASSWORD_MAX_LEN * 4 + 1]; /* a stored static one may be UTF-8 */
+	char id[PDF_PASSWORD_ID_LEN + 1];            /* "" when a stored one had none */
+	int64_t date_set;                            /* as stored, or now when generated */
+};
+
+/*
+ * pdf_password_next - the password to use for one message: the stored one
+ * (stored_pw, stored_id may be NULL, stored_date_set) while
+ * pdf_password_is_current(); otherwise a newly generated one of length
+ * characters with a NEW password ID and date_set = now. Returns 0 when the
+ * stored one is reused, 1 when a new one was generated (the caller stores
+ * password, id and date_set for the recipient), -1 on error (length out of
+ * bounds, stored password longer than pdf_password.password can hold, no
+ * randomness).
+ */
+int pdf_password_next(const char *stored_pw, const char *stored_id,
+	int64_t stored_date_set, int64_t validity_minutes, unsigned length, int64_t now,
+	struct pdf_password *pw_r, struct sg_error *err);
+
+/*
+ * pdf_otp_client_secret_new - a new random OTP client secret
+ * (PDF_CLIENT_SECRET_LEN hex digits) into out (outsz >= 65). 0 or -1.
+ */
+int pdf_otp_client_secret_new(char *out, size_t outsz, struct sg_error *err);
+
+/*
+ * pdf_otp_derive - the one-time password for a password ID (F-PDF-3, OTP).
+ * The exact algorithm, so that the portal or a third party can compute it:
+ *
+ *   mac = HMAC-SHA256(key  = the bytes of client_secret as stored (UTF-8,
+ *                            without a terminating NUL),
+ *                     data = "sealgate-pdf-otp-v1" 0x00 password_id)
+ *         (password_id as its ASCII bytes, no terminating NUL)
+ *   Read mac as a big-endian bit string; character i (0-based) of the OTP is
+ *   PDF_PASSWORD_ALPHABET[bits 5i .. 5i+4 of mac] (the 5-bit value with the
+ *   first bit most significant). len characters are taken (len <= 51).
+ *
+ * Example (tests/unit/pdf/test_pdf_secret.c): secret "secret", ID
+ * "ABCDEFGHJKLM", len 16 -> see the known-answer test there.
+ * len must be PDF_PASSWORD_MIN_LEN..PDF_PASSWORD_MAX_LEN, client_secret and
+ * password_id non-empty; out must hold len + 1 bytes. 0 or -1 (SG_E_INVAL,
+ * SG_E_CRYPTO).
+ */
+int pdf_otp_derive(const char *client_secret, const char *password_id, unsigned len,
+	char *out, size_t outsz, struct sg_error *err);
+
+/* ========================================================== reply links */
+
+/*
+ * Reply link (F-PDF-5). The URL is reply_url followed by '?' (or '&' when
+ * reply_url already has a query) and
+ *   r=<recipient>&s=<sender>&e=<expires>&h=<mac>
+ * where recipient (the PDF's recipient, who will reply) and sender (the
+ * original sender, who receives the reply) are percent-encoded (every byte
+ * except A-Z a-z 0-9 - . _ ~ as %XX, upper-case hex), expires is decimal
+ * seconds since the epoch (0 = never expires) and mac is the lower-case hex
+ *   HMAC-SHA256(key  = server_secret bytes,
+ *               data = "sealgate-pdf-reply-v1" 0x00 recipient 0x00 sender
+ *                      0x00 expires-in-decimal)
+ * over the raw (not encoded) values.
+ */
+
+/* pdf_reply_expiry - expires value for a link made at now with the
+ * pdf_reply_validity_minutes setting: 0 (never) when minutes < 0, else
+ * now + 60 * minutes. */
+int64_t pdf_reply_expiry(int64_t now, int64_t validity_minutes);
+
+/*
+ * pdf_reply_link_make - the reply URL (caller frees). reply_url must be an
+ * http:// or https:// URL without '#'; recipient and sender non-empty, at
+ * most 998 bytes, without control characters; server_secret non-empty.
+ * NULL with SG_E_INVAL otherwise.
+ */
+char *pdf_reply_link_make(const char *reply_url, const char *server_secret,
+	const char *recipient, const char *sender, int64_t expires, struct sg_error *err);
+
+enum pdf_reply_status {
+	PDF_REPLY_VALID,    /* MAC matches and not expired */
+	PDF_REPLY_EXPIRED,  /* MAC matches, now >= expires (expires != 0) */
+	PDF_REPLY_TAMPERED, /* missing/duplicate/malformed parameter or wrong MAC */
+};
+
+const char *pdf_reply_status_name(enum pdf_reply_status s);
+
+/*
+ * pdf_reply_link_verify - check a reply URL (or only its query string, with
+ * or without the leading '?') as the portal receives it. Unknown parameters
+ * are ignored (the portal may add its own). The MAC is compared in constant
+ * time and checked before the expiry, so EXPIRED is only reported for links
+ * this server made. On VALID and EXPIRED, *recipient_r and *sender_r (both
+ * may be NULL) get the decoded values (caller frees) and *expires_r (may be
+ * NULL) the expiry; on TAMPERED they are set to NULL / 0.
+ */
+enum pdf_reply_status pdf_reply_link_verify(const char *url, const char *server_secret,
+	int64_t now, char **recipient_r, char **sender_r, int64_t *expires_r);
+
+/* ============================================================ rendering */
+
+enum pdf_cipher {
+	PDF_CIPHER_AES256 = 0, /* AES-256, PDF 2.0 security handler R6 (default) */
+	PDF_CIPHER_AES128,     /* AES-128, R4 (older readers) */
+};
+
+/* Default page cap when pdf_options.max_pages is 0 (about 400,000 lines). */
+#define PDF_DEFAULT_MAX_PAGES 5000
+
+struct pdf_options {
+	/* Required. AES-256: 1..127 bytes of UTF-8 without control characters;
+	 * AES-128: 1..32 printable ASCII characters. The owner password is
+	 * always random (32 hex digits from the CSPRNG) and never returned. */
+	const char *user_password;
+	enum pdf_cipher cipher;
+	/* NULL: no reply link. Else the URL from pdf_reply_link_make; it is
+	 * shown as a clickable "Reply" line at the top of the first page. */
+	const char *reply_link;
+	/* Directory for the work files (NULL: $TMPDIR, else /tmp). A private
+	 * 0700 directory is made inside it and removed before returning; it holds
+	 * the decoded attachments in clear while the PDF is built, so pass a
+	 * directory under the data dir, not a shared one. */
+	const char *tmp_dir;
+	/* 0 = no limit. Else SG_E_LIMIT when the decoded attachments together
+	 * or the finished PDF are larger (the pdf_max_size setting). */
+	uint64_t max_size;
+	unsigned max_pages;   /* 0 = PDF_DEFAULT_MAX_PAGES; more -> SG_E_LIMIT */
+	const char *mail_id;  /* for log lines; NULL = NOQUEUE */
+};
+
+struct pdf_result {
+	uint64_t size;          /* bytes written to out_fd */
+	unsigned pages;
+	unsigned attachments;   /* embedded files */
+};
+
+/*
+ * pdf_message_write - F-PDF-1/2: render m as an encrypted PDF and write it
+ * to out_fd at its current offset (any writable fd; nothing is written
+ * unless the whole PDF was built). What the PDF holds:
+ *  - a header block: From, To, Cc (when present), Date, Subject (decoded
+ *    RFC 2047 values) and the list of attachments with sizes;
+ *  - the body: of a multipart/alternative the text/plain part is preferred
+ *    (else text/html); every inline text/plain or text/html part without a
+ *    file name is rendered in order, converted to UTF-8 from its charset.
+ *    Long lines wrap, pages break as needed, right-to-left paragraphs are
+ *    right-aligned (Unicode bidi), any script is drawn with a fontconfig
+ *    fallback font. HTML is shown as text: headings, paragraphs, lists
+ *    ("•" / "1."), tables (cells separated by " | ", one row per line),
+ *    links as "text <URL>", images as "[image: alt]"; script/style/head are
+ *    dropped and nothing is ever fetched;
+ *  - each nested message/rfc822 part starts a block with its own headers
+ *    and its bodies are rendered the same way;
+ *  - embedded files (PDF file attachments with file name and MIME type):
+ *    every part that is not a rendered body (including parts with a file
+ *    name, 0-byte parts and attachments inside nested messages), and every
+ *    nested message/rfc822 part as a .eml file as well. Parts of a
+ *    multipart/alternative that is not shown are not embedded unless their
+ *    disposition is "attachment". File names lose any directory part and
+ *    control characters; a repeated name gets " (2)", " (3)"... before the
+ *    extension; a part without one is "attachment-N.bin" (message parts
+ *    "message-N.eml").
+ * Hostile input: a transfer encoding that does not decode (broken base64,
+ * quoted-printable) is decoded leniently as GMime does (invalid characters
+ * are skipped); an unknown or unconvertible charset is read as UTF-8 with
+ * invalid sequences shown as U+FFFD; control characters are dropped.
+ * Returns 0 (res_r, may be NULL, filled) or -1 with err:
+ *  - SG_E_INVAL: missing/invalid password or option;
+ *  - SG_E_LIMIT: more than MIME_MAX_PARTS parts or deeper than
+ *    MIME_MAX_DEPTH (so 1,000 attachments fail), an opaque message, more
+ *    than max_pages pages, or over max_size (attachments or result);
+ *  - SG_E_IO / SG_E_NOSPACE: work files or out_fd;
+ *  - SG_E_CRYPTO / SG_E_INTERNAL: cairo or qpdf failed.
+ * Fail closed: on any error out_fd gets nothing; the caller must not send
+ * the message in clear.
+ */
+int pdf_message_write(struct mime_msg *m, const struct pdf_options *opt, int out_fd,
+	struct pdf_result *res_r, struct sg_error *err);
+
+#endif
