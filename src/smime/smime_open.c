@@ -1,0 +1,691 @@
+/*
+ * smime_open.c - the incoming S/MIME path (F-SMIME-3/4, F-SMIME-6 remove
+ * signature): unwrap enveloped-data / authEnveloped-data, verify clear
+ * (multipart/signed, RFC 1847/8551 §3.5.3) and opaque (signed-data)
+ * signatures, layer by layer from the outside in, at most max_depth layers.
+ *
+ * Called by the pipeline for internal recipients, in a worker thread. The
+ * message is hostile input: OpenSSL parses the MIME wrapper of the CMS
+ * (SMIME_read_CMS_ex, the parser of `openssl cms`) and the CMS; GMime splits
+ * the header section. Keys come only through smime_decrypt_fn, trust only
+ * through smime_trust_fn. Each signer gets its own verdict: the signature
+ * over the signed attributes (CMS_SignerInfo_verify) and the content digest
+ * (CMS_SignerInfo_verify_content) are checked separately so that "tampered"
+ * and "bad signature" are told apart.
+ *
+ * Invariant: the output is either the input unchanged or the outer fields of
+ * the input + MIME-Version + the innermost entity unwrapped (CRLF).
+ */
+#include <string.h>
+#include <time.h>
+
+#include <openssl/asn1.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+
+#include "smime/smime_int.h"
+
+static const char *const sig_status_names[] = {
+	[SMIME_SIG_VALID] = "valid",
+	[SMIME_SIG_TAMPERED] = "tampered",
+	[SMIME_SIG_BAD_SIGNATURE] = "bad-signature",
+	[SMIME_SIG_UNKNOWN_SIGNER] = "unknown-signer",
+	[SMIME_SIG_UNSUPPORTED] = "unsupported",
+};
+
+const char *
+smime_sig_status_name(enum smime_sig_status s)
+{
+	if ((unsigned)s >= sizeof(sig_status_names) / sizeof(sig_status_names[0]))
+		return "unknown";
+	return sig_status_names[s];
+}
+
+static void
+layer_deinit(struct smime_layer *l)
+{
+	for (size_t i = 0; i < l->n_recipients; i++)
+		free(l->recipients[i]);
+	free(l->recipients);
+	for (size_t i = 0; i < l->n_signers; i++)
+		X509_free(l->signers[i].cert);
+	free(l->signers);
+	sk_X509_pop_free(l->certs, X509_free);
+	memset(l, 0, sizeof(*l));
+}
+
+void
+smime_result_deinit(struct smime_result *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->n_layers; i++)
+		layer_deinit(&r->layers[i]);
+	free(r->layers);
+	memset(r, 0, sizeof(*r));
+}
+
+static struct smime_layer *
+layer_add(struct smime_result *r, enum smime_layer_kind kind)
+{
+	struct smime_layer *l;
+
+	r->layers = sg_xrealloc(r->layers, (r->n_layers + 1) * sizeof(*r->layers));
+	l = &r->layers[r->n_layers++];
+	memset(l, 0, sizeof(*l));
+	l->kind = kind;
+	l->used_recipient = -1;
+	return l;
+}
+
+/* reason_from_queue - the last OpenSSL reason string, queue cleared. */
+static void
+reason_from_queue(char *buf, size_t n, const char *fallback)
+{
+	unsigned long e, last = 0;
+
+	while ((e = ERR_get_error()) != 0)
+		last = e;
+	if (last != 0 && ERR_reason_error_string(last) != NULL)
+		snprintf(buf, n, "%s", ERR_reason_error_string(last));
+	else
+		snprintf(buf, n, "%s", fallback);
+}
+
+/* ------------------------------------------------------------ reading */
+
+/*
+ * read_cms - the CMS of an S/MIME entity (kind 1 multipart/signed, 2
+ * pkcs7-mime). OpenSSL gets a minimal entity: the Content-Type field and the
+ * body. For multipart/signed *bcont_r receives the signed content.
+ */
+static CMS_ContentInfo *
+read_cms(const struct smime_split *s, int kind, BIO **bcont_r, struct sg_error *err)
+{
+	const char *body = s->entity.data + s->entity_body;
+	size_t blen = s->entity.len - s->entity_body;
+	struct sg_buf in;
+	CMS_ContentInfo *cms = NULL;
+	BIO *bio = NULL;
+
+	*bcont_r = NULL;
+	sg_buf_init(&in, s->entity.max + 1024);
+	if (kind == 1) {
+		if (sg_buf_append(&in, s->ctype.data, s->ctype.len, err) < 0)
+			goto out;
+	} else if (sg_buf_append_str(&in, "Content-Type: application/pkcs7-mime\r\n", err) < 0) {
+		goto out;
+	}
+	if (sg_buf_append(&in, "\r\n", 2, err) < 0 || sg_buf_append(&in, body, blen, err) < 0)
+		goto out;
+	if (in.len > INT32_MAX) {
+		sg_error_set(err, SG_E_LIMIT, "S/MIME entity too large");
+		goto out;
+	}
+	bio = BIO_new_mem_buf(in.data, (int)in.len);
+	if (bio == NULL)
+		goto out;
+	cms = SMIME_read_CMS_ex(bio, 0, bcont_r, NULL);
+	if (cms == NULL && kind == 2) {
+		/* Content-Transfer-Encoding: binary - the body is the DER itself */
+		const unsigned char *p = (const unsigned char *)body;
+
+		ERR_clear_error();
+		cms = d2i_CMS_ContentInfo(NULL, &p, (long)blen);
+	}
+	if (cms == NULL)
+		sg_error_set_openssl(err, SG_E_PARSE, "S/MIME structure");
+out:
+	BIO_free(bio);
+	sg_buf_deinit(&in);
+	return cms;
+}
+
+/* -------------------------------------------------------- enveloped data */
+
+static char *
+rid_text(const struct smime_rid *rid)
+{
+	char *r = NULL, *iss = NULL;
+	BIGNUM *bn = NULL;
+	char *hex = NULL;
+
+	if (rid->issuer != NULL && rid->serial != NULL) {
+		BIO *mem = BIO_new(BIO_s_mem());
+		BUF_MEM *bm;
+
+		if (mem != NULL && X509_NAME_print_ex(mem, rid->issuer, 0,
+			XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+			BIO_get_mem_ptr(mem, &bm);
+			iss = sg_xstrndup(bm->data, bm->length);
+		}
+		BIO_free(mem);
+		bn = ASN1_INTEGER_to_BN(rid->serial, NULL);
+		hex = bn ? BN_bn2hex(bn) : NULL;
+		r = sg_xasprintf("issuer=%s, serial=%s", iss ? iss : "?", hex ? hex : "?");
+	} else if (rid->ski != NULL) {
+		hex = OPENSSL_buf2hexstr(rid->ski->data, rid->ski->length);
+		r = sg_xasprintf("ski=%s", hex ? hex : "?");
+	} else {
+		r = sg_xstrdup("other");
+	}
+	free(iss);
+	BN_free(bn);
+	OPENSSL_free(hex);
+	return r;
+}
+
+int
+smime_rid_match(const struct smime_rid *rid, X509 *cert)
+{
+	if (rid == NULL || cert == NULL)
+		return 0;
+	if (rid->issuer != NULL && rid->serial != NULL)
+		return X509_NAME_cmp(rid->issuer, X509_get_issuer_name(cert)) == 0 &&
+		    ASN1_INTEGER_cmp(rid->serial, X509_get0_serialNumber(cert)) == 0;
+	if (rid->ski != NULL) {
+		const ASN1_OCTET_STRING *k = X509_get0_subject_key_id(cert);
+
+		return k != NULL && ASN1_OCTET_STRING_cmp(k, rid->ski) == 0;
+	}
+	return 0;
+}
+
+/* collect_rids - one smime_rid per key transport recipient and per key
+ * agreement recipient key; *rids_r is the caller's (free()). */
+static size_t
+collect_rids(CMS_ContentInfo *cms, struct smime_rid **rids_r)
+{
+	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
+	struct smime_rid *rids = NULL;
+	size_t n = 0;
+
+	for (int i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
+		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+		ASN1_OCTET_STRING *keyid = NULL;
+		X509_NAME *issuer = NULL;
+		ASN1_INTEGER *sno = NULL;
+
+		if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS) {
+			if (!CMS_RecipientInfo_ktri_get0_signer_id(ri, &keyid, &issuer, &sno))
+				continue;
+			rids = sg_xrealloc(rids, (n + 1) * sizeof(*rids));
+			rids[n++] = (struct smime_rid){ SMIME_RID_KTRI, issuer, sno, keyid };
+		} else if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE) {
+			STACK_OF(CMS_RecipientEncryptedKey) *reks =
+				CMS_RecipientInfo_kari_get0_reks(ri);
+
+			for (int j = 0; j < sk_CMS_RecipientEncryptedKey_num(reks); j++) {
+				CMS_RecipientEncryptedKey *rek =
+					sk_CMS_RecipientEncryptedKey_value(reks, j);
+
+				keyid = NULL, issuer = NULL, sno = NULL;
+				if (!CMS_RecipientEncryptedKey_get0_id(rek, &keyid, NULL, NULL,
+					&issuer, &sno))
+					continue;
+				rids = sg_xrealloc(rids, (n + 1) * sizeof(*rids));
+				rids[n++] = (struct smime_rid){ SMIME_RID_KARI, issuer, sno, keyid };
+			}
+		} else {
+			rids = sg_xrealloc(rids, (n + 1) * sizeof(*rids));
+			rids[n++] = (struct smime_rid){ SMIME_RID_OTHER, NULL, NULL, NULL };
+		}
+	}
+	*rids_r = rids;
+	return n;
+}
+
+/* tlv_enter / tlv_skip - step through the DER OpenSSL itself re-encoded. */
+static int
+tlv_enter(const unsigned char **p, long *remain, int want_tag, int want_class)
+{
+	const unsigned char *q = *p;
+	long len;
+	int tag, cls;
+
+	if (*remain <= 0 || (ASN1_get_object(&q, &len, &tag, &cls, *remain) & 0x80) ||
+	    tag != want_tag || cls != want_class)
+		return -1;
+	*remain -= (long)(q - *p);
+	*p = q;
+	return 0;
+}
+
+static int
+tlv_skip(const unsigned char **p, long *remain)
+{
+	const unsigned char *q = *p;
+	long len;
+	int tag, cls;
+
+	if (*remain <= 0 || (ASN1_get_object(&q, &len, &tag, &cls, *remain) & 0x80) ||
+	    len > *remain - (long)(q - *p))
+		return -1;
+	q += len;
+	*remain -= (long)(q - *p);
+	*p = q;
+	return 0;
+}
+
+/*
+ * content_cipher - the contentEncryptionAlgorithm of an (Auth)EnvelopedData.
+ * OpenSSL 3.0 has no getter for it, so the DER that i2d produces (definite
+ * lengths) is stepped through with ASN1_get_object and the algorithm read
+ * with d2i_X509_ALGOR.
+ */
+static void
+content_cipher(CMS_ContentInfo *cms, char *buf, size_t n)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	X509_ALGOR *alg = NULL;
+	const ASN1_OBJECT *obj;
+	long remain;
+	int len, nid;
+
+	snprintf(buf, n, "%s", "");
+	len = i2d_CMS_ContentInfo(cms, &der);
+	if (len <= 0)
+		goto out;
+	p = der;
+	remain = len;
+	if (tlv_enter(&p, &remain, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL) < 0 ||
+	    tlv_skip(&p, &remain) < 0 ||                      /* contentType */
+	    tlv_enter(&p, &remain, 0, V_ASN1_CONTEXT_SPECIFIC) < 0 ||
+	    tlv_enter(&p, &remain, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL) < 0 ||
+	    tlv_skip(&p, &remain) < 0)                        /* version */
+		goto out;
+	/* [0] originatorInfo OPTIONAL, then recipientInfos SET */
+	if (remain > 0 && *p == 0xa0 && tlv_skip(&p, &remain) < 0)
+		goto out;
+	if (tlv_skip(&p, &remain) < 0 ||
+	    tlv_enter(&p, &remain, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL) < 0 ||
+	    tlv_skip(&p, &remain) < 0)                        /* contentType */
+		goto out;
+	alg = d2i_X509_ALGOR(NULL, &p, remain);
+	if (alg == NULL)
+		goto out;
+	X509_ALGOR_get0(&obj, NULL, NULL, alg);
+	nid = OBJ_obj2nid(obj);
+	switch (nid) {
+	case NID_aes_128_gcm: snprintf(buf, n, "AES-128-GCM"); break;
+	case NID_aes_192_gcm: snprintf(buf, n, "AES-192-GCM"); break;
+	case NID_aes_256_gcm: snprintf(buf, n, "AES-256-GCM"); break;
+	case NID_undef: OBJ_obj2txt(buf, (int)n, obj, 1); break;
+	default: snprintf(buf, n, "%s", OBJ_nid2sn(nid)); break;
+	}
+out:
+	ERR_clear_error();
+	X509_ALGOR_free(alg);
+	OPENSSL_free(der);
+}
+
+/*
+ * open_enveloped - one encrypted layer. 1 decrypted (plain gets the entity),
+ * 0 no usable key, -1 error.
+ */
+static int
+open_enveloped(CMS_ContentInfo *cms, const struct smime_open_opts *o,
+	struct smime_layer *l, struct sg_buf *plain, struct sg_error *err)
+{
+	struct smime_rid *rids = NULL;
+	size_t n = collect_rids(cms, &rids), used = (size_t)-1;
+	BIO *mem = NULL;
+	int r = 0;
+
+	content_cipher(cms, l->cipher, sizeof(l->cipher));
+	l->recipients = sg_xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		l->recipients[i] = rid_text(&rids[i]);
+	l->n_recipients = n;
+	if (o->decrypt == NULL)
+		goto out;
+	mem = BIO_new(BIO_s_mem());
+	if (mem == NULL) {
+		sg_error_set_openssl(err, SG_E_NOMEM, "BIO_new");
+		r = -1;
+		goto out;
+	}
+	r = o->decrypt(o->decrypt_arg, cms, rids, n, mem, &used, err);
+	if (r < 0) {
+		sg_error_prefix(err, "decrypt: ");
+		goto out;
+	}
+	if (r == 0)
+		goto out;
+	l->is_decrypted = true;
+	l->used_recipient = used < n ? (ssize_t)used : -1;
+	{
+		BUF_MEM *bm;
+
+		BIO_get_mem_ptr(mem, &bm);
+		if (smime_crlf_append(plain, bm->data, bm->length, err) < 0)
+			r = -1;
+	}
+out:
+	ERR_clear_error();
+	BIO_free(mem);
+	free(rids);
+	return r;
+}
+
+/* ----------------------------------------------------------- signed data */
+
+static int64_t
+signing_time(CMS_SignerInfo *si)
+{
+	int idx = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
+	X509_ATTRIBUTE *a;
+	ASN1_TYPE *t;
+	struct tm tm;
+
+	if (idx < 0)
+		return 0;
+	a = CMS_signed_get_attr(si, idx);
+	t = a ? X509_ATTRIBUTE_get0_type(a, 0) : NULL;
+	if (t == NULL || (t->type != V_ASN1_UTCTIME && t->type != V_ASN1_GENERALIZEDTIME))
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	if (!ASN1_TIME_to_tm(t->value.utctime, &tm))
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+static void
+signer_basics(CMS_SignerInfo *si, struct smime_signer_info *info)
+{
+	X509 *signer = NULL;
+	X509_ALGOR *dig = NULL;
+	const ASN1_OBJECT *obj = NULL;
+
+	CMS_SignerInfo_get0_algs(si, NULL, &signer, &dig, NULL);
+	if (dig != NULL) {
+		X509_ALGOR_get0(&obj, NULL, NULL, dig);
+		if (OBJ_obj2nid(obj) != NID_undef)
+			snprintf(info->digest, sizeof(info->digest), "%s",
+				OBJ_nid2sn(OBJ_obj2nid(obj)));
+	}
+	info->signing_time = signing_time(si);
+	info->trusted = -1;
+	if (signer != NULL) {
+		X509_up_ref(signer);
+		info->cert = signer;
+	}
+}
+
+/* free_upto - free the BIO chain CMS_dataInit built, not the caller's cont. */
+static void
+free_upto(BIO *b, BIO *upto)
+{
+	while (b != NULL && b != upto) {
+		BIO *next = BIO_pop(b);
+
+		BIO_free(b);
+		b = next;
+	}
+}
+
+/* embedded_content - the encapsulated content (opaque signed-data). */
+static int
+embedded_content(CMS_ContentInfo *cms, struct sg_buf *content, struct sg_error *err)
+{
+	ASN1_OCTET_STRING **pos = CMS_get0_content(cms);
+
+	if (pos == NULL || *pos == NULL) {
+		sg_error_set(err, SG_E_PARSE, "signed-data without content");
+		return -1;
+	}
+	return smime_crlf_append(content, ASN1_STRING_get0_data(*pos),
+		(size_t)ASN1_STRING_length(*pos), err);
+}
+
+/*
+ * check_content - read the content through CMS_dataInit's digest BIOs into
+ * content and check each signer's digest. A digest OpenSSL does not know
+ * makes every signer UNSUPPORTED (the content is still returned).
+ */
+static int
+check_content(CMS_ContentInfo *cms, BIO *dcont, struct smime_layer *l,
+	STACK_OF(CMS_SignerInfo) *sis, struct sg_buf *content, struct sg_error *err)
+{
+	struct sg_buf raw;
+	BIO *chain;
+	int rc = -1;
+
+	sg_buf_init(&raw, content->max);
+	chain = CMS_dataInit(cms, dcont);
+	if (chain == NULL) {
+		for (size_t i = 0; i < l->n_signers; i++) {
+			if (l->signers[i].status != SMIME_SIG_VALID)
+				continue;
+			l->signers[i].status = SMIME_SIG_UNSUPPORTED;
+			reason_from_queue(l->signers[i].reason, sizeof(l->signers[i].reason),
+				"unsupported digest");
+		}
+		if (dcont == NULL)
+			rc = embedded_content(cms, content, err);
+		else if (smime_bio_append(dcont, &raw, err) == 0)
+			rc = smime_crlf_append(content, raw.data, raw.len, err);
+		goto out;
+	}
+	if (smime_bio_append(chain, &raw, err) < 0)
+		goto out;
+	for (int i = 0; i < sk_CMS_SignerInfo_num(sis); i++) {
+		struct smime_signer_info *info = &l->signers[i];
+
+		if (info->status != SMIME_SIG_VALID)
+			continue;
+		if (CMS_SignerInfo_verify_content(sk_CMS_SignerInfo_value(sis, i), chain) <= 0) {
+			info->status = SMIME_SIG_TAMPERED;
+			reason_from_queue(info->reason, sizeof(info->reason),
+				"content does not match the signature");
+		}
+	}
+	rc = smime_crlf_append(content, raw.data, raw.len, err);
+out:
+	ERR_clear_error();
+	free_upto(chain, dcont);
+	sg_buf_deinit(&raw);
+	return rc;
+}
+
+/* check_trust - the caller's path validation for every known signer. */
+static int
+check_trust(const struct smime_open_opts *o, struct smime_layer *l, struct sg_error *err)
+{
+	STACK_OF(X509) *all = sk_X509_new_null();
+	int rc = -1;
+
+	if (all == NULL)
+		return -1;
+	for (int i = 0; l->certs != NULL && i < sk_X509_num(l->certs); i++)
+		sk_X509_push(all, sk_X509_value(l->certs, i));
+	for (int i = 0; o->extra_certs != NULL && i < sk_X509_num(o->extra_certs); i++)
+		sk_X509_push(all, sk_X509_value(o->extra_certs, i));
+	for (size_t i = 0; i < l->n_signers; i++) {
+		struct smime_signer_info *info = &l->signers[i];
+		int r;
+
+		if (info->cert == NULL || o->trust == NULL)
+			continue;
+		r = o->trust(o->trust_arg, info->cert, all, info->signing_time,
+			info->trust_info, sizeof(info->trust_info), err);
+		if (r < 0) {
+			sg_error_prefix(err, "signer trust: ");
+			goto out;
+		}
+		info->trusted = r > 0;
+	}
+	rc = 0;
+out:
+	sk_X509_free(all);   /* the certificates are borrowed */
+	return rc;
+}
+
+/*
+ * open_signed - verify one signed layer (dcont: the multipart/signed
+ * content, or NULL for signed-data with encapsulated content); content gets
+ * the signed entity. 0 / -1 (an invalid signature is not an error).
+ */
+static int
+open_signed(CMS_ContentInfo *cms, BIO *dcont, const struct smime_open_opts *o,
+	struct smime_layer *l, struct sg_buf *content, struct sg_error *err)
+{
+	STACK_OF(CMS_SignerInfo) *sis = CMS_get0_SignerInfos(cms);
+	int n = sk_CMS_SignerInfo_num(sis);
+
+	if (n < 0)
+		n = 0;
+	l->certs = CMS_get1_certs(cms);
+	l->signers = sg_xcalloc(n ? (size_t)n : 1, sizeof(*l->signers));
+	l->n_signers = (size_t)n;
+	/* attach signer certificates from the message and extra_certs */
+	CMS_set1_signers_certs(cms, o->extra_certs, 0);
+	ERR_clear_error();
+	for (int i = 0; i < n; i++) {
+		CMS_SignerInfo *si = sk_CMS_SignerInfo_value(sis, i);
+		struct smime_signer_info *info = &l->signers[i];
+
+		signer_basics(si, info);
+		if (info->cert == NULL) {
+			info->status = SMIME_SIG_UNKNOWN_SIGNER;
+			snprintf(info->reason, sizeof(info->reason),
+				"signer certificate not found");
+			continue;
+		}
+		if (CMS_signed_get_attr_count(si) >= 0 && CMS_SignerInfo_verify(si) <= 0) {
+			info->status = SMIME_SIG_BAD_SIGNATURE;
+			reason_from_queue(info->reason, sizeof(info->reason),
+				"signature verification failure");
+		}
+	}
+	if (dcont == NULL && CMS_is_detached(cms)) {
+		sg_error_set(err, SG_E_PARSE, "detached signed-data without content");
+		return -1;
+	}
+	if (check_content(cms, dcont, l, sis, content, err) < 0)
+		return -1;
+	return check_trust(o, l, err);
+}
+
+/* ---------------------------------------------------------------- walk */
+
+/* compose - outer + MIME-Version + entity into b. */
+static int
+compose(struct sg_buf *b, const struct smime_split *s, const struct sg_buf *entity,
+	struct sg_error *err)
+{
+	sg_buf_reset(b);
+	if (sg_buf_append(b, s->outer.data ? s->outer.data : "", s->outer.len, err) < 0 ||
+	    sg_buf_append_str(b, "MIME-Version: 1.0\r\n", err) < 0 ||
+	    sg_buf_append(b, entity->data ? entity->data : "", entity->len, err) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * open_layer - one S/MIME layer of cur: 1 unwrapped (next holds the message
+ * with this layer removed), 0 stop here (cur is the result), -1 error.
+ */
+static int
+open_layer(const char *cur, size_t curlen, const struct smime_open_opts *o,
+	struct smime_result *res, struct sg_buf *next, size_t max, struct sg_error *err)
+{
+	struct smime_split s;
+	struct sg_buf inner;
+	CMS_ContentInfo *cms = NULL;
+	BIO *bcont = NULL;
+	struct smime_layer *l;
+	int kind, nid, r = -1;
+
+	sg_buf_init(&inner, max);
+	if (smime_split_msg(cur, curlen, max, &s, err) < 0)
+		goto done;
+	kind = smime_split_kind(&s);
+	if (kind == 0) {
+		r = 0;
+		goto out;
+	}
+	if (res->n_layers >= (o->max_depth ? o->max_depth : SMIME_MAX_DEPTH)) {
+		sg_error_set(err, SG_E_LIMIT, "more than %zu nested S/MIME layers",
+			res->n_layers);
+		goto out;
+	}
+	cms = read_cms(&s, kind, &bcont, err);
+	if (cms == NULL)
+		goto out;
+	nid = OBJ_obj2nid(CMS_get0_type(cms));
+	if (nid == NID_pkcs7_enveloped || nid == NID_id_smime_ct_authEnvelopedData) {
+		l = layer_add(res, nid == NID_pkcs7_enveloped ? SMIME_LAYER_ENVELOPED :
+			SMIME_LAYER_AUTH_ENVELOPED);
+		r = open_enveloped(cms, o, l, &inner, err);
+		if (r <= 0)
+			goto out;
+	} else if (nid == NID_pkcs7_signed) {
+		l = layer_add(res, kind == 1 ? SMIME_LAYER_SIGNED_CLEAR :
+			SMIME_LAYER_SIGNED_OPAQUE);
+		if (kind == 1 && bcont == NULL) {
+			sg_error_set(err, SG_E_PARSE, "multipart/signed without content");
+			goto out;
+		}
+		if (open_signed(cms, kind == 1 ? bcont : NULL, o, l, &inner, err) < 0)
+			goto out;
+	} else {
+		sg_error_set(err, SG_E_PARSE, "unsupported CMS content type %s",
+			OBJ_nid2sn(nid));
+		goto out;
+	}
+	if (compose(next, &s, &inner, err) < 0)
+		goto out;
+	r = 1;
+	/* a signed layer stays unless asked to remove it or S/MIME is inside */
+	if (l->kind >= SMIME_LAYER_SIGNED_CLEAR &&
+	    !(o->flags & SMIME_OPEN_REMOVE_SIGNATURE) && !smime_is_smime(next->data, next->len))
+		r = 0;
+out:
+	smime_split_deinit(&s);
+done:
+	BIO_free(bcont);
+	CMS_ContentInfo_free(cms);
+	sg_buf_deinit(&inner);
+	ERR_clear_error();
+	return r;
+}
+
+int
+smime_open(const void *msg, size_t len, const struct smime_open_opts *opts,
+	struct smime_result *res, struct sg_buf *out, struct sg_error *err)
+{
+	static const struct smime_open_opts defaults = { 0 };
+	struct sg_buf bufs[2];
+	const char *cur = msg;
+	size_t curlen = len, max;
+	int which = 0, r, rc = -1;
+
+	if (opts == NULL)
+		opts = &defaults;
+	max = smime_effective_max(opts->max_output);
+	sg_buf_init(&bufs[0], max);
+	sg_buf_init(&bufs[1], max);
+	for (;;) {
+		r = open_layer(cur, curlen, opts, res, &bufs[which], max, err);
+		if (r < 0) {
+			sg_error_prefix(err, "S/MIME layer %zu: ", res->n_layers);
+			goto out;
+		}
+		if (r == 0)
+			break;
+		cur = bufs[which].data;
+		curlen = bufs[which].len;
+		which ^= 1;
+		res->is_changed = true;
+	}
+	if (sg_buf_append(out, cur, curlen, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	sg_buf_deinit(&bufs[0]);
+	sg_buf_deinit(&bufs[1]);
+	return rc;
+}

@@ -1,0 +1,557 @@
+/*
+ * test_smime_roundtrip.c - F-SMIME-1/2/3/4/6 through the library alone:
+ * sign/verify (clear, opaque, digests, LF input, tamper, unknown signer,
+ * untrusted), encrypt/decrypt (ciphers, OAEP, ECDH, several recipients,
+ * strict-mode refusal, header protection), nesting and its bound.
+ * Independent peers check the same outputs in test_smime_interop.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <gmime/gmime.h>
+#include <openssl/cms.h>
+#include <openssl/pem.h>
+
+#include "smime_test.h"
+
+static int
+group_setup(void **state)
+{
+	tenv_init();
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	tenv_cleanup();
+	return 0;
+}
+
+/* the top-level entity of the sample (from its Content-Type field on) */
+static const char *
+entity_of(const char *msg)
+{
+	const char *p = strstr(msg, "Content-Type: multipart/mixed");
+
+	assert_non_null(p);
+	return p;
+}
+
+static void
+do_sign(const char *msg, size_t len, struct tkey *k, enum smime_digest d, unsigned flags,
+	struct sg_buf *out)
+{
+	struct smime_signer s = tsigner(k);
+	struct smime_sign_opts o = { .digest = d, .flags = flags };
+	struct sg_error e = { 0 };
+
+	sg_buf_init(out, 1 << 24);
+	if (smime_sign(msg, len, &s, &o, out, &e) < 0)
+		fail_msg("smime_sign: %s", e.msg);
+}
+
+static void
+do_open(const char *msg, size_t len, struct tkeyring *ring, X509_STORE *st, unsigned flags,
+	struct smime_result *res, struct sg_buf *out)
+{
+	struct smime_open_opts o = {
+		.decrypt = ring ? tdecrypt_cb : NULL, .decrypt_arg = ring,
+		.trust = st ? ttrust_cb : NULL, .trust_arg = st, .flags = flags,
+	};
+	struct sg_error e = { 0 };
+
+	memset(res, 0, sizeof(*res));
+	sg_buf_init(out, 1 << 24);
+	if (smime_open(msg, len, &o, res, out, &e) < 0)
+		fail_msg("smime_open: %s", e.msg);
+}
+
+/* F-SMIME-2: clear-signed, verified, content byte-identical (8-bit, UTF-8,
+ * binary attachment), trusted via the callback, outer fields kept. */
+static void
+test_sign_clear_roundtrip(void **state)
+{
+	size_t len;
+	char *msg = tmsg_sample(1, &len);
+	struct tkey *a = tkey_get("alice", "rsa2048");
+	X509_STORE *st = tstore();
+	struct smime_result res;
+	struct sg_buf sig, out;
+
+	do_sign(msg, len, a, SMIME_DIGEST_SHA256, 0, &sig);
+	assert_true(tmem_find(sig.data, sig.len, "multipart/signed"));
+	assert_true(tmem_find(sig.data, sig.len, "micalg=\"sha-256\""));
+	assert_true(tmem_find(sig.data, sig.len, "X-Custom: kept outside\r\n"));
+	assert_true(tmem_find(sig.data, sig.len, entity_of(msg)));
+
+	/* kept signature: output is the input, one valid trusted layer */
+	do_open(sig.data, sig.len, NULL, st, 0, &res, &out);
+	assert_int_equal(res.n_layers, 1);
+	assert_int_equal(res.layers[0].kind, SMIME_LAYER_SIGNED_CLEAR);
+	assert_int_equal(res.layers[0].n_signers, 1);
+	assert_int_equal(res.layers[0].signers[0].status, SMIME_SIG_VALID);
+	assert_int_equal(res.layers[0].signers[0].trusted, 1);
+	assert_string_equal(res.layers[0].signers[0].digest, "SHA256");
+	assert_true(res.layers[0].signers[0].signing_time > 1700000000);
+	assert_int_equal(X509_cmp(res.layers[0].signers[0].cert, a->cert), 0);
+	assert_non_null(res.layers[0].certs);
+	assert_int_equal(sk_X509_num(res.layers[0].certs), 2);   /* signer + CA chain */
+	assert_false(res.is_changed);
+	assert_int_equal(out.len, sig.len);
+	assert_memory_equal(out.data, sig.data, sig.len);
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+
+	/* removed signature: the original entity comes back byte for byte */
+	do_open(sig.data, sig.len, NULL, st, SMIME_OPEN_REMOVE_SIGNATURE, &res, &out);
+	assert_int_equal(res.n_layers, 1);
+	assert_true(res.is_changed);
+	assert_true(tmem_find(out.data, out.len, entity_of(msg)));
+	assert_true(tmem_find(out.data, out.len, "Subject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n"));
+	assert_false(tmem_find(out.data, out.len, "pkcs7-signature"));
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+	sg_buf_deinit(&sig);
+	X509_STORE_free(st);
+	free(msg);
+}
+
+/* F-SMIME-2: SHA-384/512/SHA-1 selectable; EC P-256 and RSA-4096 signers. */
+static void
+test_sign_digests_and_keys(void **state)
+{
+	static const struct {
+		enum smime_digest d;
+		const char *name, *micalg, *alg, *key;
+	} tab[] = {
+		{SMIME_DIGEST_SHA384, "SHA384", "micalg=\"sha-384\"", "rsa2048", "alice"},
+		{SMIME_DIGEST_SHA512, "SHA512", "micalg=\"sha-512\"", "rsa2048", "alice"},
+		{SMIME_DIGEST_SHA1, "SHA1", "micalg=\"sha1\"", "rsa2048", "alice"},
+		{SMIME_DIGEST_SHA256, "SHA256", "micalg=\"sha-256\"", "ec256", "carol-ec"},
+		{SMIME_DIGEST_SHA256, "SHA256", "micalg=\"sha-256\"", "rsa4096", "dave4k"},
+	};
+	size_t len;
+	char *msg = tmsg_sample(1, &len);
+	X509_STORE *st = tstore();
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		struct tkey *k = tkey_get(tab[i].key, tab[i].alg);
+		struct smime_result res;
+		struct sg_buf sig, out;
+
+		do_sign(msg, len, k, tab[i].d, 0, &sig);
+		if (!tmem_find(sig.data, sig.len, tab[i].micalg))
+			fail_msg("case %zu: no %s", i, tab[i].micalg);
+		do_open(sig.data, sig.len, NULL, st, 0, &res, &out);
+		assert_int_equal(res.n_layers, 1);
+		if (res.layers[0].signers[0].status != SMIME_SIG_VALID)
+			fail_msg("case %zu: got %s (%s) want valid", i,
+				smime_sig_status_name(res.layers[0].signers[0].status),
+				res.layers[0].signers[0].reason);
+		assert_string_equal(res.layers[0].signers[0].digest, tab[i].name);
+		assert_int_equal(res.layers[0].signers[0].trusted, 1);
+		smime_result_deinit(&res);
+		sg_buf_deinit(&out);
+		sg_buf_deinit(&sig);
+	}
+	X509_STORE_free(st);
+	free(msg);
+}
+
+/* F-SMIME-2: opaque signed-data round trip, LF input canonicalised to CRLF. */
+static void
+test_sign_opaque_lf_input(void **state)
+{
+	size_t len, clen;
+	char *msg = tmsg_sample(0, &len), *crlf = tmsg_sample(1, &clen);
+	struct tkey *a = tkey_get("alice", "rsa2048");
+	struct smime_result res;
+	struct sg_buf sig, out;
+
+	do_sign(msg, len, a, SMIME_DIGEST_SHA256, SMIME_SIGN_OPAQUE, &sig);
+	assert_true(tmem_find(sig.data, sig.len, "smime-type=signed-data"));
+	assert_false(tmem_find(sig.data, sig.len, "Gr\xc3\xbc"));   /* inside CMS */
+	do_open(sig.data, sig.len, NULL, NULL, SMIME_OPEN_REMOVE_SIGNATURE, &res, &out);
+	assert_int_equal(res.n_layers, 1);
+	assert_int_equal(res.layers[0].kind, SMIME_LAYER_SIGNED_OPAQUE);
+	assert_int_equal(res.layers[0].signers[0].status, SMIME_SIG_VALID);
+	assert_int_equal(res.layers[0].signers[0].trusted, -1);   /* no trust callback */
+	assert_true(tmem_find(out.data, out.len, entity_of(crlf)));
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+	sg_buf_deinit(&sig);
+	free(msg);
+	free(crlf);
+}
+
+/* F-SMIME-4: one changed byte in the signed part -> tampered, with reason. */
+static void
+test_verify_tampered(void **state)
+{
+	size_t len;
+	char *msg = tmsg_sample(1, &len), *p;
+	struct tkey *a = tkey_get("alice", "rsa2048");
+	struct smime_result res;
+	struct sg_buf sig, out;
+
+	do_sign(msg, len, a, SMIME_DIGEST_SHA256, 0, &sig);
+	p = memmem(sig.data, sig.len, "K\xc3\xb6ln", 5);
+	assert_non_null(p);
+	p[0] = 'k';
+	do_open(sig.data, sig.len, NULL, NULL, 0, &res, &out);
+	assert_int_equal(res.n_layers, 1);
+	assert_int_equal(res.layers[0].signers[0].status, SMIME_SIG_TAMPERED);
+	assert_true(strlen(res.layers[0].signers[0].reason) > 0);
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+	sg_buf_deinit(&sig);
+	free(msg);
+}
+
+/* F-SMIME-4: a signature without certificates is "unknown signer" unless the
+ * caller supplies the certificate; an untrusted chain is reported as such. */
+static void
+test_verify_unknown_and_untrusted(void **state)
+{
+	struct tkey *a = tkey_get("alice", "rsa2048");
+	X509_STORE *empty = X509_STORE_new();
+	STACK_OF(X509) *extra = sk_X509_new_null();
+	struct smime_open_opts o = { 0 };
+	struct smime_result res = { 0 };
+	struct sg_error e = { 0 };
+	struct sg_buf out;
+	size_t len;
+	char *m;
+
+	tfile_write(tpath("nocert.txt"), "Content-Type: text/plain\r\n\r\nhello\r\n", 35);
+	assert_int_equal(trun("openssl cms -sign -nocerts -binary -in %s -signer %s -inkey %s "
+		"-out %s 2>/dev/null", tpath("nocert.txt"), a->cert_path, a->key_path,
+		tpath("nocert.eml")), 0);
+	m = tfile_read(tpath("nocert.eml"), &len);
+	assert_non_null(m);
+	do_open(m, len, NULL, NULL, 0, &res, &out);
+	assert_int_equal(res.n_layers, 1);
+	assert_int_equal(res.layers[0].signers[0].status, SMIME_SIG_UNKNOWN_SIGNER);
+	assert_null(res.layers[0].signers[0].cert);
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+
+	sk_X509_push(extra, a->cert);
+	o.extra_certs = extra;
+	o.trust = ttrust_cb;
+	o.trust_arg = empty;
+	sg_buf_init(&out, 1 << 20);
+	assert_int_equal(smime_open(m, len, &o, &res, &out, &e), 0);
+	assert_int_equal(res.layers[0].signers[0].status, SMIME_SIG_VALID);
+	assert_int_equal(res.layers[0].signers[0].trusted, 0);
+	assert_true(strlen(res.layers[0].signers[0].trust_info) > 0);
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+	sk_X509_free(extra);
+	X509_STORE_free(empty);
+	free(m);
+}
+
+/* F-SMIME-1: every cipher, PKCS#1 v1.5 and OAEP, RSA-2048/4096 and EC P-256,
+ * several recipients in one message each decrypting alone, byte-identical. */
+static void
+test_encrypt_matrix(void **state)
+{
+	static const struct {
+		enum smime_cipher c;
+		enum smime_key_transport kt;
+		enum smime_layer_kind kind;
+		const char *name;
+	} tab[] = {
+		{SMIME_CIPHER_AES256_CBC, SMIME_KT_PKCS1, SMIME_LAYER_ENVELOPED, "AES-256-CBC"},
+		{SMIME_CIPHER_AES192_CBC, SMIME_KT_PKCS1, SMIME_LAYER_ENVELOPED, "AES-192-CBC"},
+		{SMIME_CIPHER_AES128_CBC, SMIME_KT_OAEP, SMIME_LAYER_ENVELOPED, "AES-128-CBC"},
+		{SMIME_CIPHER_3DES, SMIME_KT_PKCS1, SMIME_LAYER_ENVELOPED, "DES-EDE3-CBC"},
+		{SMIME_CIPHER_AES128_GCM, SMIME_KT_PKCS1, SMIME_LAYER_AUTH_ENVELOPED, "AES-128-GCM"},
+		{SMIME_CIPHER_AES256_GCM, SMIME_KT_OAEP, SMIME_LAYER_AUTH_ENVELOPED, "AES-256-GCM"},
+	};
+	struct tkey *keys[3] = {
+		tkey_get("bob", "rsa2048"), tkey_get("carol-ec", "ec256"),
+		tkey_get("dave4k", "rsa4096"),
+	};
+	STACK_OF(X509) *rc = sk_X509_new_null();
+	size_t len;
+	char *msg = tmsg_sample(1, &len);
+
+	for (size_t k = 0; k < 3; k++)
+		sk_X509_push(rc, keys[k]->cert);
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		struct smime_encrypt_opts eo = { .cipher = tab[i].c, .kt = tab[i].kt };
+		struct sg_error e = { 0 };
+		struct sg_buf enc;
+
+		sg_buf_init(&enc, 1 << 24);
+		if (smime_encrypt(msg, len, rc, &eo, &enc, &e) < 0)
+			fail_msg("case %zu: %s", i, e.msg);
+		assert_false(tmem_find(enc.data, enc.len, "Gr\xc3\xbc"));
+		assert_true(tmem_find(enc.data, enc.len, tab[i].kind == SMIME_LAYER_ENVELOPED ?
+			"smime-type=enveloped-data" : "smime-type=authEnveloped-data"));
+		for (size_t k = 0; k < 3; k++) {
+			struct tkey *one[1] = { keys[k] };
+			struct tkeyring ring = { one, 1, 0 };
+			struct smime_result res;
+			struct sg_buf out;
+
+			do_open(enc.data, enc.len, &ring, NULL, 0, &res, &out);
+			assert_int_equal(res.n_layers, 1);
+			assert_int_equal(res.layers[0].kind, tab[i].kind);
+			if (!res.layers[0].is_decrypted)
+				fail_msg("case %zu key %zu not decrypted", i, k);
+			assert_string_equal(res.layers[0].cipher, tab[i].name);
+			assert_int_equal(res.layers[0].n_recipients, 3);   /* exactly the group */
+			assert_true(res.layers[0].used_recipient >= 0);
+			assert_true(tmem_find(out.data, out.len, entity_of(msg)));
+			assert_true(tmem_find(out.data, out.len, "X-Custom: kept outside\r\n"));
+			smime_result_deinit(&res);
+			sg_buf_deinit(&out);
+		}
+		sg_buf_deinit(&enc);
+	}
+	sk_X509_free(rc);
+	free(msg);
+}
+
+/* F-SMIME-3 strict mode: the callback refuses every key -> the message stays
+ * encrypted (output = input), the layer says not decrypted. */
+static void
+test_decrypt_no_allowed_key(void **state)
+{
+	struct tkey *bob = tkey_get("bob", "rsa2048"), *eve = tkey_get("eve", "rsa2048");
+	STACK_OF(X509) *rc = sk_X509_new_null();
+	struct tkey *one[1] = { eve };
+	struct tkeyring ring = { one, 1, 0 };
+	struct smime_result res;
+	struct sg_error e = { 0 };
+	struct sg_buf enc, out;
+	size_t len;
+	char *msg = tmsg_sample(1, &len);
+
+	sk_X509_push(rc, bob->cert);
+	sg_buf_init(&enc, 1 << 24);
+	assert_int_equal(smime_encrypt(msg, len, rc, NULL, &enc, &e), 0);
+	do_open(enc.data, enc.len, &ring, NULL, 0, &res, &out);
+	assert_int_equal(ring.calls, 1);
+	assert_int_equal(res.n_layers, 1);
+	assert_false(res.layers[0].is_decrypted);
+	assert_int_equal(res.layers[0].used_recipient, -1);
+	assert_true(strstr(res.layers[0].recipients[0], "serial=") != NULL);
+	assert_false(res.is_changed);
+	assert_int_equal(out.len, enc.len);
+	assert_memory_equal(out.data, enc.data, enc.len);
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+	sg_buf_deinit(&enc);
+	sk_X509_free(rc);
+	free(msg);
+}
+
+/* F-SMIME-6 encrypt headers: only transport fields outside, Subject hidden;
+ * the whole original message comes back inside as message/rfc822. */
+static void
+test_encrypt_protect_headers(void **state)
+{
+	struct tkey *bob = tkey_get("bob", "rsa2048");
+	STACK_OF(X509) *rc = sk_X509_new_null();
+	struct tkey *one[1] = { bob };
+	struct tkeyring ring = { one, 1, 0 };
+	struct smime_encrypt_opts eo = { .flags = SMIME_ENC_PROTECT_HEADERS };
+	struct smime_result res;
+	struct sg_error e = { 0 };
+	struct sg_buf enc, out;
+	size_t len;
+	char *msg = tmsg_sample(1, &len), *body;
+
+	sk_X509_push(rc, bob->cert);
+	sg_buf_init(&enc, 1 << 24);
+	assert_int_equal(smime_encrypt(msg, len, rc, &eo, &enc, &e), 0);
+	body = strstr(enc.data, "\r\n\r\n");
+	assert_non_null(body);
+	assert_false(tmem_find(enc.data, (size_t)(body - enc.data), "X-Custom"));
+	assert_false(tmem_find(enc.data, (size_t)(body - enc.data), "R3LDvMOfZQ"));
+	assert_true(tmem_find(enc.data, (size_t)(body - enc.data), "Subject: [...]\r\n"));
+	assert_true(tmem_find(enc.data, (size_t)(body - enc.data), "Message-ID: <sample-1"));
+	do_open(enc.data, enc.len, &ring, NULL, 0, &res, &out);
+	assert_true(res.layers[0].is_decrypted);
+	assert_true(tmem_find(out.data, out.len, "Content-Type: message/rfc822\r\n\r\n"));
+	assert_true(tmem_find(out.data, out.len, msg));   /* the whole original */
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+	sg_buf_deinit(&enc);
+	sk_X509_free(rc);
+	free(msg);
+}
+
+/* Nested: signed inside encrypted inside signed (opaque), all unwrapped. */
+static void
+test_nested_layers(void **state)
+{
+	struct tkey *a = tkey_get("alice", "rsa2048"), *bob = tkey_get("bob", "rsa2048");
+	STACK_OF(X509) *rc = sk_X509_new_null();
+	struct tkey *one[1] = { bob };
+	struct tkeyring ring = { one, 1, 0 };
+	X509_STORE *st = tstore();
+	struct smime_result res;
+	struct sg_error e = { 0 };
+	struct sg_buf s1, enc, s2, out;
+	size_t len;
+	char *msg = tmsg_sample(1, &len);
+
+	sk_X509_push(rc, bob->cert);
+	do_sign(msg, len, a, SMIME_DIGEST_SHA256, 0, &s1);
+	sg_buf_init(&enc, 1 << 24);
+	assert_int_equal(smime_encrypt(s1.data, s1.len, rc, NULL, &enc, &e), 0);
+	do_sign(enc.data, enc.len, a, SMIME_DIGEST_SHA512, SMIME_SIGN_OPAQUE, &s2);
+
+	/* without remove: the outer signature goes (S/MIME inside), the inner
+	 * clear signature stays */
+	do_open(s2.data, s2.len, &ring, st, 0, &res, &out);
+	assert_int_equal(res.n_layers, 3);
+	assert_int_equal(res.layers[0].kind, SMIME_LAYER_SIGNED_OPAQUE);
+	assert_string_equal(res.layers[0].signers[0].digest, "SHA512");
+	assert_int_equal(res.layers[1].kind, SMIME_LAYER_ENVELOPED);
+	assert_true(res.layers[1].is_decrypted);
+	assert_int_equal(res.layers[2].kind, SMIME_LAYER_SIGNED_CLEAR);
+	for (size_t i = 0; i < 3; i += 2) {
+		assert_int_equal(res.layers[i].signers[0].status, SMIME_SIG_VALID);
+		assert_int_equal(res.layers[i].signers[0].trusted, 1);
+	}
+	assert_true(tmem_find(out.data, out.len, "multipart/signed"));
+	assert_true(tmem_find(out.data, out.len, entity_of(msg)));
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+
+	do_open(s2.data, s2.len, &ring, st, SMIME_OPEN_REMOVE_SIGNATURE, &res, &out);
+	assert_int_equal(res.n_layers, 3);
+	assert_false(tmem_find(out.data, out.len, "multipart/signed"));
+	assert_true(tmem_find(out.data, out.len, entity_of(msg)));
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+	sg_buf_deinit(&s1);
+	sg_buf_deinit(&enc);
+	sg_buf_deinit(&s2);
+	X509_STORE_free(st);
+	sk_X509_free(rc);
+	free(msg);
+}
+
+/* More layers than max_depth -> SG_E_LIMIT with a clear message. */
+static void
+test_depth_limit(void **state)
+{
+	struct tkey *a = tkey_get("alice", "rsa2048");
+	struct smime_open_opts o = { .flags = SMIME_OPEN_REMOVE_SIGNATURE };
+	struct smime_result res = { 0 };
+	struct sg_error e = { 0 };
+	struct sg_buf cur, out;
+	size_t len;
+	char *msg = tmsg_sample(1, &len);
+
+	sg_buf_init(&cur, 1 << 24);
+	assert_int_equal(sg_buf_append(&cur, msg, len, &e), 0);
+	for (int i = 0; i < SMIME_MAX_DEPTH + 1; i++) {
+		struct sg_buf next;
+
+		do_sign(cur.data, cur.len, a, SMIME_DIGEST_SHA256, SMIME_SIGN_OPAQUE, &next);
+		sg_buf_deinit(&cur);
+		cur = next;
+	}
+	sg_buf_init(&out, 1 << 24);
+	assert_int_equal(smime_open(cur.data, cur.len, &o, &res, &out, &e), -1);
+	assert_int_equal(e.code, SG_E_LIMIT);
+	assert_non_null(strstr(e.msg, "nested S/MIME layers"));
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+
+	/* a higher bound opens all of them */
+	o.max_depth = SMIME_MAX_DEPTH + 1;
+	sg_buf_init(&out, 1 << 24);
+	assert_int_equal(smime_open(cur.data, cur.len, &o, &res, &out, &e), 0);
+	assert_int_equal(res.n_layers, SMIME_MAX_DEPTH + 1);
+	assert_true(tmem_find(out.data, out.len, entity_of(msg)));
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+	sg_buf_deinit(&cur);
+	free(msg);
+}
+
+/* Not S/MIME -> no layer, output = input; broken S/MIME -> SG_E_PARSE. */
+static void
+test_plain_and_garbage(void **state)
+{
+	static const char garbage[] = "From: x@example.org\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\nTm90IGEgQ01TIG9iamVjdA==\r\n";
+	struct smime_result res = { 0 };
+	struct sg_error e = { 0 };
+	struct sg_buf out;
+	size_t len;
+	char *msg = tmsg_sample(1, &len);
+
+	do_open(msg, len, NULL, NULL, SMIME_OPEN_REMOVE_SIGNATURE, &res, &out);
+	assert_int_equal(res.n_layers, 0);
+	assert_false(res.is_changed);
+	assert_int_equal(out.len, len);
+	assert_memory_equal(out.data, msg, len);
+	assert_int_equal(smime_is_smime(msg, len), 0);
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+
+	assert_int_equal(smime_is_smime(garbage, sizeof(garbage) - 1), 1);
+	sg_buf_init(&out, 1 << 20);
+	assert_int_equal(smime_open(garbage, sizeof(garbage) - 1, NULL, &res, &out, &e), -1);
+	assert_int_equal(e.code, SG_E_PARSE);
+	smime_result_deinit(&res);
+	sg_buf_deinit(&out);
+	free(msg);
+}
+
+/* Option parsing used by the pipeline's settings. */
+static void
+test_names(void **state)
+{
+	enum smime_digest d;
+	enum smime_cipher c;
+
+	assert_int_equal(smime_digest_parse("SHA-384", &d), 0);
+	assert_int_equal(d, SMIME_DIGEST_SHA384);
+	assert_int_equal(smime_digest_parse("md5", &d), -1);
+	assert_int_equal(smime_cipher_parse("3des", &c), 0);
+	assert_int_equal(c, SMIME_CIPHER_3DES);
+	assert_int_equal(smime_cipher_parse("aes256-gcm", &c), 0);
+	assert_string_equal(smime_cipher_name(c), "AES-256-GCM");
+	assert_int_equal(smime_cipher_parse("rc4", &c), -1);
+	assert_string_equal(smime_sig_status_name(SMIME_SIG_TAMPERED), "tampered");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_sign_clear_roundtrip),
+		cmocka_unit_test(test_sign_digests_and_keys),
+		cmocka_unit_test(test_sign_opaque_lf_input),
+		cmocka_unit_test(test_verify_tampered),
+		cmocka_unit_test(test_verify_unknown_and_untrusted),
+		cmocka_unit_test(test_encrypt_matrix),
+		cmocka_unit_test(test_decrypt_no_allowed_key),
+		cmocka_unit_test(test_encrypt_protect_headers),
+		cmocka_unit_test(test_nested_layers),
+		cmocka_unit_test(test_depth_limit),
+		cmocka_unit_test(test_plain_and_garbage),
+	};
+
+	g_mime_init();
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
