@@ -114,13 +114,15 @@ static enum mpa_result mpa_group_rejected(struct mpa_ctx *ctx, const char *stage
 	struct sg_error *err)
 {
 	struct mpa_group *g = ctx->group;
+	const char *first = ctx->env->rcpts[g->rcpts[0]].addr;
+	char esc[SPOOL_MAX_FIELD + 64];
 
 	if (g->action == MPA_ACT_PASS)
 		mpa_group_reject(g, MPA_ACT_DROP, stage);
 	mime_msg_free(&g->msg);
+	sg_log_esc(esc, sizeof(esc), first, strlen(first));
 	sg_log_mail(SG_LOG_WARN, ctx->id, "not sent to %zu recipient(s) (first <%s>): %s: %s",
-		g->nrcpts, ctx->env->rcpts[g->rcpts[0]].addr, mpa_action_name(g->action),
-		g->reason);
+		g->nrcpts, esc, mpa_action_name(g->action), g->reason);
 	if (g->action != MPA_ACT_ENCRYPT_FAILED)
 		return MPA_NEXT;
 	return mpa_notify_dropped(ctx, g, err);
