@@ -146,7 +146,7 @@ static const struct template_var_def v_dlp_expire[] = {
 	"MIME-Version: 1.0\n" \
 	"Content-Type: multipart/mixed; boundary=\"=-sealgate-pdf-0\"\n" \
 	"\n" \
-	"This is an encrypted message in MIME format.\n" \
+	"This is a multi-part message in MIME format.\n" \
 	"\n" \
 	"--=-sealgate-pdf-0\n" \
 	"Content-Type: text/plain; charset=utf-8\n" \
