@@ -28,7 +28,7 @@
 #define MARGIN_X 56.0
 #define MARGIN_TOP 56.0
 #define MARGIN_BOTTOM 60.0
-#define LABEL_W 64.0     /* header label column */
+#define LABEL_W 80.0     /* header label column */
 #define INDENT_W 18.0
 
 struct pdf_canvas {
@@ -37,6 +37,7 @@ struct pdf_canvas {
 	cairo_surface_t *surface;
 	cairo_t *cr;
 	PangoLayout *layout;
+	PangoLayout *footer;            /* own layout: drawn while layout is iterated */
 	PangoFontDescription *font[4];  /* by enum pdf_style */
 	PangoFontDescription *bold;
 	double y;                       /* next free y on the current page */
@@ -114,14 +115,12 @@ static void pdf_canvas_footer(struct pdf_canvas *c)
 	int w, h;
 
 	snprintf(num, sizeof(num), "%u", c->pages);
-	pango_layout_set_font_description(c->layout, c->font[PDF_STYLE_SMALL]);
-	pango_layout_set_width(c->layout, -1);
-	pango_layout_set_text(c->layout, num, -1);
-	pango_layout_get_size(c->layout, &w, &h);
+	pango_layout_set_text(c->footer, num, -1);
+	pango_layout_get_size(c->footer, &w, &h);
 	cairo_set_source_rgb(c->cr, 0.4, 0.4, 0.4);
 	cairo_move_to(c->cr, (PAGE_W - (double)w / PANGO_SCALE) / 2,
 		PAGE_H - MARGIN_BOTTOM / 2 - (double)h / PANGO_SCALE / 2);
-	pango_cairo_show_layout(c->cr, c->layout);
+	pango_cairo_show_layout(c->cr, c->footer);
 	cairo_set_source_rgb(c->cr, 0, 0, 0);
 }
 
@@ -175,6 +174,8 @@ struct pdf_canvas *pdf_canvas_open(int fd, unsigned max_pages, const char *title
 	for (i = 0; i < 4; i++)
 		c->font[i] = pango_font_description_from_string(pdf_font_names[i]);
 	c->bold = pango_font_description_from_string("Sans Bold 10");
+	c->footer = pango_cairo_create_layout(c->cr);
+	pango_layout_set_font_description(c->footer, c->font[PDF_STYLE_SMALL]);
 	pango_layout_set_wrap(c->layout, PANGO_WRAP_WORD_CHAR);
 	pango_layout_set_auto_dir(c->layout, TRUE);
 	cairo_set_source_rgb(c->cr, 0, 0, 0);
@@ -192,6 +193,7 @@ static void pdf_canvas_destroy(struct pdf_canvas *c)
 	unsigned i;
 
 	g_object_unref(c->layout);
+	g_object_unref(c->footer);
 	for (i = 0; i < 4; i++)
 		pango_font_description_free(c->font[i]);
 	pango_font_description_free(c->bold);
@@ -265,11 +267,11 @@ static void pdf_canvas_set_layout(struct pdf_canvas *c, const PangoFontDescripti
 	double width, const char *text, int len)
 {
 	pango_layout_set_font_description(c->layout, font);
-	pango_layout_set_width(c->layout, (int)(width * PANGO_SCALE));
+	pango_layout_set_width(c->layout, width < 0 ? -1 : (int)(width * PANGO_SCALE));
 	pango_layout_set_text(c->layout, text, len);
 }
 
-/* pdf_clean_utf8 - copy text without control characters, valid UTF-8, at
+/* pdf_clean_utf8 - copy text without control characters (but LF), valid UTF-8, at
  * most max bytes (cut on a character boundary, marked with " …") */
 static char *pdf_clean_utf8(const char *s, size_t max)
 {
@@ -287,7 +289,9 @@ static char *pdf_clean_utf8(const char *s, size_t max)
 		}
 		if (o >= max)
 			continue;
-		if (ch == '\t' || ch == '\n' || ch == '\r')
+		if (ch == '\n')
+			out[o++] = '\n'; /* a line break the caller asked for */
+		else if (ch == '\t')
 			out[o++] = ' ';
 		else if (ch >= 0x20 && ch != 0x7f)
 			out[o++] = (char)ch;
@@ -324,7 +328,7 @@ int pdf_canvas_field(struct pdf_canvas *c, const char *label, const char *value,
 	if (c->y + (double)logical.height / PANGO_SCALE > PAGE_H - MARGIN_BOTTOM &&
 	    pdf_canvas_new_page(c, err) < 0)
 		goto out;
-	pdf_canvas_set_layout(c, c->bold, LABEL_W, label, -1);
+	pdf_canvas_set_layout(c, c->bold, -1, label, -1);
 	pango_layout_set_auto_dir(c->layout, FALSE);
 	cairo_move_to(c->cr, MARGIN_X, c->y);
 	pango_cairo_show_layout(c->cr, c->layout);

@@ -529,7 +529,7 @@ static int pdf_draw_attachment_list(struct pdf_job *job, struct pdf_canvas *c,
 	g = g_string_new(NULL);
 	for (i = 0; i < job->nembeds && g->len < PDF_FIELD_MAX; i++) {
 		pdf_fmt_size(job->embeds[i].size, sz, sizeof(sz));
-		g_string_append_printf(g, "%s%s (%s)", i > 0 ? ", " : "", job->embeds[i].name, sz);
+		g_string_append_printf(g, "%s%s (%s)", i > 0 ? "\n" : "", job->embeds[i].name, sz);
 	}
 	rc = pdf_canvas_field(c, "Attached:", g->str, err);
 	g_string_free(g, TRUE);
