@@ -4,8 +4,15 @@
  * mpa_process_stream) on one message offline and write every output as
  * DIR/N.eml with its envelope in DIR/N.json
  * ({"from": ..., "to": [...], "kind": "message|notification|bounce"}),
- * N counting from 1. Exit 0 when the message was processed, whatever the
- * policy decided; bad arguments or input: a message on stderr, non-zero.
+ * N counting from 1: first one output per recipient group, then the
+ * generated mail (an "encryption failed" notification to an internal
+ * originator). With -c CONF (or SEALGATE_CONF) the policy, certificates and
+ * MTA settings of that configuration's database apply exactly as in the
+ * daemon; without one the message passes through unchanged (no policy
+ * without a database). Exit 0 when the message was processed, whatever the
+ * policy decided (also when some or all recipients got nothing); bad
+ * arguments or input, or a processing failure: a message on stderr,
+ * non-zero.
  *
  * Runs in the administrator's shell, single-threaded. The message is read
  * from FILE, or from stdin (copied to an unlinked temporary file first: the

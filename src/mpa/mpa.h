@@ -3,11 +3,30 @@
  *
  * One struct mpa per worker thread. mpa_process_spooled takes a message from
  * incoming/, parses it (GMime, streaming), determines the originator
- * (From -> Sender -> envelope sender) and the envelope recipients, groups the
- * recipients by identical decision, runs the stages (pass-through for now;
- * policy, S/MIME, PDF, DLP plug in here) and commits every output message to
- * outgoing/ through one spool batch, so a crash at any point neither loses the
- * message nor produces an output twice.
+ * (From -> Sender -> envelope sender) and the envelope recipients, asks the
+ * policy engine (src/policy) for every recipient's decision, groups the
+ * recipients by identical decision, runs the stages per group and commits
+ * every output message to outgoing/ through one spool batch, so a crash at
+ * any point neither loses the message nor produces an output twice.
+ *
+ * Stages per group (mpa_stage.c): "edit" - the policy's message-level edits
+ * (honoured force-encrypt/-sign trigger headers removed, subject trigger
+ * removed from the subject) on a copy of its own, so outputs without edits
+ * stay byte-identical to the input; "method" - dispatch by the decision's
+ * method through ONE table in mpa_method.c ({method, name, function}):
+ * plain -> sent as is; decrypt (internal recipients) -> sent as received
+ * until the S/MIME module fills in its function; none (encryption required
+ * but impossible, or mandatory against no_encryption) and smime/pdf while
+ * their module is absent (function NULL) -> fail closed: the group gets
+ * nothing, and an internal originator one "encryption failed" notification
+ * per message naming every such recipient and the reason, never the
+ * content (D-4). The S/MIME and PDF features plug in by filling in their
+ * entry's function; the contract is mpa_method_fn in mpa_int.h.
+ *
+ * Without a database (conf.db NULL: `sealgate process` without -c) there is
+ * no policy (src/policy needs a store): every message passes through
+ * unchanged with one output, as the factory policy would for recipients
+ * without certificates.
  *
  * `sealgate process` runs the same code offline with mpa_process_stream: the
  * outputs go to a callback instead of the spool.
@@ -23,12 +42,17 @@
 
 struct mpa_conf {
 	const struct sg_config *cfg; /* hostname, data_dir, ... (borrowed) */
-	struct store *db;            /* may be NULL (no policy lookups yet) */
+	struct store *db;            /* this thread's connection (borrowed; must
+	                                outlive the struct mpa); NULL = no policy:
+	                                pure pass-through */
 	uint64_t max_size;           /* after-filter size limit, 0 = none */
 };
 
 struct mpa;
 
+/* mpa_new - a pipeline; with conf->db it owns a policy resolver (changes
+ * made elsewhere are seen within a second) and a PKI context on that
+ * connection. NULL + err on failure. mpa_free before closing conf->db. */
 struct mpa *mpa_new(const struct mpa_conf *conf, struct sg_error *err);
 void mpa_free(struct mpa **mp);
 
@@ -41,14 +65,19 @@ void mpa_free(struct mpa **mp);
  * by an earlier (crashed) run is completed, not processed again.
  *
  * Callers must not process the same id in two threads or processes at once
- * (the daemon's work queue guarantees this). Permanent failures (error/):
- * a damaged spool file, an envelope without recipients or with a recipient
- * or sender that is not an address, a stage failing closed. An output larger
- * than conf->max_size is not sent (SPEC D-7): its recipients get nothing and
- * an internal originator (domain in the MTA relay domains; needs conf->db)
- * gets a notification (kind notification, envelope sender <>). One log line
- * per processed message: "<id>: from=<...>, to=<...>,..., action=pass,
- * outputs=N".
+ * (the daemon's work queue guarantees this). Temporary: a database error
+ * while deciding (policy, certificates, relay domains) among others.
+ * Permanent failures (error/): a damaged spool file, an envelope without
+ * recipients or with a recipient or sender that is not an address, any
+ * other policy error (e.g. a recipient the policy cannot read as an
+ * address), a stage failing closed. Recipients whose policy requires
+ * encryption that cannot be done get nothing (not an error: the message
+ * leaves incoming/). An output larger than conf->max_size is not sent
+ * (SPEC D-7) either. For both, an internal originator (domain in the MTA
+ * relay domains; needs conf->db) gets one notification (kind notification,
+ * envelope sender <>, From system_mail_from). One log line per processed
+ * message: "<id>: from=<...>, to=<...>,..., action=A[,B...], outputs=N"
+ * with the distinct group actions (pass, encrypt-failed, drop = size).
  */
 int mpa_process_spooled(struct mpa *mpa, struct spool *sp, const char *id,
 	struct sg_error *err);

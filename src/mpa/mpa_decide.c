@@ -164,51 +164,87 @@ static bool mpa_str_same(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/* Finding a recipient's group: an open-addressing table over (decision key,
+ * subject), so that a message with many groups (each PDF or strict-decrypt
+ * recipient is one) costs O(recipients), not O(recipients x groups). */
+struct mpa_gtab {
+	size_t *slot;   /* group index + 1; 0 = empty */
+	size_t mask;
+};
+
+static uint64_t mpa_ghash(const struct policy_decision *d, const char *subject)
+{
+	uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+	const char *p;
+
+	for (p = d != NULL ? d->key : ""; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h = (h ^ (subject != NULL ? 0x01 : 0x02)) * 1099511628211ull;
+	for (p = subject != NULL ? subject : ""; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h;
+}
+
+static bool mpa_group_is(const struct mpa_group *c, const struct policy_decision *d,
+	const char *subject)
+{
+	return (c->dec == NULL) == (d == NULL) && (d == NULL ||
+		strcmp(c->dec->key, d->key) == 0) && mpa_str_same(c->subject, subject);
+}
+
 /* mpa_group_add - recipient i into the group with the same decision key and
  * subject (the policy's key leaves a per-recipient subject filter out), or
  * a new group, in the order of first appearance */
-static void mpa_group_add(struct mpa_ctx *ctx, size_t i, const struct policy_decision *d,
-	const char *subject)
+static void mpa_group_add(struct mpa_ctx *ctx, struct mpa_gtab *t, size_t i,
+	const struct policy_decision *d, const char *subject)
 {
-	struct mpa_group *grp = NULL;
-	size_t g;
+	struct mpa_group *grp;
+	size_t s = (size_t)mpa_ghash(d, subject) & t->mask;
 
-	for (g = 0; g < ctx->ngroups; g++) {
-		const struct mpa_group *c = &ctx->groups[g];
-
-		if ((c->dec == NULL) == (d == NULL) && (d == NULL ||
-			strcmp(c->dec->key, d->key) == 0) && mpa_str_same(c->subject, subject)) {
-			grp = &ctx->groups[g];
-			break;
-		}
-	}
-	if (grp == NULL) {
+	while (t->slot[s] != 0 && !mpa_group_is(&ctx->groups[t->slot[s] - 1], d, subject))
+		s = (s + 1) & t->mask;
+	if (t->slot[s] == 0) {
+		/* groups <= recipients < table size / 2: there is a free slot */
 		ctx->groups = sg_xrealloc(ctx->groups, (ctx->ngroups + 1) * sizeof(*ctx->groups));
 		grp = &ctx->groups[ctx->ngroups++];
 		memset(grp, 0, sizeof(*grp));
 		grp->action = MPA_ACT_PASS;
 		grp->dec = d;
 		grp->subject = subject;
-		/* at most every recipient: sized once, no regrowth */
-		grp->rcpts = sg_xcalloc(ctx->env->nrcpts, sizeof(*grp->rcpts));
+		t->slot[s] = ctx->ngroups;
+	}
+	grp = &ctx->groups[t->slot[s] - 1];
+	if (grp->nrcpts == grp->rcpts_cap) {
+		grp->rcpts_cap = grp->rcpts_cap == 0 ? 8 : grp->rcpts_cap * 2;
+		grp->rcpts = sg_xrealloc(grp->rcpts, grp->rcpts_cap * sizeof(*grp->rcpts));
 	}
 	grp->rcpts[grp->nrcpts++] = i;
 }
 
 enum mpa_result mpa_decide_groups(struct mpa_ctx *ctx, struct sg_error *err)
 {
-	size_t i;
+	struct mpa_gtab t;
+	size_t i, size = 16;
 
+	/* the envelope holds at most SPOOL_MAX_RCPTS recipients: bounded */
+	while (size < 2 * ctx->env->nrcpts + 2)
+		size *= 2;
+	t.slot = sg_xcalloc(size, sizeof(*t.slot));
+	t.mask = size - 1;
 	if (ctx->mpa->policy == NULL) {
 		/* no database: factory pass-through, nothing to decide */
 		for (i = 0; i < ctx->env->nrcpts; i++)
-			mpa_group_add(ctx, i, NULL, NULL);
+			mpa_group_add(ctx, &t, i, NULL, NULL);
+		free(t.slot);
 		return MPA_NEXT;
 	}
-	if (mpa_decide_all(ctx, err) < 0)
+	if (mpa_decide_all(ctx, err) < 0) {
+		free(t.slot);
 		return mpa_result_of_error(err);
+	}
 	for (i = 0; i < ctx->env->nrcpts; i++)
-		mpa_group_add(ctx, i, mpa_rcpt_decision(ctx, i), mpa_rcpt_subject(ctx, i));
+		mpa_group_add(ctx, &t, i, mpa_rcpt_decision(ctx, i), mpa_rcpt_subject(ctx, i));
+	free(t.slot);
 	if (sg_log_is_tracing(SG_TRACE_MPA)) {
 		for (i = 0; i < ctx->ngroups; i++) {
 			const struct policy_decision *d = ctx->groups[i].dec;

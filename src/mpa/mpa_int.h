@@ -42,7 +42,7 @@ const char *mpa_action_name(enum mpa_action a);
 /* Recipients with the same decision; each gets the same output message. */
 struct mpa_group {
 	size_t *rcpts;          /* indexes into ctx->env->rcpts (owned) */
-	size_t nrcpts;
+	size_t nrcpts, rcpts_cap;
 	enum mpa_action action;
 	/* the policy decision shared by the group (of its first recipient;
 	 * borrowed from ctx->results), NULL without a database */
@@ -178,11 +178,12 @@ const struct mpa_method *mpa_method_find(enum policy_method m);
  * decision's method through the table. */
 enum mpa_result mpa_stage_method(struct mpa_ctx *ctx, struct sg_error *err);
 
-/* mpa_notify.c: D-7 / D-4 notification about a group that got nothing
- * (g->action MPA_ACT_DROP: size; MPA_ACT_ENCRYPT_FAILED: encryption);
- * appended to ctx->extras when the originator is internal. MPA_NEXT or
- * MPA_DEFER (database down while deciding "internal"). */
-enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, const struct mpa_group *g,
-	struct sg_error *err);
+/* mpa_notify.c: mpa_notify_dropped - after the outputs: one D-4
+ * notification to an internal originator naming every group that got
+ * nothing (action other than MPA_ACT_PASS: encryption failed, size limit
+ * D-7) with its reason; appended to ctx->extras. Nothing when every group
+ * was sent, for generated mail, or for an external or missing originator.
+ * MPA_NEXT or MPA_DEFER (database down while deciding "internal"). */
+enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, struct sg_error *err);
 
 #endif

@@ -50,23 +50,40 @@ static int mpa_originator_internal(struct mpa_ctx *ctx, struct sg_error *err)
 	return rc;
 }
 
-/* mpa_notify_text - the body: what was not sent, to whom, and why. */
-static char *mpa_notify_text(struct mpa_ctx *ctx, const struct mpa_group *g)
+/* mpa_notify_text - the body: what was not sent, to whom, and why (one
+ * paragraph per group that got nothing). */
+static char *mpa_notify_text(struct mpa_ctx *ctx)
 {
 	struct sg_buf b;
 	const char *subject = mime_msg_header_get(ctx->msg, "Subject");
-	size_t i;
+	size_t g, i, listed = 0, unlisted = 0;
 
 	sg_buf_init(&b, 1u << 20);
 	(void)sg_buf_printf(&b, NULL,
 		"Your message could not be sent to the recipients below.\n\n"
-		"Mail ID: %s\nSubject: %s\nReason: %s\n\nRecipients:\n", ctx->id,
-		subject != NULL ? subject : "(none)", g->reason);
-	for (i = 0; i < g->nrcpts && i < MPA_NOTIFY_RCPTS_MAX; i++)
-		(void)sg_buf_printf(&b, NULL, "  %s\n", ctx->env->rcpts[g->rcpts[i]].addr);
-	if (g->nrcpts > MPA_NOTIFY_RCPTS_MAX)
-		(void)sg_buf_printf(&b, NULL, "  ... and %zu more\n",
-			g->nrcpts - MPA_NOTIFY_RCPTS_MAX);
+		"Mail ID: %s\nSubject: %s\n", ctx->id, subject != NULL ? subject : "(none)");
+	for (g = 0; g < ctx->ngroups; g++) {
+		const struct mpa_group *grp = &ctx->groups[g];
+
+		if (grp->action == MPA_ACT_PASS)
+			continue;
+		if (listed >= MPA_NOTIFY_RCPTS_MAX) {
+			unlisted += grp->nrcpts;
+			continue;
+		}
+		(void)sg_buf_printf(&b, NULL, "\nReason: %s\nRecipients:\n", grp->reason);
+		for (i = 0; i < grp->nrcpts; i++) {
+			if (listed >= MPA_NOTIFY_RCPTS_MAX) {
+				unlisted += grp->nrcpts - i;
+				break;
+			}
+			(void)sg_buf_printf(&b, NULL, "  %s\n",
+				ctx->env->rcpts[grp->rcpts[i]].addr);
+			listed++;
+		}
+	}
+	if (unlisted > 0)
+		(void)sg_buf_printf(&b, NULL, "\n... and %zu more recipients\n", unlisted);
 	(void)sg_buf_append_str(&b, "\nThe message was not sent in any other form.\n", NULL);
 	return sg_buf_steal(&b);
 }
@@ -94,14 +111,15 @@ static int mpa_notify_from(struct mpa_ctx *ctx, char **from_r, struct sg_error *
 }
 
 /* mpa_notify_build - the notification message (GMime, in memory: small);
- * from is consumed. */
-static struct mime_msg *mpa_notify_build(struct mpa_ctx *ctx, const struct mpa_group *g,
+ * from is consumed. The subject says "too large" when that is the only
+ * reason (D-7), else "encryption failed". */
+static struct mime_msg *mpa_notify_build(struct mpa_ctx *ctx, bool is_size_only,
 	char *from)
 {
 	GMimeMessage *gm = g_mime_message_new(TRUE);
 	GMimeTextPart *tp = g_mime_text_part_new_with_subtype("plain");
 	GDateTime *now = g_date_time_new_now_utc();
-	char *msgid = NULL, *text = mpa_notify_text(ctx, g);
+	char *msgid = NULL, *text = mpa_notify_text(ctx);
 	char rid[SG_MAIL_ID_LEN + 1];
 	struct mime_msg *m;
 
@@ -109,8 +127,8 @@ static struct mime_msg *mpa_notify_build(struct mpa_ctx *ctx, const struct mpa_g
 	msgid = sg_xasprintf("%s.%s@%s", ctx->id, rid, ctx->mpa->hostname);
 	g_mime_message_add_mailbox(gm, GMIME_ADDRESS_TYPE_FROM, "Mail Gateway", from);
 	g_mime_message_add_mailbox(gm, GMIME_ADDRESS_TYPE_TO, NULL, ctx->originator);
-	g_mime_message_set_subject(gm, g->action == MPA_ACT_ENCRYPT_FAILED ?
-		"Message not sent: encryption failed" : "Message not sent: too large", "utf-8");
+	g_mime_message_set_subject(gm, is_size_only ? "Message not sent: too large" :
+		"Message not sent: encryption failed", "utf-8");
 	g_mime_message_set_date(gm, now);
 	g_mime_message_set_message_id(gm, msgid);
 	g_mime_object_set_header(GMIME_OBJECT(gm), "Auto-Submitted", "auto-generated",
@@ -127,14 +145,22 @@ static struct mime_msg *mpa_notify_build(struct mpa_ctx *ctx, const struct mpa_g
 	return m;
 }
 
-enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, const struct mpa_group *g,
-	struct sg_error *err)
+enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, struct sg_error *err)
 {
 	struct mpa_extra *x;
 	char *from = NULL;
+	bool is_dropped = false, is_size_only = true;
+	size_t g;
 	int internal;
 
-	if (ctx->env->kind != SPOOL_KIND_MESSAGE || ctx->originator[0] == '\0')
+	for (g = 0; g < ctx->ngroups; g++) {
+		if (ctx->groups[g].action == MPA_ACT_PASS)
+			continue;
+		is_dropped = true;
+		if (ctx->groups[g].action != MPA_ACT_DROP)
+			is_size_only = false;
+	}
+	if (!is_dropped || ctx->env->kind != SPOOL_KIND_MESSAGE || ctx->originator[0] == '\0')
 		return MPA_NEXT;
 	internal = mpa_originator_internal(ctx, err);
 	if (internal < 0)
@@ -153,6 +179,6 @@ enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, const struct mpa_group *
 	x->env.parent_id = sg_xstrdup(ctx->id);
 	x->env.arrival = sg_now();
 	spool_env_add_rcpt(&x->env, ctx->originator, NULL, 0);
-	x->msg = mpa_notify_build(ctx, g, from);
+	x->msg = mpa_notify_build(ctx, is_size_only, from);
 	return MPA_NEXT;
 }

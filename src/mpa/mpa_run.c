@@ -1,7 +1,9 @@
 /*
  * mpa_run.c - the pipeline runner (DESIGN "life of a message" steps 2-4):
- * envelope check, originator (F-POL-3), recipient groups, the stage table per
- * group, the outputs and the one log line per message (F-FLOW-4).
+ * envelope check, originator (F-POL-3), the policy decisions and recipient
+ * groups (mpa_decide.c), the stage table per group, the outputs, one
+ * notification about the groups that got nothing (mpa_notify.c) and the one
+ * log line per message (F-FLOW-4).
  *
  * Called by mpa_process_spooled (daemon MPA worker threads, one message per
  * thread) and mpa_process_stream (`sealgate process`). Fail closed
@@ -108,10 +110,9 @@ void mpa_group_reject(struct mpa_group *g, enum mpa_action action, const char *r
 	mime_msg_free(&g->msg);
 }
 
-/* mpa_group_rejected - after a stage's MPA_REJECT: log it, and tell an
- * internal originator when encryption failed (F-POL-6, D-4). */
-static enum mpa_result mpa_group_rejected(struct mpa_ctx *ctx, const char *stage,
-	struct sg_error *err)
+/* mpa_group_rejected - after a stage's MPA_REJECT: log it (the originator
+ * is told once for all such groups, after the outputs: mpa_notify_dropped). */
+static void mpa_group_rejected(struct mpa_ctx *ctx, const char *stage)
 {
 	struct mpa_group *g = ctx->group;
 	const char *first = ctx->env->rcpts[g->rcpts[0]].addr;
@@ -123,9 +124,6 @@ static enum mpa_result mpa_group_rejected(struct mpa_ctx *ctx, const char *stage
 	sg_log_esc(esc, sizeof(esc), first, strlen(first));
 	sg_log_mail(SG_LOG_WARN, ctx->id, "not sent to %zu recipient(s) (first <%s>): %s: %s",
 		g->nrcpts, esc, mpa_action_name(g->action), g->reason);
-	if (g->action != MPA_ACT_ENCRYPT_FAILED)
-		return MPA_NEXT;
-	return mpa_notify_dropped(ctx, g, err);
 }
 
 /* mpa_run_stages - the stage table for ctx->group. */
@@ -146,10 +144,8 @@ static enum mpa_result mpa_run_stages(struct mpa_ctx *ctx, struct sg_error *err)
 		case MPA_DONE:
 			return MPA_NEXT;
 		case MPA_REJECT:
-			r = mpa_group_rejected(ctx, st->name, err);
-			if (r != MPA_NEXT)
-				sg_error_prefix(err, "stage %s: ", st->name);
-			return r;
+			mpa_group_rejected(ctx, st->name);
+			return MPA_NEXT;
 		case MPA_DEFER:
 		case MPA_ERROR:
 			sg_error_prefix(err, "stage %s: ", st->name);
@@ -209,7 +205,6 @@ static enum mpa_result mpa_emit_group(struct mpa_ctx *ctx, struct mpa_group *g,
 		(uintmax_t)ctx->mpa->conf.max_size);
 	mpa_group_reject(g, MPA_ACT_DROP,
 		"the processed message is larger than the size limit");
-	r = mpa_notify_dropped(ctx, g, err);
 out:
 	spool_env_free_fields(&env);
 	return r;
@@ -278,6 +273,11 @@ enum mpa_result mpa_run(struct mpa_ctx *ctx, const struct mpa_sink *sink,
 		r = mpa_emit_group(ctx, &ctx->groups[g], sink, err);
 		if (r != MPA_NEXT)
 			return r;
+	}
+	r = mpa_notify_dropped(ctx, err);
+	if (r != MPA_NEXT) {
+		sg_error_prefix(err, "notification: ");
+		return r;
 	}
 	for (g = 0; g < ctx->nextras; g++) {
 		/* generated mail is small and bounded (no content of the input):

@@ -395,12 +395,15 @@ static void test_header_trigger(void **state)
 /* A recipient with a valid encryption certificate gets method S/MIME; this
  * build has no S/MIME module, so the group fails closed exactly like
  * "required but impossible" - never plain text - while a recipient without
- * a certificate still gets the message in the clear (allow/allow). */
+ * a certificate still gets the message in the clear (allow/allow). Both
+ * failed groups (S/MIME absent, mandatory without certificate) are named in
+ * ONE notification, each with its reason. */
 static void test_smime_absent_fails_closed(void **state)
 {
 	struct fixture *f = *state;
 	const char *msg = "From: alice@example.com\nSubject: Quote\n\n" SECRET "\n";
-	const char *rcpts[] = {"bob@partner.net", "dave@plain.org", NULL};
+	const char *rcpts[] = {"bob@partner.net", "dave@plain.org", "zed@secure.org", NULL};
+	const struct out *x;
 	struct tcert *root = tcert_make(&(struct tspec){.cn = "MPA Root", .ca = true});
 	struct tcert *leaf = tcert_make(&(struct tspec){.cn = "Bob", .issuer = root,
 		.san = "email:bob@partner.net", .nb_days = -1});
@@ -425,15 +428,22 @@ static void test_smime_absent_fails_closed(void **state)
 		free(der);
 	}
 	pki_close(&pki);
+	set(f, POLICY_KIND_DOMAIN, "secure.org", "encrypt_mode", "mandatory");
 	assert_int_equal(run(f, "alice@example.com", rcpts, msg, id, &log, &err), 0);
 	collect(f->dir, f->sp, &o);
 	assert_int_equal(o.n, 2);
 	assert_non_null(find_to(&o, "dave@plain.org"));
+	assert_int_equal(find_to(&o, "dave@plain.org")->env.nrcpts, 1);
 	assert_memory_equal(find_to(&o, "dave@plain.org")->body, msg, strlen(msg));
-	for (i = 0; i < o.n; i++)
+	for (i = 0; i < o.n; i++) {
 		assert_false(has_rcpt(&o.v[i], "bob@partner.net"));
-	check_notification(find_to(&o, "alice@example.com"), id, "alice@example.com", "Quote",
-		"bob@partner.net", "S/MIME encryption is not available");
+		assert_false(has_rcpt(&o.v[i], "zed@secure.org"));
+	}
+	x = find_to(&o, "alice@example.com");
+	check_notification(x, id, "alice@example.com", "Quote", "bob@partner.net",
+		"S/MIME encryption is not available");
+	check_notification(x, id, "alice@example.com", "Quote", "zed@secure.org",
+		"no valid certificate");
 	assert_non_null(strstr(log, "encrypt-failed"));
 	outs_free(&o);
 	free(log);
