@@ -526,6 +526,49 @@ static void test_policy_error_to_error_queue(void **state)
 	free(log);
 }
 
+/* More recipients than one policy_decide call takes (POLICY_RCPT_MAX): the
+ * decisions are made in chunks and still line up with the envelope - the
+ * one mandatory recipient, in the second chunk, is the only one left out. */
+static void test_many_recipients_chunked(void **state)
+{
+	struct fixture *f = *state;
+	const char *msg = "From: alice@example.com\nSubject: All hands\n\n" SECRET "\n";
+	size_t n = POLICY_RCPT_MAX + 2, i, k;
+	const char **rcpts = sg_xcalloc(n + 1, sizeof(*rcpts));
+	char **addrs = sg_xcalloc(n, sizeof(*addrs));
+	char id[SG_MAIL_ID_LEN + 1], *log;
+	const struct out *x;
+	struct sg_error err;
+	struct outs o;
+
+	set(f, POLICY_KIND_USER, "u10000@partner.net", "encrypt_mode", "mandatory");
+	for (i = 0; i < n; i++) {
+		addrs[i] = sg_xasprintf("u%zu@partner.net", i);
+		rcpts[i] = addrs[i];
+	}
+	assert_int_equal(run(f, "alice@example.com", rcpts, msg, id, &log, &err), 0);
+	collect(f->dir, f->sp, &o);
+	assert_int_equal(o.n, 2);
+	x = find_to(&o, "u0@partner.net");
+	assert_non_null(x);
+	assert_int_equal(x->env.nrcpts, n - 1);
+	for (i = 0, k = 0; i < n; i++) {
+		if (i == POLICY_RCPT_MAX)
+			continue;
+		assert_string_equal(x->env.rcpts[k++].addr, addrs[i]);
+	}
+	assert_false(has_rcpt(x, "u10000@partner.net"));
+	assert_memory_equal(x->body, msg, strlen(msg));
+	check_notification(find_to(&o, "alice@example.com"), id, "alice@example.com",
+		"All hands", "u10000@partner.net", "no valid certificate");
+	outs_free(&o);
+	free(log);
+	for (i = 0; i < n; i++)
+		free(addrs[i]);
+	free(addrs);
+	free(rcpts);
+}
+
 /* kill -9 at every I/O step of a batch with two outputs (the edited message
  * and the notification), then restart: exactly those two outputs, the input
  * gone, no debris - never only one of them, never twice. */
@@ -618,6 +661,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_database_error_temporary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_error_to_error_queue, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_many_recipients_chunked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_with_policy_outputs, setup, teardown),
 	};
 
