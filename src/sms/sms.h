@@ -60,6 +60,8 @@
  *   http.success_body    PCRE2 regex the response body must match ("" =
  *                        any; clickatell default "^ID:")
  *   http.tls_verify      yes|no (default yes)
+ *   http.ca_file         PEM file of CA certificates to verify the gateway
+ *                        with ("" = the system's trust store)
  *   file.path            absolute path the file transport appends to
  *   backoff_min          duration (N, Ns, Nm, Nh, Nd) 1s..1d (default 60)
  *   backoff_max          duration 1s..7d, >= backoff_min (default 3600)
@@ -184,6 +186,7 @@ struct sms_settings {
 	size_t n_codes;
 	char *success_body;      /* regex, "" = any body */
 	bool is_tls_verify;
+	char *ca_file;
 	char *file_path;
 	unsigned backoff_min;    /* seconds */
 	unsigned backoff_max;

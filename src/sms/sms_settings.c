@@ -77,6 +77,7 @@ static const struct sms_def sms_defs[] = {
 	{"http.success_codes", K_CODES, OFF(codes), 0, 0, "200-299", NULL},
 	{"http.success_body", K_REGEX, OFF(success_body), 0, 0, "", "^ID:"},
 	{"http.tls_verify", K_BOOL, OFF(is_tls_verify), 0, 0, "yes", NULL},
+	{"http.ca_file", K_PATH, OFF(ca_file), 0, 0, "", NULL},
 	{"file.path", K_PATH, OFF(file_path), 0, 0, "", NULL},
 	{"backoff_min", K_DURATION, OFF(backoff_min), 1, DAY, "60", NULL},
 	{"backoff_max", K_DURATION, OFF(backoff_max), 1, 7 * DAY, "3600", NULL},
@@ -409,6 +410,7 @@ void sms_settings_free(struct sms_settings **sp)
 	free(s->proxy_username);
 	free_secret(&s->proxy_password);
 	free(s->success_body);
+	free(s->ca_file);
 	free(s->file_path);
 	free(s);
 	*sp = NULL;

@@ -368,6 +368,8 @@ static void http_setup(CURL *c, const struct sms_settings *s, char *ebuf,
 		curl_easy_setopt(c, CURLOPT_USERNAME, s->username);
 		curl_easy_setopt(c, CURLOPT_PASSWORD, s->password);
 	}
+	if (s->ca_file[0] != '\0')
+		curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
 	if (!s->is_tls_verify) {
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -459,6 +461,7 @@ static struct sms_settings *settings_copy(const struct sms_settings *s)
 	c->proxy_username = sg_xstrdup(s->proxy_username);
 	c->proxy_password = sg_xstrdup(s->proxy_password);
 	c->success_body = sg_xstrdup(s->success_body);
+	c->ca_file = sg_xstrdup(s->ca_file);
 	c->file_path = sg_xstrdup(s->file_path);
 	return c;
 }

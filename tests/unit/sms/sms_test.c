@@ -14,6 +14,8 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
+#include <openssl/ssl.h>
+
 #include "sms_test.h"
 #include "store_test_pg.h"
 
@@ -141,16 +143,35 @@ void stest_set(struct store *db, const char *name, const char *value)
 
 /* ------------------------------------------------------- test HTTP server */
 
+/* conn_read/conn_write - over TLS when ssl is not NULL */
+static ssize_t conn_read(int fd, SSL *ssl, char *buf, size_t len)
+{
+	if (ssl != NULL) {
+		int n = SSL_read(ssl, buf, (int)len);
+
+		return n > 0 ? n : -1;
+	}
+	return recv(fd, buf, len, 0);
+}
+
+static void conn_write(int fd, SSL *ssl, const char *buf, size_t len)
+{
+	if (ssl != NULL)
+		(void)SSL_write(ssl, buf, (int)len);
+	else
+		(void)send(fd, buf, len, MSG_NOSIGNAL);
+}
+
 /* read_request - head and Content-Length body into buf; bytes read */
-static size_t read_request(int fd, char *buf, size_t bufsz)
+static size_t read_request(int fd, SSL *ssl, char *buf, size_t bufsz)
 {
 	size_t len = 0, want = 0;
 	char *head_end = NULL;
 
 	while (len + 1 < bufsz) {
-		ssize_t n = recv(fd, buf + len, bufsz - 1 - len, 0);
+		ssize_t n = conn_read(fd, ssl, buf + len, bufsz - 1 - len);
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR && ssl == NULL)
 			continue;
 		if (n <= 0)
 			break;
@@ -180,8 +201,18 @@ static void serve_one(struct thttp *h, int c)
 	struct thttp_reply r = {200, "", 0, NULL};
 	size_t idx;
 	int waited = 0, n;
+	SSL *ssl = NULL;
 
-	read_request(c, buf, THTTP_REQ_MAX);
+	if (h->tls != NULL) {
+		ssl = SSL_new(h->tls);
+		SSL_set_fd(ssl, c);
+		if (SSL_accept(ssl) != 1) {  /* e.g. the client refused our certificate */
+			SSL_free(ssl);
+			free(buf);
+			return;
+		}
+	}
+	read_request(c, ssl, buf, THTTP_REQ_MAX);
 	pthread_mutex_lock(&h->mu);
 	idx = h->n_req;
 	if (h->n_req < THTTP_MAX_REQ)
@@ -202,7 +233,11 @@ static void serve_one(struct thttp *h, int c)
 	n = snprintf(out, sizeof(out), "HTTP/1.1 %d Test\r\nContent-Type: text/plain\r\n"
 		"%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s", r.status,
 		r.headers != NULL ? r.headers : "", strlen(r.body), r.body);
-	(void)send(c, out, (size_t)n, MSG_NOSIGNAL);
+	conn_write(c, ssl, out, (size_t)n);
+	if (ssl != NULL) {
+		SSL_shutdown(ssl);
+		SSL_free(ssl);
+	}
 	free(buf);
 }
 
@@ -243,12 +278,27 @@ int thttp_start(struct thttp *h)
 	return pthread_create(&h->th, NULL, thttp_main, h) == 0 ? 0 : -1;
 }
 
+int thttp_start_tls(struct thttp *h, const char *cert, const char *key)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL || SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+		SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	h->tls = ctx;
+	return thttp_start(h);
+}
+
 void thttp_stop(struct thttp *h)
 {
 	__atomic_store_n(&h->stop, true, __ATOMIC_SEQ_CST);
 	pthread_join(h->th, NULL);
 	close(h->fd);
 	pthread_mutex_destroy(&h->mu);
+	SSL_CTX_free(h->tls);
+	h->tls = NULL;
 }
 
 void thttp_script(struct thttp *h, const struct thttp_reply *r, size_t n)

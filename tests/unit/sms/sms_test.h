@@ -49,6 +49,7 @@ struct thttp_reply {
 
 struct thttp {
 	int fd;
+	void *tls;         /* SSL_CTX * when serving HTTPS (thttp_start_tls) */
 	unsigned port;
 	pthread_t th;
 	pthread_mutex_t mu;
@@ -61,6 +62,8 @@ struct thttp {
 
 /* thttp_start - listen on 127.0.0.1:0 and serve from a thread; 0 ok */
 int thttp_start(struct thttp *h);
+/* thttp_start_tls - the same over TLS with a PEM certificate and key */
+int thttp_start_tls(struct thttp *h, const char *cert, const char *key);
 void thttp_stop(struct thttp *h);
 /* thttp_script - set the replies (copied; resets the request log) */
 void thttp_script(struct thttp *h, const struct thttp_reply *r, size_t n);

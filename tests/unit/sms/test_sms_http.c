@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 
 #include "sms_test.h"
+#include "store_test_pg.h"
 
 struct hfx {
 	struct stest_fx *f;
@@ -372,6 +373,62 @@ static void test_success_codes_setting(void **state)
 	assert_gone(x, id2);
 }
 
+/* https - a TLS server with a fresh self-signed certificate for 127.0.0.1;
+ * the PEM file names into cert/key */
+static struct thttp *https_start(char *cert, char *key, size_t sz)
+{
+	struct thttp *h = calloc(1, sizeof(*h));
+	char *argv[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+		"ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+		"-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert, NULL};
+
+	snprintf(cert, sz, "%s/tls-cert.pem", stest_tmpdir());
+	snprintf(key, sz, "%s/tls-key.pem", stest_tmpdir());
+	if (h == NULL || run_cmd(argv, NULL, 0) != 0 || thttp_start_tls(h, cert, key) < 0)
+		fail_msg("cannot start the HTTPS test server");
+	return h;
+}
+
+static void test_https_verified_untrusted_unverified(void **state)
+{
+	struct hfx *x = *state;
+	char cert[300], key[300], url[96], ca[340], req[THTTP_REQ_MAX];
+	struct thttp *h = https_start(cert, key, sizeof(cert));
+	const struct thttp_reply r[] = {{200, "OK", 0, NULL}};
+	const char *a[2] = {url, ca};
+	struct sms_run_stats st;
+	struct sms_entry e;
+	struct sg_error err;
+	int64_t id, now;
+
+	thttp_script(h, r, 1);
+	snprintf(url, sizeof(url), "http.url=https://127.0.0.1:%u/tls", h->port);
+	/* verified against the configured CA file */
+	snprintf(ca, sizeof(ca), "http.ca_file=%s", cert);
+	assert_int_equal(sms_settings_update(x->f->db, a, 2, &err), 0);
+	id = enqueue(x, "+31612345678", "over tls");
+	assert_int_equal(run(x, sg_now()).sent, 1);
+	assert_gone(x, id);
+	thttp_request(h, 0, req, sizeof(req));
+	assert_non_null(strstr(req, "text=over%20tls"));
+	/* without it the self-signed certificate is not trusted: deferred */
+	stest_set(x->f->db, "http.ca_file", "");
+	id = enqueue(x, "+31612345678", "x");
+	now = sg_now();
+	st = run(x, now);
+	assert_int_equal(st.deferred, 1);
+	get_entry(x, id, &e);
+	if (strstr(e.last_error, "certificate") == NULL)
+		fail_msg("last_error '%s' does not name the certificate", e.last_error);
+	sms_entry_deinit(&e);
+	/* tls_verify=no accepts it */
+	stest_set(x->f->db, "http.tls_verify", "no");
+	assert_int_equal(run(x, now + 60).sent, 1);
+	assert_gone(x, id);
+	thttp_stop(h);
+	free(h);
+}
+
 static void test_params_expand_errors(void **state)
 {
 	struct sms_settings *s = sms_settings_defaults();
@@ -413,6 +470,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_basic_auth, hsetup, hteardown),
 		cmocka_unit_test_setup_teardown(test_proxy_honoured, hsetup, hteardown),
 		cmocka_unit_test_setup_teardown(test_success_codes_setting, hsetup, hteardown),
+		cmocka_unit_test_setup_teardown(test_https_verified_untrusted_unverified, hsetup,
+			hteardown),
 		cmocka_unit_test(test_params_expand_errors),
 	};
 	int rc;

@@ -210,7 +210,7 @@ static void test_format_hides_secrets(void **state)
 	assert_int_equal(json_integer_value(json_object_get(j, "http.timeout")), 7);
 	assert_true(json_is_true(json_object_get(j, "http.tls_verify")));
 	assert_string_equal(json_string_value(json_object_get(j, "transport")), "none");
-	assert_int_equal(json_object_size(j), 20);
+	assert_int_equal(json_object_size(j), 21);
 	json_decref(j);
 	free(out);
 	out = sms_settings_format(s, SMS_PRINT_JSON | SMS_PRINT_REVEAL);
