@@ -216,10 +216,10 @@ tkey_get(const char *name, const char *alg)
 		"-subj '/O=Sealgate Test/CN=%s/emailAddress=%s@example.org' 2>/dev/null && "
 		"openssl x509 -req -in %s.csr -CA ca.pem -CAkey ca.key -set_serial %u "
 		"-days 3650 -extfile %s.ext -out %s.pem 2>/dev/null && "
-		"openssl pkcs12 -export -legacy -in %s.pem -inkey %s.key -certfile ca.pem "
+		"openssl pkcs12 -export -legacy -name %s -in %s.pem -inkey %s.key -certfile ca.pem "
 		"-passout pass:test -out %s.p12 2>/dev/null",
 		G.dir, ku, name, name, newkey, name, name, name, name, name,
-		1000 + G.serial++, name, name, name, name, name), 0);
+		1000 + G.serial++, name, name, name, name, name, name), 0);
 	k->cert = tload_cert(k->cert_path);
 	k->pkey = tload_key(k->key_path, NULL);
 	assert_non_null(k->cert);
