@@ -20,14 +20,27 @@
 #define SVMAX 64
 struct sample {
 	struct template_var v[SVMAX];
-	char buf[SVMAX][96];
+	char names[SVMAX][64];
+	char vals[SVMAX][96];
 	size_t n;
 };
 
-/* sample_vars - every variable of def with a recognisable value: text
- * "<name>-value", two list items / records "<name>-<field>-<k>". */
+static void sample_add(struct sample *s, const char *name, const char *value)
+{
+	assert_true(s->n < SVMAX);
+	snprintf(s->names[s->n], sizeof(s->names[0]), "%s", name);
+	snprintf(s->vals[s->n], sizeof(s->vals[0]), "%s", value);
+	s->v[s->n].name = s->names[s->n];
+	s->v[s->n].value = s->vals[s->n];
+	s->n++;
+}
+
+/* sample_vars - every variable of def: a text its catalogue sample, a list
+ * two items "<name>-1", "<name>-2", records two records with each field
+ * "<name>-<field>-<k>". */
 static void sample_vars(const struct template_def *def, struct sample *s)
 {
+	char name[64], val[96];
 	size_t i, f, k;
 
 	s->n = 0;
@@ -35,32 +48,19 @@ static void sample_vars(const struct template_def *def, struct sample *s)
 		const struct template_var_def *vd = &def->vars[i];
 
 		if (vd->type == TEMPLATE_VAR_TEXT) {
-			snprintf(s->buf[s->n], sizeof(s->buf[0]), "%s", vd->sample);
-			s->v[s->n].name = vd->name;
-			s->v[s->n].value = s->buf[s->n];
-			s->n++;
+			sample_add(s, vd->name, vd->sample);
 			continue;
 		}
 		for (k = 1; k <= 2; k++) {
-			for (f = 0; vd->type == TEMPLATE_VAR_LIST ? f < 1 : vd->fields[f] != NULL;
-				f++) {
-				char *name = s->buf[s->n];
-
-				assert_true(s->n + 2 < SVMAX);
-				if (vd->type == TEMPLATE_VAR_LIST) {
-					s->v[s->n].name = vd->name;
-					snprintf(s->buf[s->n], sizeof(s->buf[0]), "%s-%zu", vd->name, k);
-				} else {
-					snprintf(name, sizeof(s->buf[0]), "%s.%s", vd->name, vd->fields[f]);
-					s->v[s->n].name = name;
-					s->n++;
-					snprintf(s->buf[s->n], sizeof(s->buf[0]), "%s-%s-%zu", vd->name,
-						vd->fields[f], k);
-				}
-				s->v[s->n].value = s->buf[s->n];
-				if (vd->type == TEMPLATE_VAR_RECORDS)
-					s->v[s->n].name = s->v[s->n - 1].name;
-				s->n++;
+			if (vd->type == TEMPLATE_VAR_LIST) {
+				snprintf(val, sizeof(val), "%s-%zu", vd->name, k);
+				sample_add(s, vd->name, val);
+				continue;
+			}
+			for (f = 0; vd->fields[f] != NULL; f++) {
+				snprintf(name, sizeof(name), "%s.%s", vd->name, vd->fields[f]);
+				snprintf(val, sizeof(val), "%s-%s-%zu", vd->name, vd->fields[f], k);
+				sample_add(s, name, val);
 			}
 		}
 	}
@@ -166,14 +166,18 @@ static void test_factory_defaults_render(void **state)
 			"1.0");
 		assert_int_equal(internet_address_list_length(
 			g_mime_message_get_to(back)), 1);
-		/* the list variables show up in the body (each item) */
+		/* the list and record variables show up in the body (each item) */
 		text = all_text(back);
 		for (k = 0; k < d->nvars; k++) {
 			char want[96];
 
-			if (d->vars[k].type != TEMPLATE_VAR_LIST)
+			if (d->vars[k].type == TEMPLATE_VAR_TEXT)
 				continue;
-			snprintf(want, sizeof(want), "%s-2", d->vars[k].name);
+			if (d->vars[k].type == TEMPLATE_VAR_LIST)
+				snprintf(want, sizeof(want), "%s-2", d->vars[k].name);
+			else
+				snprintf(want, sizeof(want), "%s-%s-2", d->vars[k].name,
+					d->vars[k].fields[0]);
 			if (strstr(text, want) == NULL)
 				fail_msg("%s: body lacks '%s'", d->name, want);
 		}
