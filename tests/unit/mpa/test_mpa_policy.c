@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "mpa_test.h"
+#include "mime/mime.h"
 #include "mta/mta.h"
 #include "pki/pki.h"
 #include "policy/policy.h"
@@ -526,6 +527,46 @@ static void test_policy_error_to_error_queue(void **state)
 	free(log);
 }
 
+/* A message whose MIME structure was too big to parse (mime_msg_is_opaque)
+ * cannot be rebuilt without the trigger: it must not leave with it either,
+ * so it goes to error/ (fail closed); without a trigger it passes
+ * byte-identical as before. */
+static void test_opaque_message_with_trigger(void **state)
+{
+	struct fixture *f = *state;
+	const char *rcpts[] = {"carol@example.com", NULL};
+	struct sg_buf b;
+	char id[SG_MAIL_ID_LEN + 1], *log, *msg;
+	struct sg_error err;
+	struct outs o;
+	int i;
+
+	set(f, POLICY_KIND_GLOBAL, NULL, "subject_trigger_enabled", "true");
+	set(f, POLICY_KIND_DOMAIN, "example.com", "locality", "internal");
+	sg_buf_init(&b, 1u << 20);
+	assert_int_equal(sg_buf_append_str(&b, "From: alice@example.com\n"
+		"Subject: Big [encrypt]\nContent-Type: multipart/mixed; boundary=x\n\n",
+		&err), 0);
+	for (i = 0; i < MIME_MAX_BOUNDARY_LINES + 10; i++)
+		assert_int_equal(sg_buf_append_str(&b, "--x\n\n", &err), 0);
+	msg = sg_buf_steal(&b);
+	assert_int_equal(run(f, "alice@example.com", rcpts, msg, id, &log, &err), 0);
+	assert_int_equal(mt_count(f->dir, "outgoing"), 0);
+	assert_int_equal(mt_count(f->dir, "error"), 1);
+	assert_non_null(strstr(log, "too many MIME parts"));
+	free(log);
+	/* no trigger: byte-identical */
+	memcpy(strstr(msg, "[encrypt]"), "(crypt)..", 9);
+	assert_int_equal(run(f, "alice@example.com", rcpts, msg, id, &log, &err), 0);
+	collect(f->dir, f->sp, &o);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.v[0].len, strlen(msg));
+	assert_memory_equal(o.v[0].body, msg, o.v[0].len);
+	outs_free(&o);
+	free(log);
+	free(msg);
+}
+
 /* More recipients than one policy_decide call takes (POLICY_RCPT_MAX): the
  * decisions are made in chunks and still line up with the envelope - the
  * one mandatory recipient, in the second chunk, is the only one left out. */
@@ -660,6 +701,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_database_error_temporary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policy_error_to_error_queue, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_opaque_message_with_trigger, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_many_recipients_chunked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_with_policy_outputs, setup, teardown),
