@@ -396,29 +396,35 @@ static void test_header_trigger(void **state)
 /* A recipient with a valid encryption certificate gets method S/MIME; this
  * build has no S/MIME module, so the group fails closed exactly like
  * "required but impossible" - never plain text - while a recipient without
- * a certificate still gets the message in the clear (allow/allow). Both
- * failed groups (S/MIME absent, mandatory without certificate) are named in
- * ONE notification, each with its reason. */
+ * a certificate still gets the message in the clear (allow/allow). The
+ * certificate may also come from a manual selection up the recipient's
+ * owner chain (here: the wildcard domain *.tunnel.org for
+ * gw@sub.tunnel.org). All failed groups (S/MIME absent, mandatory without
+ * certificate) are named in ONE notification, each with its reason. */
 static void test_smime_absent_fails_closed(void **state)
 {
 	struct fixture *f = *state;
 	const char *msg = "From: alice@example.com\nSubject: Quote\n\n" SECRET "\n";
-	const char *rcpts[] = {"bob@partner.net", "dave@plain.org", "zed@secure.org", NULL};
+	const char *rcpts[] = {"bob@partner.net", "dave@plain.org", "zed@secure.org",
+		"gw@sub.tunnel.org", NULL};
 	const struct out *x;
 	struct tcert *root = tcert_make(&(struct tspec){.cn = "MPA Root", .ca = true});
 	struct tcert *leaf = tcert_make(&(struct tspec){.cn = "Bob", .issuer = root,
 		.san = "email:bob@partner.net", .nb_days = -1});
+	struct tcert *tunnel = tcert_make(&(struct tspec){.cn = "Tunnel", .issuer = root,
+		.nb_days = -1});
 	char id[SG_MAIL_ID_LEN + 1], *log;
 	struct pki *pki;
 	struct pki_cert *c;
-	const struct tcert *add[] = {root, leaf};
+	const struct tcert *add[] = {root, leaf, tunnel};
+	const struct pki_owner wild = {PKI_OWNER_DOMAIN, "*.tunnel.org"};
 	struct sg_error err;
 	struct outs o;
 	size_t i;
 
 	pki = pki_open(f->db, &err);
 	assert_non_null(pki);
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 3; i++) {
 		size_t len;
 		unsigned char *der = tcert_der(add[i], &len);
 
@@ -428,7 +434,10 @@ static void test_smime_absent_fails_closed(void **state)
 		pki_cert_free(&c);
 		free(der);
 	}
+	assert_int_equal(pki_select_add(pki, &wild, PKI_SEL_ENCRYPT, tunnel->thumb, &err), 1);
 	pki_close(&pki);
+	/* the wildcard must exist as a policy object to be in the chain */
+	set(f, POLICY_KIND_DOMAIN, "*.tunnel.org", "smime_allowed", "true");
 	set(f, POLICY_KIND_DOMAIN, "secure.org", "encrypt_mode", "mandatory");
 	assert_int_equal(run(f, "alice@example.com", rcpts, msg, id, &log, &err), 0);
 	collect(f->dir, f->sp, &o);
@@ -439,15 +448,19 @@ static void test_smime_absent_fails_closed(void **state)
 	for (i = 0; i < o.n; i++) {
 		assert_false(has_rcpt(&o.v[i], "bob@partner.net"));
 		assert_false(has_rcpt(&o.v[i], "zed@secure.org"));
+		assert_false(has_rcpt(&o.v[i], "gw@sub.tunnel.org"));
 	}
 	x = find_to(&o, "alice@example.com");
 	check_notification(x, id, "alice@example.com", "Quote", "bob@partner.net",
 		"S/MIME encryption is not available");
 	check_notification(x, id, "alice@example.com", "Quote", "zed@secure.org",
 		"no valid certificate");
+	check_notification(x, id, "alice@example.com", "Quote", "gw@sub.tunnel.org",
+		"S/MIME encryption is not available");
 	assert_non_null(strstr(log, "encrypt-failed"));
 	outs_free(&o);
 	free(log);
+	tcert_free(&tunnel);
 	tcert_free(&leaf);
 	tcert_free(&root);
 }
