@@ -29,7 +29,9 @@ struct mime_msg;
  */
 int pdf_init(struct sg_error *err);
 
-/* pdf_deinit - free libxml2's globals at exit (after all threads ended). */
+/* pdf_deinit - free the calling thread's font map, cairo's and
+ * fontconfig's caches and libxml2's globals at exit, after every other
+ * thread that rendered has ended. */
 void pdf_deinit(void);
 
 /* ============================================================ passwords */

@@ -3,8 +3,10 @@
  * from main() before worker threads start (STYLE §7: library initialisation
  * belongs to the program, this only bundles what the program must call).
  */
+#include <cairo.h>
 #include <fontconfig/fontconfig.h>
 #include <libxml/parser.h>
+#include <pango/pangocairo.h>
 
 #include "pdf/pdf_int.h"
 
@@ -47,5 +49,10 @@ int pdf_init(struct sg_error *err)
 
 void pdf_deinit(void)
 {
+	/* this thread's pango font map holds fontconfig patterns; the font
+	 * maps of other threads were released when they exited */
+	pango_cairo_font_map_set_default(NULL);
+	cairo_debug_reset_static_data();
+	FcFini();
 	xmlCleanupParser();
 }
