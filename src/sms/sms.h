@@ -279,9 +279,12 @@ struct sms_run_stats {
  * since the epoch): queued with next_attempt <= now, or sending with an
  * expired lease. t is the transport to use (borrowed), or NULL for the one
  * the stored settings name (with transport none nothing is sent and 0 is
- * returned). Runs synchronously in the calling thread: each send blocks up to
- * the HTTP timeout, so a scheduler should call it from a worker, not from an
- * event loop. Each outcome is logged (info: sent; warn: deferred/failed).
+ * returned). Messages are tried oldest due first; the run stops after the
+ * first temporary failure (the gateway is probably down or overloaded: the
+ * rest wait for the next run, so an outage costs one timeout per run). Runs
+ * synchronously in the calling thread: each send blocks up to the HTTP
+ * timeout, so a scheduler should call it from a worker, not from an event
+ * loop. Each outcome is logged (info: sent; warn: deferred/failed).
  * *stats_r (may be NULL) counts the outcomes. 0 ok (transport failures are
  * outcomes, not errors), -1 err (store or settings failure).
  */

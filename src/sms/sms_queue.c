@@ -296,8 +296,8 @@ int sms_get(struct store *db, int64_t id, struct sms_entry *e_r, struct sg_error
 	return rc;
 }
 
-/* exec_id - run a one-row statement (binds given by the caller); the number
- * of rows it changed, or -1 */
+/* exec_changes - run a bound INSERT/UPDATE/DELETE; the number of rows it
+ * changed, or -1 */
 static int64_t exec_changes(struct store_stmt *st, struct sg_error *err)
 {
 	int64_t n;
@@ -523,6 +523,7 @@ int sms_run_due(struct store *db, struct sms_transport *t, int64_t now, unsigned
 	struct sms_run_stats stats = {0, 0, 0};
 	int64_t *ids = NULL;
 	size_t n = 0, i;
+	unsigned deferred;
 	int rc = -1;
 
 	if (max == 0)
@@ -552,10 +553,16 @@ int sms_run_due(struct store *db, struct sms_transport *t, int64_t now, unsigned
 			goto out;
 		if (c == 0)
 			continue;
+		deferred = stats.deferred;
 		c = run_one(db, t, s, &e, now, &stats, err);
 		sms_entry_deinit(&e);
 		if (c < 0)
 			goto out;
+		/* a gateway that failed temporarily (down, slow, overloaded) would
+		 * most likely fail the rest too: leave them to the next run, so an
+		 * outage costs one timeout per run, not one per message */
+		if (stats.deferred > deferred)
+			break;
 	}
 	rc = 0;
 out:

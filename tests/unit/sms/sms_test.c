@@ -231,9 +231,10 @@ static void serve_one(struct thttp *h, int c)
 		waited += 20;
 	}
 	n = snprintf(out, sizeof(out), "HTTP/1.1 %d Test\r\nContent-Type: text/plain\r\n"
-		"%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s", r.status,
-		r.headers != NULL ? r.headers : "", strlen(r.body), r.body);
+		"%sContent-Length: %zu\r\nConnection: close\r\n\r\n", r.status,
+		r.headers != NULL ? r.headers : "", strlen(r.body));
 	conn_write(c, ssl, out, (size_t)n);
+	conn_write(c, ssl, r.body, strlen(r.body));
 	if (ssl != NULL) {
 		SSL_shutdown(ssl);
 		SSL_free(ssl);

@@ -429,6 +429,47 @@ static void test_https_verified_untrusted_unverified(void **state)
 	free(h);
 }
 
+static void test_huge_response_body(void **state)
+{
+	struct hfx *x = *state;
+	size_t n = 300 * 1024;
+	char *body = malloc(n + 1);
+	struct sms_run_stats st;
+	struct sms_entry e;
+	struct thttp_reply r3[] = {{200, NULL, 0, NULL}, {200, NULL, 0, NULL},
+		{503, NULL, 0, NULL}};
+	int64_t id, now = sg_now();
+
+	/* 300 KB answers: only the first 64 KB are kept (and matched) */
+	assert_non_null(body);
+	memcpy(body, "ID: ", 4);
+	memset(body + 4, 'z', n - 4);
+	body[n] = '\0';
+	r3[0].body = r3[1].body = r3[2].body = body;
+	/* more than 64 KB of 'z' cannot be seen: the body was capped */
+	stest_set(x->f->db, "http.success_body", "z{65000}z{5000}");
+	thttp_script(x->h, r3, 3);
+	id = enqueue(x, "+31612345678", "x");
+	st = run(x, now);
+	assert_int_equal(st.deferred, 1);
+	get_entry(x, id, &e);
+	assert_non_null(strstr(e.last_error, "does not match"));
+	sms_entry_deinit(&e);
+	stest_set(x->f->db, "http.success_body", "^ID: z+$");
+	st = run(x, now + 60);
+	assert_int_equal(st.sent, 1);
+	assert_gone(x, id);
+	id = enqueue(x, "+31612345678", "y");
+	st = run(x, sg_now());
+	assert_int_equal(st.deferred, 1);
+	get_entry(x, id, &e);
+	/* the error carries a short, escaped excerpt only */
+	assert_true(strlen(e.last_error) < 200);
+	assert_true(strncmp(e.last_error, "HTTP 503: ID: zzz", 17) == 0);
+	sms_entry_deinit(&e);
+	free(body);
+}
+
 static void test_params_expand_errors(void **state)
 {
 	struct sms_settings *s = sms_settings_defaults();
@@ -472,6 +513,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_success_codes_setting, hsetup, hteardown),
 		cmocka_unit_test_setup_teardown(test_https_verified_untrusted_unverified, hsetup,
 			hteardown),
+		cmocka_unit_test_setup_teardown(test_huge_response_body, hsetup, hteardown),
 		cmocka_unit_test(test_params_expand_errors),
 	};
 	int rc;

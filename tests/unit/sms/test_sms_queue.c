@@ -356,6 +356,40 @@ static void test_run_max_and_order(void **state)
 	sms_transport_close(&t);
 }
 
+static void test_run_stops_after_temporary_failure(void **state)
+{
+	struct stest_fx *f = *state;
+	struct fake fk = {{SG_E_PEER_PERM, SG_E_PEER_TEMP, SG_E_OK}, 3, 0, "", "", NULL, NULL,
+		{0, 0, 0}, 0};
+	struct sms_transport *t = sms_transport_new_custom("fake", fake_send, &fk);
+	struct sms_run_stats st;
+	struct sg_error err;
+	struct sms_entry e;
+	int64_t id[4], now;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		assert_int_equal(sms_enqueue(f->db, "+31612345678", "x", NULL, &id[i], &err), 0);
+	now = sg_now();
+	/* 1: permanent (the run goes on), 2: temporary (the run stops) */
+	assert_int_equal(sms_run_due(f->db, t, now, 0, &st, &err), 0);
+	assert_int_equal(st.failed, 1);
+	assert_int_equal(st.deferred, 1);
+	assert_int_equal(st.sent, 0);
+	assert_int_equal(fk.calls, 2);
+	assert_int_equal(sms_get(f->db, id[2], &e, &err), 1);
+	assert_int_equal(e.attempts, 0);  /* not tried */
+	assert_int_equal(e.status, SMS_ST_QUEUED);
+	sms_entry_deinit(&e);
+	/* the next run goes on with the others (2 waits for its backoff) */
+	assert_int_equal(sms_run_due(f->db, t, now + 1, 0, &st, &err), 0);
+	assert_int_equal(st.sent, 2);
+	assert_int_equal(sms_get(f->db, id[1], &e, &err), 1);
+	assert_int_equal(e.attempts, 1);
+	sms_entry_deinit(&e);
+	sms_transport_close(&t);
+}
+
 /* hook: a second worker on its own connection runs while we are sending */
 static void hook_second_worker(struct fake *fk, const struct sms_message *m)
 {
@@ -509,6 +543,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_run_lifetime_exceeded, stest_setup,
 			stest_teardown),
 		cmocka_unit_test_setup_teardown(test_run_max_and_order, stest_setup, stest_teardown),
+		cmocka_unit_test_setup_teardown(test_run_stops_after_temporary_failure, stest_setup,
+			stest_teardown),
 		cmocka_unit_test_setup_teardown(test_run_claim_excludes_second_worker, stest_setup,
 			stest_teardown),
 		cmocka_unit_test_setup_teardown(test_run_expired_lease_is_resent, stest_setup,
