@@ -123,6 +123,13 @@ static bool is_line(const char *s)
 	return true;
 }
 
+/* is_string_kind - the field of this kind is a char * */
+static bool is_string_kind(enum sms_kind k)
+{
+	return k == K_STR || k == K_SECRET || k == K_URL || k == K_PROXY || k == K_PARAMS ||
+		k == K_REGEX || k == K_PATH;
+}
+
 /* parse_duration - "N", "Ns", "Nm", "Nh", "Nd" into seconds */
 static int parse_duration(const char *v, uint64_t *out)
 {
@@ -210,6 +217,88 @@ static bool is_http_url(const char *v)
 	return *host != '\0' && *host != '/' && strpbrk(v, " \t") == NULL && is_line(v);
 }
 
+/* text_bad - why v is not a valid text-like value for d, or NULL */
+static const char *text_bad(const struct sms_def *d, const char *v)
+{
+	switch (d->kind) {
+	case K_URL:
+		return *v != '\0' && !is_http_url(v) ? "want an http:// or https:// URL" : NULL;
+	case K_PROXY:
+		return !is_line(v) || strpbrk(v, " \t") != NULL ?
+			"want a proxy URL such as http://proxy.example:3128" : NULL;
+	case K_PATH:
+		return *v != '\0' && (*v != '/' || !is_line(v)) ? "want an absolute path" : NULL;
+	default:
+		return !is_line(v) ? "control characters are not allowed" : NULL;
+	}
+}
+
+/* check_params - v expands without error (the transport's own expander) */
+static int check_params(const struct sms_def *d, const char *v, struct sg_error *err)
+{
+	struct sms_vars dummy = {"+1", "1", "x", "u", "p", "a", "f", "1"};
+	struct sg_buf tmp;
+	int rc;
+
+	if (!is_line(v)) {
+		sg_error_set(err, SG_E_INVAL, "sms.%s: bad value: control characters are "
+			"not allowed", d->name);
+		return -1;
+	}
+	sg_buf_init(&tmp, 4 * SMS_VALUE_MAX);
+	rc = sms_params_expand(v, &dummy, &tmp, err);
+	sg_buf_deinit(&tmp);
+	if (rc < 0)
+		sg_error_prefix(err, "sms.%s: bad value: ", d->name);
+	return rc;
+}
+
+/* check_regex - v is "" or compiles */
+static int check_regex(const struct sms_def *d, const char *v, struct sg_error *err)
+{
+	struct policy_regex *re;
+
+	if (*v == '\0')
+		return 0;
+	re = policy_regex_new(v, 0, err);
+	if (re == NULL) {
+		sg_error_prefix(err, "sms.%s: bad value: ", d->name);
+		return -1;
+	}
+	policy_regex_free(&re);
+	return 0;
+}
+
+/* word_parse - the word kinds: the index of v in the kind's words, or -1;
+ * *why_r says what is wanted */
+static int word_parse(enum sms_kind kind, const char *v, const char *const **words_r,
+	const char **why_r)
+{
+	static const char *const method[] = {"get", "post"};
+	static const char *const auth[] = {"none", "basic"};
+	static const char *const boolw[] = {"no", "yes"};
+	bool bv;
+
+	switch (kind) {
+	case K_TRANSPORT:
+		*words_r = transport_words;
+		*why_r = "want none, http, clickatell or file";
+		return word_index(v, transport_words, 4);
+	case K_METHOD:
+		*words_r = method;
+		*why_r = "want get or post";
+		return word_index(v, method, 2);
+	case K_AUTH:
+		*words_r = auth;
+		*why_r = "want none or basic";
+		return word_index(v, auth, 2);
+	default:
+		*words_r = boolw;
+		*why_r = "want yes or no";
+		return sg_parse_bool(v, &bv) < 0 ? -1 : bv ? 1 : 0;
+	}
+}
+
 /*
  * value_parse - validate v for d; the normalised value into *norm_r (caller
  * frees) and, when s is not NULL, the typed value into s. 0 ok, -1 err.
@@ -218,101 +307,39 @@ static int value_parse(const struct sms_def *d, const char *v, struct sms_settin
 	char **norm_r, struct sg_error *err)
 {
 	void *field = s != NULL ? (char *)s + d->off : NULL;
+	const char *const *words;
+	const char *bad = NULL;
 	struct sg_buf b;
 	uint64_t u = 0;
-	bool bv;
 	int i;
-	const char *bad = NULL;
 
 	*norm_r = NULL;
-	sg_buf_init(&b, SMS_VALUE_MAX + 1);
 	if (strlen(v) > SMS_VALUE_MAX) {
-		bad = "value too long";
-		goto out;
+		sg_error_set(err, SG_E_INVAL, "sms.%s: bad value: too long", d->name);
+		return -1;
 	}
+	sg_buf_init(&b, SMS_VALUE_MAX + 1);
 	switch (d->kind) {
 	case K_TRANSPORT:
-		i = word_index(v, transport_words, 4);
-		if (i < 0) {
-			bad = "want none, http, clickatell or file";
-			break;
-		}
-		if (field != NULL)
-			*(enum sms_transport_kind *)field = (enum sms_transport_kind)i;
-		sg_buf_append_str(&b, transport_words[i], NULL);
-		break;
 	case K_METHOD:
-		i = word_index(v, (const char *const[]){"get", "post"}, 2);
-		if (i < 0) {
-			bad = "want get or post";
-			break;
-		}
-		if (field != NULL)
-			*(bool *)field = i == 1;
-		sg_buf_append_str(&b, i == 1 ? "post" : "get", NULL);
-		break;
 	case K_AUTH:
-		i = word_index(v, (const char *const[]){"none", "basic"}, 2);
-		if (i < 0) {
-			bad = "want none or basic";
+	case K_BOOL:
+		i = word_parse(d->kind, v, &words, &bad);
+		if (i < 0)
 			break;
-		}
-		if (field != NULL)
+		bad = NULL;
+		if (field != NULL && d->kind == K_TRANSPORT)
+			*(enum sms_transport_kind *)field = (enum sms_transport_kind)i;
+		else if (field != NULL)
 			*(bool *)field = i == 1;
-		sg_buf_append_str(&b, i == 1 ? "basic" : "none", NULL);
+		sg_buf_append_str(&b, words[i], NULL);
 		break;
-	case K_STR:
-	case K_SECRET:
-		if (!is_line(v)) {
-			bad = "control characters are not allowed";
-			break;
-		}
-		sg_buf_append_str(&b, v, NULL);
-		break;
-	case K_URL:
-		if (*v != '\0' && !is_http_url(v)) {
-			bad = "want an http:// or https:// URL";
-			break;
-		}
-		sg_buf_append_str(&b, v, NULL);
-		break;
-	case K_PROXY:
-		if (!is_line(v) || strpbrk(v, " \t") != NULL) {
-			bad = "want a proxy URL such as http://proxy.example:3128";
-			break;
-		}
-		sg_buf_append_str(&b, v, NULL);
-		break;
-	case K_PARAMS: {
-		struct sms_vars dummy = {"+1", "1", "x", "u", "p", "a", "f", "1"};
-		struct sg_buf tmp;
-		struct sg_error e2;
-		int rc;
-
-		sg_buf_init(&tmp, 4 * SMS_VALUE_MAX);
-		rc = sms_params_expand(v, &dummy, &tmp, &e2);
-		sg_buf_deinit(&tmp);
-		if (rc < 0 || !is_line(v)) {
-			sg_error_set(err, SG_E_INVAL, "sms.%s: bad value: %s", d->name,
-				rc < 0 ? e2.msg : "control characters are not allowed");
-			sg_buf_deinit(&b);
-			return -1;
-		}
-		sg_buf_append_str(&b, v, NULL);
-		break;
-	}
 	case K_UINT:
-		if (sg_parse_u64(v, d->hi, &u) < 0 || u < d->lo) {
-			bad = "out of range";
-			break;
-		}
-		if (field != NULL)
-			*(unsigned *)field = (unsigned)u;
-		sg_buf_printf(&b, NULL, "%llu", (unsigned long long)u);
-		break;
 	case K_DURATION:
-		if (parse_duration(v, &u) < 0 || u < d->lo || u > d->hi) {
-			bad = "want a duration (N, Ns, Nm, Nh, Nd) in range";
+		if ((d->kind == K_UINT ? sg_parse_u64(v, d->hi, &u) : parse_duration(v, &u)) < 0 ||
+			u < d->lo || u > d->hi) {
+			bad = d->kind == K_UINT ? "out of range" :
+				"want a duration (N, Ns, Nm, Nh, Nd) in range";
 			break;
 		}
 		if (field != NULL)
@@ -333,49 +360,28 @@ static int value_parse(const struct sms_def *d, const char *v, struct sms_settin
 		}
 		break;
 	}
+	case K_PARAMS:
 	case K_REGEX:
-		if (*v != '\0') {
-			struct policy_regex *re = policy_regex_new(v, 0, err);
-
-			if (re == NULL) {
-				sg_error_prefix(err, "sms.%s: bad value: ", d->name);
-				sg_buf_deinit(&b);
-				return -1;
-			}
-			policy_regex_free(&re);
+		if ((d->kind == K_PARAMS ? check_params(d, v, err) : check_regex(d, v, err)) < 0) {
+			sg_buf_deinit(&b);
+			return -1;
 		}
 		sg_buf_append_str(&b, v, NULL);
 		break;
-	case K_BOOL:
-		if (sg_parse_bool(v, &bv) < 0) {
-			bad = "want yes or no";
-			break;
-		}
-		if (field != NULL)
-			*(bool *)field = bv;
-		sg_buf_append_str(&b, bv ? "yes" : "no", NULL);
-		break;
-	case K_PATH:
-		if (*v != '\0' && (*v != '/' || !is_line(v))) {
-			bad = "want an absolute path";
-			break;
-		}
-		sg_buf_append_str(&b, v, NULL);
+	default:
+		bad = text_bad(d, v);
+		if (bad == NULL)
+			sg_buf_append_str(&b, v, NULL);
 		break;
 	}
-out:
 	if (bad != NULL) {
 		sg_error_set(err, SG_E_INVAL, "sms.%s: bad value: %s", d->name, bad);
 		sg_buf_deinit(&b);
 		return -1;
 	}
-	if (b.data == NULL)
-		sg_buf_append_str(&b, "", NULL);
 	*norm_r = sg_buf_steal(&b);
 	sg_buf_deinit(&b);
-	if (field != NULL && (d->kind == K_STR || d->kind == K_SECRET || d->kind == K_URL ||
-		d->kind == K_PROXY || d->kind == K_PARAMS || d->kind == K_REGEX ||
-		d->kind == K_PATH)) {
+	if (field != NULL && is_string_kind(d->kind)) {
 		char **sp = field;
 
 		free(*sp);
