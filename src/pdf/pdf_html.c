@@ -39,6 +39,7 @@ struct pdf_html {
 	unsigned list_num[PDF_HTML_LIST_MAX]; /* 0 = <ul>, else next number */
 	bool pending_space;            /* collapsed whitespace not yet written */
 	bool cell_open;                /* a cell was written in this row */
+	bool marker_only;              /* the line holds only a list marker */
 	bool in_link;
 	char *href;
 	GString *link_text;
@@ -85,6 +86,7 @@ static void pdf_html_out(struct pdf_html *h, const char *s, size_t n)
 
 	if (h->failed || n == 0)
 		return;
+	h->marker_only = false;
 	if (h->in_link && h->link_text->len < PDF_HTML_LINKTEXT_MAX)
 		g_string_append_len(h->link_text, s, (gssize)n);
 	if (pdf_canvas_write(h->c, s, n, &err) < 0)
@@ -97,6 +99,7 @@ static void pdf_html_newline(struct pdf_html *h)
 	struct sg_error err;
 
 	h->pending_space = false;
+	h->marker_only = false;
 	if (h->failed || pdf_canvas_line_is_empty(h->c))
 		return;
 	if (pdf_canvas_write(h->c, "\n", 1, &err) < 0)
@@ -141,7 +144,8 @@ static void pdf_html_start(void *ctx, const xmlChar *xname, const xmlChar **atts
 	}
 	if (h->skip > 0)
 		return;
-	if (pdf_html_in(pdf_html_block, name))
+	/* <li><p>text: the text stays beside its marker */
+	if (pdf_html_in(pdf_html_block, name) && !h->marker_only)
 		pdf_html_newline(h);
 	if (pdf_html_is_heading(name)) {
 		h->heading++;
@@ -206,6 +210,7 @@ static void pdf_html_start(void *ctx, const xmlChar *xname, const xmlChar **atts
 		} else {
 			pdf_html_out(h, "\xe2\x80\xa2 ", 4);
 		}
+		h->marker_only = true;
 	}
 }
 

@@ -81,6 +81,11 @@ struct pdf_embed {
 	char *name;       /* display file name (UTF-8) */
 	char *mime_type;  /* "type/subtype" */
 	uint64_t size;
+	bool is_compressible;  /* a sample shrinks with deflate */
+};
+
+enum pdf_qpdf_flags {
+	PDF_QPDF_COMPRESS = 1 << 0,  /* deflate the embedded files */
 };
 
 /*
@@ -88,6 +93,7 @@ struct pdf_embed {
  * user_pw (owner password random) and write out_path. 0 or -1.
  */
 int pdf_qpdf_run(const char *in_path, const char *out_path, const struct pdf_embed *files,
-	unsigned nfiles, const char *user_pw, enum pdf_cipher cipher, struct sg_error *err);
+	unsigned nfiles, const char *user_pw, enum pdf_cipher cipher, unsigned flags,
+	struct sg_error *err);
 
 #endif

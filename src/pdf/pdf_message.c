@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "mime/mime.h"
 #include "pdf/pdf_int.h"
 
@@ -367,9 +369,27 @@ static int pdf_budget(struct pdf_job *job, uint64_t n, struct sg_error *err)
 	return 0;
 }
 
-/* pdf_write_part - decoded content of a leaf part into fd */
+/* pdf_is_compressible - deflate (level 1) shrinks the sample by 5% or more.
+ * Already compressed files (JPEG, ZIP, most PDFs) do not, and deflating
+ * them again costs most of the time of a PDF with a big attachment. */
+static bool pdf_is_compressible(const char *data, size_t len)
+{
+	uLongf outlen = compressBound((uLong)len);
+	Bytef *out = sg_xmalloc(outlen);
+	bool yes = false;
+
+	if (len < 64)
+		yes = true; /* too small to tell and to matter */
+	else if (compress2(out, &outlen, (const Bytef *)data, (uLong)len, 1) == Z_OK)
+		yes = outlen < len - len / 20;
+	free(out);
+	return yes;
+}
+
+/* pdf_write_part - decoded content of a leaf part into fd; the first chunk
+ * decides *compressible_r */
 static int pdf_write_part(struct pdf_job *job, GMimeObject *p, int fd, uint64_t *size_r,
-	struct sg_error *err)
+	bool *compressible_r, struct sg_error *err)
 {
 	GMimeStream *s = pdf_decoded_stream(p, false, NULL);
 	char *buf;
@@ -377,10 +397,13 @@ static int pdf_write_part(struct pdf_job *job, GMimeObject *p, int fd, uint64_t 
 	int rc = 0;
 
 	*size_r = 0;
+	*compressible_r = true;
 	if (s == NULL)
 		return 0;
 	buf = sg_xmalloc(PDF_CHUNK);
 	while ((n = g_mime_stream_read(s, buf, PDF_CHUNK)) > 0) {
+		if (*size_r == 0)
+			*compressible_r = pdf_is_compressible(buf, (size_t)n);
 		if (pdf_budget(job, (uint64_t)n, err) < 0) {
 			rc = -1;
 			break;
@@ -454,10 +477,11 @@ static int pdf_decode_files(struct pdf_job *job, struct sg_error *err)
 			pdf_mime_type(it->obj);
 		e->name = pdf_item_name(job, it, e->mime_type);
 		it->embed = (int)job->nembeds++;
+		e->is_compressible = true; /* a message is mostly text */
 		if (it->kind == PDF_ITEM_MESSAGE)
 			rc = pdf_write_message(job, it->obj, fd, &e->size, err);
 		else
-			rc = pdf_write_part(job, it->obj, fd, &e->size, err);
+			rc = pdf_write_part(job, it->obj, fd, &e->size, &e->is_compressible, err);
 		if (close(fd) < 0 && rc == 0) {
 			sg_error_set_errno(err, SG_E_IO, errno, "pdf: close work file");
 			rc = -1;
@@ -758,6 +782,21 @@ out:
 	return rc;
 }
 
+/* pdf_qpdf_flags_for - deflate the embedded files when at least a quarter
+ * of their bytes is compressible (qpdf decides for all files at once) */
+static unsigned pdf_qpdf_flags_for(const struct pdf_job *job)
+{
+	uint64_t all = 0, comp = 0;
+	unsigned i;
+
+	for (i = 0; i < job->nembeds; i++) {
+		all += job->embeds[i].size;
+		if (job->embeds[i].is_compressible)
+			comp += job->embeds[i].size;
+	}
+	return comp * 4 >= all ? PDF_QPDF_COMPRESS : 0;
+}
+
 /* pdf_job_cleanup - remove the work files and free the job */
 static void pdf_job_cleanup(struct pdf_job *job)
 {
@@ -837,7 +876,7 @@ int pdf_message_write(struct mime_msg *m, const struct pdf_options *opt, int out
 	fd = -1;
 	out_path = sg_xasprintf("%s/out.pdf", job.dir);
 	if (pdf_qpdf_run(page_path, out_path, job.embeds, job.nembeds, opt->user_password,
-	    opt->cipher, err) < 0)
+	    opt->cipher, pdf_qpdf_flags_for(&job), err) < 0)
 		goto out;
 	if (pdf_copy_out(&job, out_path, out_fd, &res.size, err) < 0)
 		goto out;

@@ -40,7 +40,7 @@ static int pdf_qpdf_log_fn(char const *data, size_t len, void *udata)
 /* pdf_qpdf_job - the job JSON (caller frees with free()) */
 static char *pdf_qpdf_job(const char *in_path, const char *out_path,
 	const struct pdf_embed *files, unsigned nfiles, const char *user_pw,
-	const char *owner_pw, enum pdf_cipher cipher)
+	const char *owner_pw, enum pdf_cipher cipher, unsigned flags)
 {
 	json_t *job = json_object(), *enc = json_object(), *att = json_array();
 	char key[32];
@@ -49,6 +49,10 @@ static char *pdf_qpdf_job(const char *in_path, const char *out_path,
 
 	json_object_set_new(job, "inputFile", json_string(in_path));
 	json_object_set_new(job, "outputFile", json_string(out_path));
+	/* cairo's streams are deflated already and stay as they are; this only
+	 * decides whether qpdf deflates the embedded files */
+	json_object_set_new(job, "compressStreams",
+		json_string(flags & PDF_QPDF_COMPRESS ? "y" : "n"));
 	for (i = 0; i < nfiles; i++) {
 		json_t *a = json_object();
 
@@ -80,7 +84,8 @@ static char *pdf_qpdf_job(const char *in_path, const char *out_path,
 }
 
 int pdf_qpdf_run(const char *in_path, const char *out_path, const struct pdf_embed *files,
-	unsigned nfiles, const char *user_pw, enum pdf_cipher cipher, struct sg_error *err)
+	unsigned nfiles, const char *user_pw, enum pdf_cipher cipher, unsigned flags,
+	struct sg_error *err)
 {
 	unsigned char rnd[16];
 	char owner[33];
@@ -94,7 +99,7 @@ int pdf_qpdf_run(const char *in_path, const char *out_path, const struct pdf_emb
 	if (sg_random_bytes(rnd, sizeof(rnd), err) < 0)
 		return -1;
 	sg_hex(owner, rnd, sizeof(rnd));
-	json = pdf_qpdf_job(in_path, out_path, files, nfiles, user_pw, owner, cipher);
+	json = pdf_qpdf_job(in_path, out_path, files, nfiles, user_pw, owner, cipher, flags);
 	if (json == NULL) {
 		/* only invalid UTF-8 in a string makes jansson fail here */
 		sg_error_set(err, SG_E_INVAL, "pdf: cannot build the qpdf job (invalid UTF-8)");

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -442,7 +443,7 @@ static void test_F_PDF_1_html_as_text_no_fetch(void **state)
 		"</a> or <a href=3D\"https://example.org/\">https://example.org/</a>.</p>"
 		"<table><tr><th>Name</th><th>Value</th></tr><tr><td>alpha</td><td>42</td></tr>"
 		"</table><ul><li>first item</li><li>second item</li></ul>"
-		"<ol><li>one</li><li>two</li></ol>"
+		"<ol><li>one</li><li><p>two</p></li></ol>"
 		"<img src=3D\"http://127.0.0.1:%d/pixel.gif\" alt=3D\"Company logo\">"
 		"<iframe src=3D\"http://127.0.0.1:%d/f\"></iframe>"
 		"<p>Caf=E9 &amp; cr&egrave;me &#x4e16;&#x754c;</p>"
@@ -759,6 +760,128 @@ static void test_F_PDF_5_reply_link_in_pdf(void **state)
 	free(dir);
 }
 
+/* attachment_mail - one attachment of len bytes (base64) after a text body */
+static char *attachment_mail(const void *data, size_t len, const char *type, size_t *len_r)
+{
+	char *enc = b64(data, len);
+	char *msg = g_strdup_printf("From: a@example.com\r\nTo: b@example.net\r\n"
+		"Subject: one file\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+		"Body \xe4\xbd\xa0\xe5\xa5\xbd\r\n"
+		"--b\r\nContent-Type: %s\r\nContent-Disposition: attachment; filename=f.dat\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n", type, enc);
+
+	free(enc);
+	*len_r = strlen(msg);
+	return msg;
+}
+
+/* Compressible attachments are deflated, incompressible ones stored as
+ * they are (deflating them again would only cost time). */
+static void test_F_PDF_1_compression_choice(void **state)
+{
+	char *dir = test_mkdtemp(), *msg, path[4096];
+	size_t i, len, n = 2u << 20;
+	unsigned char *data = malloc(n);
+	struct pdf_options o = opts(PW);
+	struct pdf_result res;
+	struct sg_error err;
+
+	(void)state;
+	assert_non_null(data);
+	for (i = 0; i < n; i++)
+		data[i] = (unsigned char)"Lorem ipsum dolor sit amet, consectetur.\n"[i % 42];
+	msg = attachment_mail(data, n, "text/plain", &len);
+	assert_int_equal(test_render(msg, len, &o, dir, "a.pdf", &res, &err), 0);
+	g_free(msg);
+	assert_true(res.size < n / 10);
+	fill_random(data, n, 3);
+	msg = attachment_mail(data, n, "application/octet-stream", &len);
+	assert_int_equal(test_render(msg, len, &o, dir, "b.pdf", &res, &err), 0);
+	g_free(msg);
+	assert_true(res.size > n);
+	snprintf(path, sizeof(path), "%s/b.pdf", dir);
+	free(check_pdf(path, PW, "R = 6"));
+	{
+		char *xdir = g_strdup_printf("%s/x", dir);
+		const char *save[] = { "pdfdetach", "-upw", PW, "-saveall", "-o", xdir, path, NULL };
+
+		assert_int_equal(mkdir(xdir, 0700), 0);
+		assert_int_equal(test_run(save, NULL, 0), 0);
+		compare_file(xdir, "f.dat", data, n);
+		g_free(xdir);
+	}
+	free(data);
+	test_rm_rf(dir);
+	free(dir);
+}
+
+struct thread_arg {
+	const char *msg;
+	size_t len;
+	char *dir;
+	unsigned index;
+	int failures;
+};
+
+static void *render_thread(void *p)
+{
+	struct thread_arg *a = p;
+	struct pdf_options o = opts(PW);
+	struct sg_error err;
+	char name[32];
+	unsigned k;
+
+	for (k = 0; k < 3; k++) {
+		snprintf(name, sizeof(name), "t%u-%u.pdf", a->index, k);
+		if (test_render(a->msg, a->len, &o, a->dir, name, NULL, &err) < 0) {
+			fprintf(stderr, "thread %u: %s\n", a->index, err.msg);
+			a->failures++;
+		}
+	}
+	return NULL;
+}
+
+/* The MPA renders in several worker threads at once. */
+static void test_F_PDF_1_concurrent_threads(void **state)
+{
+	char *dir = test_mkdtemp(), *msg, path[4096], name[32], *text;
+	unsigned char data[3000];
+	struct thread_arg args[4];
+	pthread_t th[4];
+	size_t len;
+	unsigned i, k;
+
+	(void)state;
+	fill_random(data, sizeof(data), 11);
+	msg = attachment_mail(data, sizeof(data), "application/octet-stream", &len);
+	for (i = 0; i < 4; i++) {
+		args[i] = (struct thread_arg){ msg, len, dir, i, 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, render_thread, &args[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(args[i].failures, 0);
+	}
+	for (i = 0; i < 4; i++) {
+		for (k = 0; k < 3; k++) {
+			const char *t[] = { "pdftotext", "-upw", PW, path, "-", NULL };
+
+			snprintf(name, sizeof(name), "t%u-%u.pdf", i, k);
+			snprintf(path, sizeof(path), "%s/%s", dir, name);
+			assert_int_equal(test_run(t, &text, 0), 0);
+			assert_has(text, "Body \xe4\xbd\xa0\xe5\xa5\xbd");
+			assert_has(text, "f.dat (2.9 KB)");
+			free(text);
+		}
+	}
+	assert_int_equal(test_dir_entries(g_work), 0);
+	g_free(msg);
+	test_rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -775,6 +898,8 @@ int main(void)
 		cmocka_unit_test(test_F_PDF_4_attachment_over_max_size),
 		cmocka_unit_test(test_F_PDF_4_result_over_max_size),
 		cmocka_unit_test(test_F_PDF_5_reply_link_in_pdf),
+		cmocka_unit_test(test_F_PDF_1_compression_choice),
+		cmocka_unit_test(test_F_PDF_1_concurrent_threads),
 	};
 	struct sg_error err;
 	int rc;
