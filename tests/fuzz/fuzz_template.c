@@ -3,7 +3,8 @@
  * picks the template, the rest is the template text. It is validated and, if
  * valid, rendered with hostile values (CR/LF with a header line, invalid
  * UTF-8, HTML, list items and records). Oracle besides the sanitizers: no
- * value may add a field to the rendered message's header section.
+ * value may add a field to the rendered message's header section (unless the
+ * template itself has such a field).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,7 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (end != NULL)
 			*end = '\0';
-		if (strstr(s, "\nX-Injected:") != NULL)
+		/* (a field the template itself writes is not an injection) */
+		if (strcasestr(text, "X-Injected") == NULL &&
+			strcasestr(s, "\nX-Injected:") != NULL)
 			abort();
 		g_free(s);
 		mime_msg_free(&m);

@@ -523,7 +523,7 @@ static void test_attach_replaces_placeholder(void **state)
 	struct mime_msg *m;
 	GMimeMessage *back;
 	GMimeMultipart *mp;
-	GMimeObject *pdf;
+	GMimeObject *pdf = NULL;
 	GMimeStream *mem;
 	GByteArray *ba;
 	char *out;
