@@ -116,9 +116,10 @@ int ca_default_set(struct ca *ca, const char *name, struct sg_error *err);
  *   crl_dp (http(s)/ldap URL, default unset), ca_email (address, default
  *   unset), pfx_password_length (bytes, 8..64, default 16), store_password
  *   (bool, default false), pfx_encryption (aes256|legacy3des, default aes256),
- *   handler (built-in|delayed|cmp, default built-in), cmp_url, cmp_ref,
- *   cmp_secret (secret), cmp_client_cert, cmp_client_key (PEM file paths),
- *   cmp_trusted (PEM file: the CMP server's signer/root), cmp_recipient.
+ *   handler (built-in|delayed|cmp, default built-in), cmp_url (http://host:
+ *   port/path), cmp_ref + cmp_secret (secret: MAC-protected messages, IR) or
+ *   cmp_client_cert + cmp_client_key (PEM files: signature-protected, CR),
+ *   cmp_trusted (PEM file: trust anchors for signed CMP responses).
  */
 struct ca_setting_def {
 	const char *name;
@@ -145,8 +146,10 @@ struct ca_issue_opts {
 	int key;                    /* -1 = setting key_type, else enum ca_key_type */
 	int md;                     /* -1 = setting signature_algorithm */
 	const char *crl_dp;         /* NULL = from the settings (when add_crl_dp) */
+	const char *key_pem;        /* an existing unencrypted private key (PEM) to
+	                               certify instead of a new one; NULL = new */
 };
-#define CA_ISSUE_OPTS_INIT {NULL, {NULL, NULL, NULL, NULL, NULL}, 0, -1, -1, NULL}
+#define CA_ISSUE_OPTS_INIT {NULL, {NULL, NULL, NULL, NULL, NULL}, 0, -1, -1, NULL, NULL}
 
 struct ca_issued {
 	char thumbprint[PKI_THUMBPRINT_LEN + 1];
@@ -266,6 +269,9 @@ const char *ca_handler_name(enum ca_handler h);
 struct ca_request {
 	struct ca_subject subject;  /* email mandatory */
 	const char *ca_name;        /* built-in/delayed: NULL = default CA */
+	const char *key_pem;        /* built-in/CMP: existing key (PEM) or NULL =
+	                               generate one (the delayed handler refuses it:
+	                               keys are never queued) */
 };
 
 enum ca_request_result { CA_REQ_ISSUED = 1, CA_REQ_QUEUED = 2 };

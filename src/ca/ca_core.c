@@ -172,14 +172,13 @@ static const struct ca_setting_def settings[] = {
 	{"pfx_encryption", "aes256", "PKCS#12 protection: aes256|legacy3des", false},
 	{"handler", "built-in", "default request handler: built-in|delayed|cmp", false},
 	{"cmp_url", NULL, "CMP server http://host:port/path", false},
+	{"cmp_key_type", "rsa2048", "key generated for CMP requests", false},
 	{"cmp_ref", NULL, "CMP pre-shared secret reference (sender KID)", false},
 	{"cmp_secret", NULL, "CMP pre-shared secret", true},
 	{"cmp_client_cert", NULL, "CMP client certificate PEM file (instead of a secret)",
 		false},
 	{"cmp_client_key", NULL, "CMP client key PEM file", false},
 	{"cmp_trusted", NULL, "PEM file with the CMP server's trusted certificate(s)",
-		false},
-	{"cmp_recipient", NULL, "CMP recipient name, e.g. /CN=CA (default: from the server)",
 		false},
 	{NULL, NULL, NULL, false},
 };
@@ -212,7 +211,7 @@ static int setting_validate(const char *name, const char *v, struct sg_error *er
 		bad = sg_parse_u64(v, CA_DAYS_MAX, &u) < 0 || u == 0;
 	else if (strcmp(name, "pfx_password_length") == 0)
 		bad = sg_parse_u64(v, 64, &u) < 0 || u < 8;
-	else if (strcmp(name, "key_type") == 0)
+	else if (strcmp(name, "key_type") == 0 || strcmp(name, "cmp_key_type") == 0)
 		bad = ca_key_type_parse(v, &kt) < 0;
 	else if (strcmp(name, "signature_algorithm") == 0)
 		bad = ca_digest_parse(v, &md) < 0;
@@ -227,8 +226,7 @@ static int setting_validate(const char *name, const char *v, struct sg_error *er
 			!sg_str_has_prefix_ci(v, "ldap://")) || strlen(v) > 1024 ||
 			strpbrk(v, " \t\r\n\"<>") != NULL;
 	else if (strcmp(name, "cmp_url") == 0)
-		bad = (!sg_str_has_prefix_ci(v, "http://") && !sg_str_has_prefix_ci(v, "https://")) ||
-			strlen(v) > 1024;
+		bad = !sg_str_has_prefix_ci(v, "http://") || strlen(v) > 1024;
 	else if (strcmp(name, "ca_email") == 0)
 		bad = !sg_addr_is_valid(v);
 	else

@@ -23,6 +23,8 @@ struct ca {
 const char *ca_md_ossl(enum ca_digest d);
 EVP_PKEY *ca_key_generate(enum ca_key_type t, struct sg_error *err);
 bool ca_key_is_ec(const EVP_PKEY *k);
+/* ca_key_from_pem - an unencrypted RSA (>= 2048 bits) or EC private key */
+EVP_PKEY *ca_key_from_pem(const char *pem, struct sg_error *err);
 int ca_serial_set(X509 *x, struct sg_error *err);
 int ca_subject_check(const struct ca_subject *s, const char *what, struct sg_error *err);
 int ca_name_build(X509_NAME *n, const struct ca_subject *s, struct sg_error *err);

@@ -160,7 +160,7 @@ int ca_issue(struct ca *ca, const struct ca_issue_opts *o, struct ca_issued *r,
 				info.name);
 		goto out;
 	}
-	key = ca_key_generate(kt, err);
+	key = o->key_pem != NULL ? ca_key_from_pem(o->key_pem, err) : ca_key_generate(kt, err);
 	if (key == NULL)
 		goto out;
 	tbs = ee_build(&s, inter->x509, key, days, crl_dp, err);

@@ -22,6 +22,7 @@ static int req_builtin(struct ca *ca, const struct ca_request *rq, struct ca_iss
 
 	o.ca_name = rq->ca_name;
 	o.subject = rq->subject;
+	o.key_pem = rq->key_pem;
 	return ca_issue(ca, &o, r, err);
 }
 
@@ -34,6 +35,10 @@ static int req_enqueue(struct ca *ca, const struct ca_request *rq, int64_t *id_r
 	int64_t now = sg_now();
 	int r;
 
+	if (rq->key_pem != NULL) {
+		sg_error_set(err, SG_E_INVAL, "the delayed handler does not take a key");
+		return -1;
+	}
 	if (ca_subject_check(s, "request", err) < 0)
 		return -1;
 	ca_name_lower(s->email, lc, sizeof(lc));

@@ -24,6 +24,7 @@
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
 
@@ -50,6 +51,24 @@ EVP_PKEY *ca_key_generate(enum ca_key_type t, struct sg_error *err)
 	}
 	if (k == NULL)
 		sg_error_set_openssl(err, SG_E_CRYPTO, "generate %s key", ca_key_type_name(t));
+	return k;
+}
+
+EVP_PKEY *ca_key_from_pem(const char *pem, struct sg_error *err)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *k = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)"") : NULL;
+
+	BIO_free(b);
+	if (k == NULL) {
+		sg_error_set_openssl(err, SG_E_PARSE, "private key (unencrypted PEM expected)");
+		return NULL;
+	}
+	if (!(ca_key_is_ec(k) || (EVP_PKEY_is_a(k, "RSA") && EVP_PKEY_get_bits(k) >= 2048))) {
+		EVP_PKEY_free(k);
+		sg_error_set(err, SG_E_INVAL, "key must be RSA (>= 2048 bits) or EC");
+		return NULL;
+	}
 	return k;
 }
 

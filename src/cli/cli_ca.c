@@ -431,7 +431,15 @@ static int cli_ca_issue(struct cli_ctx *ctx, int argc, char **argv)
 	const char *key = opt_value(&argc, argv, "--key", &bad);
 	const char *sig = opt_value(&argc, argv, "--sig", &bad);
 	const char *crl_dp = opt_value(&argc, argv, "--crl-dp", &bad);
+	const char *handler = opt_value(&argc, argv, "--handler", &bad);
+	const char *keyfile = opt_value(&argc, argv, "--key-file", &bad);
 	struct pfx_req pr = {NULL, NULL, NULL, false, -1};
+	struct ca_request rq;
+	enum ca_handler h = CA_HANDLER_BUILTIN;
+	char *key_pem = NULL;
+	size_t key_len = 0;
+	int64_t id = 0;
+	int r;
 	struct ca_issue_opts o = CA_ISSUE_OPTS_INIT;
 	struct ca_issued is;
 	struct ca_cli c;
@@ -474,10 +482,31 @@ static int cli_ca_issue(struct cli_ctx *ctx, int argc, char **argv)
 			return cli_error("--sig: sha256, sha384 or sha512 expected");
 		o.md = (int)md;
 	}
-	if (ca_cli_open(ctx, &c) < 0)
+	if (handler != NULL && ca_handler_parse(handler, &h) < 0)
+		return cli_error("--handler: built-in, delayed or cmp expected");
+	if (keyfile != NULL && sg_file_read(keyfile, 1 << 20, &key_pem, &key_len, &err) < 0)
+		return cli_error("--key-file: %s", err.msg);
+	o.key_pem = key_pem;
+	if (ca_cli_open(ctx, &c) < 0) {
+		free_secret(key_pem);
 		return 1;
-	if (ca_issue(c.ca, &o, &is, &err) < 0) {
+	}
+	if (h == CA_HANDLER_BUILTIN) {
+		r = ca_issue(c.ca, &o, &is, &err) < 0 ? -1 : CA_REQ_ISSUED;
+	} else {
+		memset(&rq, 0, sizeof(rq));
+		rq.subject = o.subject;
+		rq.ca_name = caname;
+		rq.key_pem = key_pem;
+		r = ca_request_submit(c.ca, (int)h, &rq, &is, &id, &err);
+	}
+	if (r < 0) {
 		cli_error("ca issue: %s", err.msg);
+		goto out;
+	}
+	if (r == CA_REQ_QUEUED) {
+		printf("queued %lld\n", (long long)id);
+		rc = 0;
 		goto out;
 	}
 	printf("serial %s\n", is.serial);
@@ -486,6 +515,7 @@ static int cli_ca_issue(struct cli_ctx *ctx, int argc, char **argv)
 	printf("%s\n", is.thumbprint);   /* SPEC §13: the thumbprint is the last line */
 	rc = 0;
 out:
+	free_secret(key_pem);
 	ca_cli_close(&c);
 	return rc;
 }
@@ -791,8 +821,9 @@ static const struct cli_command cli_ca_commands[] = {
 		"show or change the CA settings"},
 	{"ca", "issue", cli_ca_issue, "EMAIL [--cn NAME] [--ca NAME] [--org O] "
 		"[--first-name F] [--last-name L] [--days N] [--key TYPE] [--sig MD] "
-		"[--crl-dp URL|--no-crl-dp] [--pfx FILE [--password-file F|--password-out F] "
-		"[--legacy] [--store-password|--no-store-password]]",
+		"[--crl-dp URL|--no-crl-dp] [--handler built-in|delayed|cmp] [--key-file KEY.pem] "
+		"[--pfx FILE [--password-file F|--password-out F] [--legacy] "
+		"[--store-password|--no-store-password]]",
 		"issue an S/MIME certificate; prints its thumbprint last"},
 	{"ca", "bulk", cli_ca_bulk, "FILE.csv [--preview] [--handler built-in|delayed|cmp]",
 		"request certificates for the rows of a CSV file (guide App. G)"},
