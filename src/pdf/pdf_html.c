@@ -62,6 +62,12 @@ static const char *const pdf_html_block[] = {
 	"ul", "ol", "li", "blockquote", "pre", "body", "html", NULL,
 };
 
+/* Blocks followed by a little vertical space, as browsers do. */
+static const char *const pdf_html_spaced[] = {
+	"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "blockquote", "pre",
+	"dl", NULL,
+};
+
 static bool pdf_html_in(const char *const *set, const char *name)
 {
 	for (; *set != NULL; set++)
@@ -242,6 +248,8 @@ static void pdf_html_end(void *ctx, const xmlChar *xname)
 	}
 	if (pdf_html_in(pdf_html_block, name) || g_ascii_strcasecmp(name, "tr") == 0)
 		pdf_html_newline(h);
+	if (pdf_html_in(pdf_html_spaced, name))
+		pdf_canvas_space(h->c);
 	if (pdf_html_is_heading(name) && h->heading > 0)
 		h->heading--;
 	else if (g_ascii_strcasecmp(name, "pre") == 0 && h->pre > 0)

@@ -1,0 +1,1 @@
+sg_add_fuzzer(fuzz_pdf DEPS sg_pdf sg_mime)
