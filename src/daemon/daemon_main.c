@@ -35,6 +35,7 @@
 #include "delivery/delivery.h"
 #include "mpa/mpa.h"
 #include "pki/pki.h"
+#include "sms/sms.h"
 #include "smtp/smtp.h"
 #include "store/store.h"
 
@@ -43,6 +44,8 @@
 /* How often the CRL thread asks the PKI module for due distribution points
  * (each point has its own schedule there: 12 h, backing off on failures). */
 #define DAEMON_CRL_CHECK_SECONDS 300
+/* How often the background thread sends due SMS (F-SMS-1). */
+#define DAEMON_SMS_SECONDS 10
 
 /* Set by the signal thread on SIGHUP; read by the scheduler. */
 static _Atomic bool daemon_reload_requested;
@@ -325,33 +328,66 @@ static void daemon_crl_cb(const char *url, int ok, const char *msg, void *arg)
 		ok ? "ok" : (msg != NULL ? msg : "failed"));
 }
 
+/* daemon_crl_round - download due CRLs; logs its own failures. */
+static void daemon_crl_round(struct store *db)
+{
+	struct sg_error err;
+	struct pki *pki = pki_open(db, &err);
+
+	if (pki == NULL || pki_crl_update(pki, NULL, 0, daemon_crl_cb, NULL, &err) < 0)
+		sg_log(SG_LOG_WARN, "crl update: %s", err.msg);
+	pki_close(&pki);
+}
+
+/* daemon_sms_round - send due SMS through the configured transport. */
+static void daemon_sms_round(struct store *db)
+{
+	struct sg_error err;
+	struct sms_run_stats st;
+
+	memset(&st, 0, sizeof(st));
+	if (sms_run_due(db, NULL, sg_now(), 50, &st, &err) < 0)
+		sg_log(SG_LOG_WARN, "sms: %s", err.msg);
+	else if (st.sent + st.deferred + st.failed > 0)
+		sg_log(SG_LOG_INFO, "sms: sent=%u, deferred=%u, failed=%u", st.sent,
+			st.deferred, st.failed);
+}
+
 /*
- * daemon_crl_thread - downloads due CRLs (F-PKI: scheduled CRL update) in a
- * thread of its own, since a download may block for its whole timeout. Its
- * own store connection; a database outage only delays the next round.
+ * daemon_background_thread - jobs that may block for a network timeout and so
+ * run outside the scheduler: CRL downloads (the PKI module keeps each
+ * distribution point's schedule: 12 h, backoff on failure) and the SMS queue.
+ * Its own store connection; a database outage only delays the next round.
  */
-static void *daemon_crl_thread(void *arg)
+static void *daemon_background_thread(void *arg)
 {
 	struct daemon *d = arg;
-	int64_t next = sg_mono_ms() + 10 * 1000;   /* first round shortly after start */
+	int64_t next_crl = sg_mono_ms() + 10 * 1000;   /* shortly after start */
+	int64_t next_sms = sg_mono_ms();
 
 	while (!atomic_load(&d->stopping)) {
 		struct sg_error err;
 		struct store *db;
-		struct pki *pki = NULL;
+		int64_t now = sg_mono_ms();
 
-		if (sg_mono_ms() < next) {
+		if (now < next_crl && now < next_sms) {
 			usleep(500 * 1000);   /* checks stopping twice a second */
 			continue;
 		}
-		next = sg_mono_ms() + DAEMON_CRL_CHECK_SECONDS * 1000;
 		db = store_open(d->cfg->database, &err);
-		if (db != NULL)
-			pki = pki_open(db, &err);
-		if (pki == NULL || pki_crl_update(pki, NULL, 0, daemon_crl_cb, NULL, &err) < 0)
-			sg_log(SG_LOG_WARN, "crl update: %s", err.msg);
-		pki_close(&pki);
+		if (db == NULL) {
+			sg_log(SG_LOG_DEBUG, "background jobs: %s", err.msg);
+		} else {
+			if (now >= next_sms)
+				daemon_sms_round(db);
+			if (now >= next_crl)
+				daemon_crl_round(db);
+		}
 		store_close(&db);
+		if (now >= next_sms)
+			next_sms = now + DAEMON_SMS_SECONDS * 1000;
+		if (now >= next_crl)
+			next_crl = now + DAEMON_CRL_CHECK_SECONDS * 1000;
 	}
 	return NULL;
 }
@@ -519,7 +555,7 @@ static int daemon_start(struct daemon *d)
 	if (pthread_create(&sched_thread, NULL, daemon_scheduler, d) != 0)
 		goto out;
 	sched_started = true;
-	if (pthread_create(&crl_thread, NULL, daemon_crl_thread, d) != 0)
+	if (pthread_create(&crl_thread, NULL, daemon_background_thread, d) != 0)
 		goto out;
 	crl_started = true;
 
