@@ -364,9 +364,12 @@ static int decide_external(struct policy_result *res, const struct policy_msg *m
 }
 
 /* decide_internal - decryption candidate (F-POL-5) */
-static int decide_internal(const struct policy_msg *msg, struct policy_decision *d,
-	struct policy_subject_filter **filter, struct sg_error *err)
+static int decide_internal(const struct policy_result *res, const struct policy_msg *msg,
+	struct policy_decision *d, struct policy_subject_filter **filter, struct sg_error *err)
 {
+	/* the filter works on the subject with any trigger already removed */
+	const char *subject = res->subject_out != NULL ? res->subject_out : msg->subject;
+
 	const struct policy_props *rp = d->props;
 
 	d->encrypt = POLICY_ENC_NO;
@@ -379,7 +382,7 @@ static int decide_internal(const struct policy_msg *msg, struct policy_decision 
 		d->flags |= POLICY_D_REMOVE_SIGNATURE;
 	if (policy_props_is_true(rp, POLICY_P_ADD_SECURITY_INFO))
 		d->flags |= POLICY_D_ADD_SECURITY_INFO;
-	if (policy_props_is_true(rp, POLICY_P_SUBJECT_FILTER_ENABLED) && msg->subject != NULL) {
+	if (policy_props_is_true(rp, POLICY_P_SUBJECT_FILTER_ENABLED) && subject != NULL) {
 		d->flags |= POLICY_D_SUBJECT_FILTER;
 		if (*filter == NULL) {
 			*filter = policy_subject_filter_parse(policy_props_get(rp,
@@ -387,7 +390,7 @@ static int decide_internal(const struct policy_msg *msg, struct policy_decision 
 			if (*filter == NULL)
 				return -1;
 		}
-		if (policy_subject_filter_apply(*filter, msg->subject, &d->subject, err) < 0)
+		if (policy_subject_filter_apply(*filter, subject, &d->subject, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -430,7 +433,7 @@ static int decide_one(struct policy *p, struct policy_result *res,
 	d->smime_max_size = min_size(sp, d->props, POLICY_P_SMIME_MAX_SIZE);
 	d->pdf_max_size = min_size(sp, d->props, POLICY_P_PDF_MAX_SIZE);
 	if (d->is_internal) {
-		if (decide_internal(msg, d, filter, err) < 0)
+		if (decide_internal(res, msg, d, filter, err) < 0)
 			return -1;
 	} else if (decide_external(res, msg, env, d, err) < 0) {
 		return -1;

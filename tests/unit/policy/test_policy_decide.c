@@ -391,6 +391,14 @@ static void test_internal_recipient(void **state)
 	assert_string_equal(d->subject, "Re: hello");
 	assert_int_equal(e.cert_calls + e.pdf_calls, 0);
 	policy_result_free(&res);
+	/* a trigger that fired is gone from the filtered subject too */
+	ptest_set(f->p, G, NULL, "subject_trigger_enabled", "true");
+	ptest_set(f->p, G, NULL, "subject_trigger", "[encrypt]");
+	msg.subject = "Re: hello [encrypt] [signed]";
+	res = decide(f->p, &msg, "archive@corp.example", &e);
+	assert_true(res->is_subject_triggered);
+	assert_string_equal(res->rcpt[0].subject, "Re: hello");
+	policy_result_free(&res);
 }
 
 static void test_calendar_and_size(void **state)
