@@ -29,8 +29,12 @@
  * structure. Escaping by context:
  *     header fields   control characters (CR, LF, TAB, ...) in values become
  *                     spaces (no header injection); non-ASCII is encoded per
- *                     RFC 2047 when the message is written. Template syntax is
- *                     refused in MIME-Version and Content-* fields.
+ *                     RFC 2047 when the message is written (encoded words
+ *                     written in the template are decoded first, except in
+ *                     address fields); a field that renders empty is dropped.
+ *                     Template syntax is refused in MIME-Version and Content-*
+ *                     fields. A value in an address field is parsed as an
+ *                     address list: pass one address (or "Name <addr>").
  *     text/html       values are HTML-escaped (& < > " ')
  *     other text parts values as given (newlines kept, other controls dropped)
  *     SMS             like text; at most TEMPLATE_SMS_MAX characters

@@ -48,6 +48,20 @@ static bool tpl_is_structural(const char *name)
 	return sg_str_has_prefix_ci(name, "Content-") || strcasecmp(name, "MIME-Version") == 0;
 }
 
+/* tpl_is_address_field - fields GMime parses as address lists. */
+static bool tpl_is_address_field(const char *name)
+{
+	static const char *const names[] = {"From", "To", "Cc", "Bcc", "Reply-To", "Sender"};
+	size_t i;
+
+	if (sg_str_has_prefix_ci(name, "Resent-"))
+		return true;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* tpl_line_of - 1-based line of byte offset off in the source. */
 static unsigned tpl_line_of(const struct tpl_job *j, gint64 off)
 {
@@ -128,6 +142,15 @@ static int tpl_mime_headers(struct tpl_job *j, GMimeObject *obj)
 			return -1;
 		}
 		val = tpl_unfold(raw);
+		if (!tpl_is_address_field(name)) {
+			/* encoded words the template author wrote are text, not
+			 * literal "=?...?=": decode before the value is re-encoded */
+			char *dec = g_mime_utils_header_decode_text(NULL, val);
+
+			free(val);
+			val = sg_xstrdup(dec);
+			g_free(dec);
+		}
 		rc = tpl_render_piece(j, val, strlen(val), line, (unsigned)strlen(name) + 3,
 			TPL_CTX_HEADER, &out);
 		free(val);
@@ -136,7 +159,14 @@ static int tpl_mime_headers(struct tpl_job *j, GMimeObject *obj)
 			return -1;
 		}
 		g_strstrip(out);
-		g_mime_header_set_value(h, NULL, out, "utf-8");
+		if (out[0] == '\0') {
+			/* an optional field ("Cc: ${cc}") that came out empty goes */
+			g_mime_header_list_remove_at(hl, i);
+			i--;
+			n--;
+		} else {
+			g_mime_header_set_value(h, NULL, out, "utf-8");
+		}
 		free(out);
 	}
 	return 0;

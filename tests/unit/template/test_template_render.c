@@ -604,6 +604,90 @@ static void test_attach_adds_part(void **state)
 	mime_msg_free(&m);
 }
 
+/* A field that renders empty is dropped; encoded words in the template are
+ * decoded before the value is re-encoded. */
+static void test_fields_empty_and_encoded(void **state)
+{
+	static const char text[] =
+		"From: ${from}\n"
+		"To: ${to}\n"
+		"Cc: ${reason}\n"
+		"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= ${subject}\n"
+		"\n"
+		"x\n";
+	struct template_var v[] = {
+		{"from", "p@example.com"}, {"to", "a@example.com"}, {"subject", "x"},
+		{"reason", "c@example.com"},
+	};
+	struct sg_error err;
+	struct mime_msg *m;
+	GMimeMessage *back;
+	char *out;
+
+	(void)state;
+	assert_int_equal(template_render_mail(TEMPLATE_ENCRYPTION_FAILED, text, v, 3, NULL, &m,
+		&err), 0);
+	out = msg_to_string(m);
+	back = reparse(out);
+	assert_null(g_mime_object_get_header(GMIME_OBJECT(back), "Cc"));
+	assert_string_equal(g_mime_message_get_subject(back), "Grüße x");
+	g_free(out);
+	g_object_unref(back);
+	mime_msg_free(&m);
+	assert_int_equal(template_render_mail(TEMPLATE_ENCRYPTION_FAILED, text, v, 4, NULL, &m,
+		&err), 0);
+	out = msg_to_string(m);
+	back = reparse(out);
+	assert_int_equal(internet_address_list_length(g_mime_message_get_cc(back)), 1);
+	g_free(out);
+	g_object_unref(back);
+	mime_msg_free(&m);
+}
+
+/* Templates saved with CRLF line ends (edited on Windows) work the same. */
+static void test_crlf_template(void **state)
+{
+	static const char text[] =
+		"From: ${from}\r\n"
+		"To: ${to}\r\n"
+		"Subject: s\r\n"
+		"\r\n"
+		"Recipients:\r\n"
+		"<#list recipients as r>\r\n"
+		"  ${r}\r\n"
+		"</#list>\r\n"
+		"end\r\n";
+	struct template_var v[] = {
+		{"from", "p@example.com"}, {"to", "a@example.com"},
+		{"recipients", "b@example.net"}, {"recipients", "c@example.net"},
+	};
+	struct sg_error err;
+	struct mime_msg *m;
+	GMimeMessage *back;
+	char *out, *body;
+
+	(void)state;
+	if (template_render_mail(TEMPLATE_ENCRYPTION_FAILED, text, v, 4, NULL, &m, &err) < 0)
+		fail_msg("%s", err.msg);
+	out = msg_to_string(m);
+	back = reparse(out);
+	body = all_text(back);
+	/* GMime's text may keep CR; compare with CR removed */
+	{
+		char *r, *w;
+
+		for (r = w = body; *r != '\0'; r++)
+			if (*r != '\r')
+				*w++ = *r;
+		*w = '\0';
+	}
+	assert_string_equal(body, "Recipients:\n  b@example.net\n  c@example.net\nend\n");
+	g_free(body);
+	g_free(out);
+	g_object_unref(back);
+	mime_msg_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -613,6 +697,8 @@ int main(void)
 		cmocka_unit_test(test_header_injection),
 		cmocka_unit_test(test_utf8_header_rfc2047),
 		cmocka_unit_test(test_html_part_escaped),
+		cmocka_unit_test(test_fields_empty_and_encoded),
+		cmocka_unit_test(test_crlf_template),
 		cmocka_unit_test(test_validation_refusals),
 		cmocka_unit_test(test_validation_limits),
 		cmocka_unit_test(test_sms),
