@@ -203,6 +203,43 @@ static char *cli_tpl_sample(struct cli_ctx *ctx, const struct template_def *d,
 	return out;
 }
 
+/* cli_tpl_show_json - `template show --json`: the catalogue entry and text. */
+static void cli_tpl_show_json(const struct template_def *d, const struct template_src *src,
+	const char *sample)
+{
+	json_t *o = json_object(), *vars = json_array();
+	size_t i;
+
+	for (i = 0; i < d->nvars; i++) {
+		const struct template_var_def *v = &d->vars[i];
+		json_t *jv = json_pack("{s:s, s:s, s:s}", "name", v->name, "type",
+			cli_tpl_var_type(v->type), "help", v->help);
+
+		if (v->type == TEMPLATE_VAR_RECORDS) {
+			json_t *fields = json_array();
+			size_t f;
+
+			for (f = 0; v->fields[f] != NULL; f++)
+				json_array_append_new(fields, json_string(v->fields[f]));
+			json_object_set_new(jv, "fields", fields);
+		}
+		json_array_append_new(vars, jv);
+	}
+	json_object_set_new(o, "name", json_string(d->name));
+	json_object_set_new(o, "title", json_string(d->title));
+	json_object_set_new(o, "kind", json_string(cli_tpl_kind(d)));
+	json_object_set_new(o, "global_only",
+		json_boolean((d->flags & TEMPLATE_F_GLOBAL_ONLY) != 0));
+	json_object_set_new(o, "level", json_string(policy_level_name(src->level)));
+	json_object_set_new(o, "owner", json_string(src->owner));
+	json_object_set_new(o, "updated", json_integer(src->updated));
+	json_object_set_new(o, "variables", vars);
+	json_object_set_new(o, "text", json_string(src->text));
+	if (sample != NULL)
+		json_object_set_new(o, "sample", json_string(sample));
+	cli_tpl_json_print(o);
+}
+
 static int cli_template_show(struct cli_ctx *ctx, int argc, char **argv)
 {
 	const struct template_def *d;
@@ -232,36 +269,7 @@ static int cli_template_show(struct cli_ctx *ctx, int argc, char **argv)
 		}
 	}
 	if (ctx->json) {
-		json_t *o = json_object(), *vars = json_array();
-
-		for (i = 0; i < d->nvars; i++) {
-			const struct template_var_def *v = &d->vars[i];
-			json_t *jv = json_pack("{s:s, s:s, s:s}", "name", v->name, "type",
-				cli_tpl_var_type(v->type), "help", v->help);
-
-			if (v->type == TEMPLATE_VAR_RECORDS) {
-				json_t *fields = json_array();
-				size_t f;
-
-				for (f = 0; v->fields[f] != NULL; f++)
-					json_array_append_new(fields, json_string(v->fields[f]));
-				json_object_set_new(jv, "fields", fields);
-			}
-			json_array_append_new(vars, jv);
-		}
-		json_object_set_new(o, "name", json_string(d->name));
-		json_object_set_new(o, "title", json_string(d->title));
-		json_object_set_new(o, "kind", json_string(cli_tpl_kind(d)));
-		json_object_set_new(o, "global_only",
-			json_boolean((d->flags & TEMPLATE_F_GLOBAL_ONLY) != 0));
-		json_object_set_new(o, "level", json_string(policy_level_name(src->level)));
-		json_object_set_new(o, "owner", json_string(src->owner));
-		json_object_set_new(o, "updated", json_integer(src->updated));
-		json_object_set_new(o, "variables", vars);
-		json_object_set_new(o, "text", json_string(src->text));
-		if (sample != NULL)
-			json_object_set_new(o, "sample", json_string(sample));
-		cli_tpl_json_print(o);
+		cli_tpl_show_json(d, src, sample);
 	} else if (a.is_sample) {
 		fputs(sample, stdout);
 		if (sample[0] != '\0' && sample[strlen(sample) - 1] != '\n')

@@ -688,6 +688,42 @@ static void test_crlf_template(void **state)
 	mime_msg_free(&m);
 }
 
+/* 10,000 recipients (the policy's per-message maximum) render in one go. */
+static void test_many_recipients(void **state)
+{
+	const struct template_def *d = template_def(TEMPLATE_ENCRYPTION_FAILED);
+	enum { N = 10000 };
+	struct template_var *v = calloc(N + 1, sizeof(*v));
+	char (*addr)[32] = calloc(N, sizeof(*addr));
+	struct sg_error err;
+	struct mime_msg *m;
+	GMimeMessage *back;
+	char *out, *body;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N; i++) {
+		snprintf(addr[i], sizeof(addr[i]), "r%zu@example.net", i);
+		v[i].name = "recipients";
+		v[i].value = addr[i];
+	}
+	v[N].name = "subject";
+	v[N].value = "many";
+	assert_int_equal(template_render_mail(TEMPLATE_ENCRYPTION_FAILED, d->factory, v, N + 1,
+		NULL, &m, &err), 0);
+	out = msg_to_string(m);
+	back = reparse(out);
+	body = all_text(back);
+	assert_non_null(strstr(body, "  r0@example.net\n  r1@example.net\n"));
+	assert_non_null(strstr(body, "  r9999@example.net\n"));
+	g_free(body);
+	g_free(out);
+	g_object_unref(back);
+	mime_msg_free(&m);
+	free(addr);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -699,6 +735,7 @@ int main(void)
 		cmocka_unit_test(test_html_part_escaped),
 		cmocka_unit_test(test_fields_empty_and_encoded),
 		cmocka_unit_test(test_crlf_template),
+		cmocka_unit_test(test_many_recipients),
 		cmocka_unit_test(test_validation_refusals),
 		cmocka_unit_test(test_validation_limits),
 		cmocka_unit_test(test_sms),
