@@ -120,6 +120,14 @@ add_recipient(CMS_ContentInfo *cms, X509 *x, enum smime_key_transport kt,
 	EVP_PKEY_CTX *pctx;
 	char subj[256];
 
+	/* RSA key transport or ECDH (RFC 5753) only: OpenSSL 3.0 has no X25519/
+	 * X448 CMS, and a failure at CMS_final could not name the certificate */
+	if (pk == NULL || (!EVP_PKEY_is_a(pk, "RSA") && !EVP_PKEY_is_a(pk, "EC"))) {
+		X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof(subj));
+		sg_error_set(err, SG_E_CRYPTO, "recipient %s: unsupported key type %s", subj,
+			pk ? EVP_PKEY_get0_type_name(pk) : "(none)");
+		return -1;
+	}
 	ri = CMS_add1_recipient_cert(cms, x, CMS_BINARY | (oaep ? CMS_KEY_PARAM : 0));
 	if (ri == NULL)
 		goto fail;
@@ -148,6 +156,7 @@ smime_encrypt(const void *msg, size_t len, STACK_OF(X509) *recips,
 	EVP_CIPHER *cipher = NULL;
 	BIO *in = NULL;
 	const char *cname;
+	size_t start = out != NULL ? out->len : 0;
 	int rc = -1;
 
 	if (opts == NULL)
@@ -179,6 +188,11 @@ smime_encrypt(const void *msg, size_t len, STACK_OF(X509) *recips,
 		goto ossl;
 	if (smime_write_out(&s.outer, cms, NULL, CMS_BINARY, out, err) < 0)
 		goto out;
+	if (out->len - start > smime_effective_max(opts->max_output)) {
+		sg_error_set(err, SG_E_LIMIT, "S/MIME output over %zu bytes",
+			smime_effective_max(opts->max_output));
+		goto out;
+	}
 	rc = 0;
 	goto out;
 ossl:
@@ -188,5 +202,7 @@ out:
 	CMS_ContentInfo_free(cms);
 	EVP_CIPHER_free(cipher);
 	smime_split_deinit(&s);
+	if (rc < 0)
+		smime_out_rollback(out, start);
 	return rc;
 }

@@ -39,6 +39,9 @@ int smime_bio_append(BIO *bio, struct sg_buf *b, struct sg_error *err);
 int smime_write_out(const struct sg_buf *outer, CMS_ContentInfo *cms, BIO *data, int flags,
 	struct sg_buf *out, struct sg_error *err);
 
+/* smime_out_rollback - cut out back to len bytes (nothing partial stays). */
+void smime_out_rollback(struct sg_buf *out, size_t len);
+
 /* smime_effective_max - m, or SMIME_DEFAULT_MAX when 0. */
 size_t smime_effective_max(size_t m);
 

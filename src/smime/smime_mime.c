@@ -27,6 +27,15 @@ smime_effective_max(size_t m)
 	return m ? m : SMIME_DEFAULT_MAX;
 }
 
+void
+smime_out_rollback(struct sg_buf *out, size_t len)
+{
+	if (out == NULL || out->data == NULL || len > out->len)
+		return;
+	out->len = len;
+	out->data[len] = '\0';
+}
+
 /* smime_crlf_append - copy runs without bare LF in one append each. */
 int
 smime_crlf_append(struct sg_buf *b, const void *data, size_t len, struct sg_error *err)

@@ -660,7 +660,7 @@ smime_open(const void *msg, size_t len, const struct smime_open_opts *opts,
 	static const struct smime_open_opts defaults = { 0 };
 	struct sg_buf bufs[2];
 	const char *cur = msg;
-	size_t curlen = len, max;
+	size_t curlen = len, max, start = out != NULL ? out->len : 0;
 	int which = 0, r, rc = -1;
 
 	if (opts == NULL)
@@ -681,8 +681,10 @@ smime_open(const void *msg, size_t len, const struct smime_open_opts *opts,
 		which ^= 1;
 		res->is_changed = true;
 	}
-	if (sg_buf_append(out, cur, curlen, err) < 0)
+	if (sg_buf_append(out, cur, curlen, err) < 0) {
+		smime_out_rollback(out, start);
 		goto out;
+	}
 	rc = 0;
 out:
 	sg_buf_deinit(&bufs[0]);

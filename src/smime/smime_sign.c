@@ -213,6 +213,7 @@ smime_sign(const void *msg, size_t len, const struct smime_signer *signer,
 	const char *mdname;
 	unsigned fl = CMS_BINARY | CMS_PARTIAL;
 	bool opaque;
+	size_t start = out != NULL ? out->len : 0;
 	int rc = -1;
 
 	if (opts == NULL)
@@ -254,6 +255,11 @@ smime_sign(const void *msg, size_t len, const struct smime_signer *signer,
 			CMS_DETACHED | CMS_BINARY | CMS_REUSE_DIGEST, out, err) < 0)
 			goto out;
 	}
+	if (out->len - start > smime_effective_max(opts->max_output)) {
+		sg_error_set(err, SG_E_LIMIT, "S/MIME output over %zu bytes",
+			smime_effective_max(opts->max_output));
+		goto out;
+	}
 	rc = 0;
 	goto out;
 ossl:
@@ -263,5 +269,7 @@ out:
 	CMS_ContentInfo_free(cms);
 	EVP_MD_free(md);
 	smime_split_deinit(&s);
+	if (rc < 0)
+		smime_out_rollback(out, start);
 	return rc;
 }

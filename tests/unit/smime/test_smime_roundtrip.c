@@ -516,6 +516,50 @@ test_plain_and_garbage(void **state)
 	free(msg);
 }
 
+/* Fail closed: a recipient key OpenSSL 3.0 cannot use in CMS (X25519) fails
+ * the whole call, even next to a good one; an output over max_output is
+ * SG_E_LIMIT; in both cases out keeps exactly what it held before. */
+static void
+test_encrypt_fail_closed(void **state)
+{
+	struct tkey *bob = tkey_get("bob", "rsa2048");
+	STACK_OF(X509) *rc = sk_X509_new_null();
+	struct smime_encrypt_opts small = { .max_output = 1200 };   /* > message, < output */
+	struct sg_error e = { 0 };
+	struct sg_buf out;
+	X509 *x;
+	size_t len;
+	char *msg = tmsg_sample(1, &len);
+
+	assert_int_equal(trun("cd %s && openssl genpkey -algorithm X25519 -out x25519.key && "
+		"openssl pkey -in x25519.key -pubout -out x25519.pub && openssl x509 -new "
+		"-force_pubkey x25519.pub -CA ca.pem -CAkey ca.key -subj /CN=x25519 -days 10 "
+		"-out x25519.pem 2>/dev/null", tenv_dir()), 0);
+	x = tload_cert(tpath("x25519.pem"));
+	assert_non_null(x);
+	sk_X509_push(rc, bob->cert);
+	sk_X509_push(rc, x);
+	sg_buf_init(&out, 1 << 24);
+	assert_int_equal(sg_buf_append_str(&out, "keep", &e), 0);
+	assert_int_equal(smime_encrypt(msg, len, rc, NULL, &out, &e), -1);
+	assert_int_equal(e.code, SG_E_CRYPTO);
+	if (strstr(e.msg, "x25519") == NULL)
+		fail_msg("error does not name the recipient: %s", e.msg);
+	assert_int_equal(out.len, 4);
+	assert_string_equal(out.data, "keep");
+
+	(void)sk_X509_pop(rc);
+	memset(&e, 0, sizeof(e));
+	if (smime_encrypt(msg, len, rc, &small, &out, &e) != -1)
+		fail_msg("msg %zu bytes: output of %zu fits %zu", len, out.len, small.max_output);
+	assert_int_equal(e.code, SG_E_LIMIT);
+	assert_int_equal(out.len, 4);
+	sg_buf_deinit(&out);
+	sk_X509_free(rc);
+	X509_free(x);
+	free(msg);
+}
+
 /* Option parsing used by the pipeline's settings. */
 static void
 test_names(void **state)
@@ -546,6 +590,7 @@ main(void)
 		cmocka_unit_test(test_verify_unknown_and_untrusted),
 		cmocka_unit_test(test_encrypt_matrix),
 		cmocka_unit_test(test_decrypt_no_allowed_key),
+		cmocka_unit_test(test_encrypt_fail_closed),
 		cmocka_unit_test(test_encrypt_protect_headers),
 		cmocka_unit_test(test_nested_layers),
 		cmocka_unit_test(test_depth_limit),
