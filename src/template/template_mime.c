@@ -261,6 +261,19 @@ static int tpl_check_source(const struct template_def *def, const char *text, si
 	return 0;
 }
 
+/* tpl_boundary_lines - lines starting with "--" (possible boundaries): GMime
+ * builds every part in memory and recurses per level, so a hostile template
+ * with thousands is refused before it is parsed (as the mime module does). */
+static size_t tpl_boundary_lines(const char *text, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i + 1 < len; i++)
+		if ((i == 0 || text[i - 1] == '\n') && text[i] == '-' && text[i + 1] == '-')
+			n++;
+	return n;
+}
+
 static GMimeMessage *tpl_mime_parse(const char *text, size_t len)
 {
 	GMimeStream *st = g_mime_stream_mem_new_with_buffer(text, len);
@@ -285,6 +298,11 @@ static GMimeMessage *tpl_mail(const struct template_def *def, const char *text, 
 
 	if (tpl_check_source(def, text, len, err) < 0)
 		return NULL;
+	if (tpl_boundary_lines(text, len) > 4 * TPL_MIME_PARTS_MAX) {
+		sg_error_set(err, SG_E_LIMIT, "template %s: more than %d lines starting with "
+			"\"--\"", def->name, 4 * TPL_MIME_PARTS_MAX);
+		return NULL;
+	}
 	gm = tpl_mime_parse(text, len);
 	body = gm != NULL ? g_mime_message_get_mime_part(gm) : NULL;
 	if (body == NULL) {

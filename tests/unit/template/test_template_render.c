@@ -420,6 +420,32 @@ static void test_validation_limits(void **state)
 	assert_int_equal(template_validate(TEMPLATE_ENCRYPTION_FAILED, withnul,
 		sizeof(withnul) - 1, &err), -1);
 	assert_non_null(strstr(err.msg, "NUL"));
+	/* deep nesting / many parts: refused before GMime builds them */
+	{
+		struct sg_buf b;
+		int i;
+
+		sg_buf_init(&b, TEMPLATE_SOURCE_MAX);
+		sg_buf_append_str(&b, "From: ${from}\nTo: ${to}\nSubject: s\n"
+			"Content-Type: multipart/mixed; boundary=\"b0\"\n\n", NULL);
+		for (i = 1; i < 400; i++)
+			sg_buf_printf(&b, NULL, "--b%d\nContent-Type: multipart/mixed; "
+				"boundary=\"b%d\"\n\n", i - 1, i);
+		assert_int_equal(template_validate(TEMPLATE_ENCRYPTION_FAILED, b.data, b.len,
+			&err), -1);
+		assert_int_equal(err.code, SG_E_LIMIT);
+		sg_buf_reset(&b);
+		sg_buf_append_str(&b, "From: ${from}\nTo: ${to}\nSubject: s\n"
+			"Content-Type: multipart/mixed; boundary=\"b0\"\n\n", NULL);
+		for (i = 1; i < 12; i++)
+			sg_buf_printf(&b, NULL, "--b%d\nContent-Type: multipart/mixed; "
+				"boundary=\"b%d\"\n\n", i - 1, i);
+		assert_int_equal(template_validate(TEMPLATE_ENCRYPTION_FAILED, b.data, b.len,
+			&err), -1);
+		assert_int_equal(err.code, SG_E_LIMIT);
+		assert_non_null(strstr(err.msg, "levels"));
+		sg_buf_deinit(&b);
+	}
 }
 
 static void test_sms(void **state)
