@@ -211,43 +211,62 @@ struct pdf_result {
 
 /*
  * pdf_message_write - F-PDF-1/2: render m as an encrypted PDF and write it
- * to out_fd at its current offset (any writable fd; nothing is written
- * unless the whole PDF was built). What the PDF holds:
- *  - a header block: From, To, Cc (when present), Date, Subject (decoded
- *    RFC 2047 values) and the list of attachments with sizes;
- *  - the body: of a multipart/alternative the text/plain part is preferred
- *    (else text/html); every inline text/plain or text/html part without a
- *    file name is rendered in order, converted to UTF-8 from its charset.
- *    Long lines wrap, pages break as needed, right-to-left paragraphs are
- *    right-aligned (Unicode bidi), any script is drawn with a fontconfig
- *    fallback font. HTML is shown as text: headings, paragraphs, lists
- *    ("•" / "1."), tables (cells separated by " | ", one row per line),
- *    links as "text <URL>", images as "[image: alt]"; script/style/head are
- *    dropped and nothing is ever fetched;
- *  - each nested message/rfc822 part starts a block with its own headers
- *    and its bodies are rendered the same way;
+ * to out_fd at its current offset (any writable fd). What the PDF holds:
+ *  - with opt->reply_link, a line "Reply: Reply securely to this message"
+ *    at the top of page 1 that links to the URL;
+ *  - a header block: From, To, Cc, Date, Subject (those present; decoded
+ *    RFC 2047 values, at most 8 KiB each) and "Attached:" with every
+ *    embedded file's name and size, one per line;
+ *  - the body: of a multipart/alternative the first inline text/plain part
+ *    is shown (else the last part, RFC 2046 §5.1.4); every inline
+ *    text/plain or text/html part without a file name is rendered in order,
+ *    converted to UTF-8 from its charset. Long lines wrap (a line longer
+ *    than 4 KiB is also broken there), pages break as needed (A4, page
+ *    numbers), right-to-left paragraphs are right-aligned (Unicode bidi),
+ *    any script is drawn with a fontconfig fallback font. HTML is shown as
+ *    text: headings bold, paragraphs, lists ("•" / "1."), tables (cells
+ *    separated by " | ", one row per line), links as "text <URL>", images
+ *    as "[image: alt]", <pre> in a monospace font; script, style, head and
+ *    similar elements are dropped and nothing is ever fetched;
+ *  - each nested message/rfc822 part starts a block "Attached message" with
+ *    its own headers, and its bodies are rendered the same way;
  *  - embedded files (PDF file attachments with file name and MIME type):
- *    every part that is not a rendered body (including parts with a file
- *    name, 0-byte parts and attachments inside nested messages), and every
- *    nested message/rfc822 part as a .eml file as well. Parts of a
- *    multipart/alternative that is not shown are not embedded unless their
- *    disposition is "attachment". File names lose any directory part and
- *    control characters; a repeated name gets " (2)", " (3)"... before the
- *    extension; a part without one is "attachment-N.bin" (message parts
- *    "message-N.eml").
+ *    every part that is not a rendered body (parts with a file name or
+ *    disposition attachment, 0-byte parts, non-text parts, parts inside
+ *    nested messages) and every nested message/rfc822 part as a .eml file
+ *    as well (so attachments of a nested message are both inside its .eml
+ *    and on their own). Parts of a multipart/alternative that is not shown
+ *    are not embedded unless their disposition is "attachment". File names
+ *    lose any directory part, control and bidi control characters (U+202E
+ *    etc.) and are cut at 200 bytes; a repeated name (case-insensitive)
+ *    gets " (2)", " (3)"... before the extension; a part without a name is
+ *    "attachment-N.<ext>" (ext from the MIME type, else .bin), a message
+ *    part "message-N.eml". A MIME type that is not "token/token" becomes
+ *    application/octet-stream. Embedded files are deflated when at least a
+ *    quarter of their bytes compresses (decided on the first 64 KiB of
+ *    each); JPEG/ZIP/PDF-like data is stored as it is.
  * Hostile input: a transfer encoding that does not decode (broken base64,
  * quoted-printable) is decoded leniently as GMime does (invalid characters
- * are skipped); an unknown or unconvertible charset is read as UTF-8 with
- * invalid sequences shown as U+FFFD; control characters are dropped.
+ * are skipped); an unknown charset is read as UTF-8 (invalid sequences shown
+ * as U+FFFD) under a small note "[unknown character set: shown as UTF-8]";
+ * control characters are dropped.
+ * Memory: part contents stream in 64 KiB pieces; the message is never
+ * loaded. libqpdf 11 holds the embedded file it is writing in memory (about
+ * two copies of the largest single attachment, never more than one file at
+ * a time); see bench/pdf.
  * Returns 0 (res_r, may be NULL, filled) or -1 with err:
- *  - SG_E_INVAL: missing/invalid password or option;
+ *  - SG_E_INVAL: missing/invalid password, cipher or arguments;
  *  - SG_E_LIMIT: more than MIME_MAX_PARTS parts or deeper than
- *    MIME_MAX_DEPTH (so 1,000 attachments fail), an opaque message, more
- *    than max_pages pages, or over max_size (attachments or result);
+ *    MIME_MAX_DEPTH (so 999+ attachments fail: 998 plus body and
+ *    multipart is the most), an opaque message (mime_msg_is_opaque), more
+ *    than max_pages pages, over max_size (the decoded attachments together,
+ *    checked while decoding, or the finished PDF);
  *  - SG_E_IO / SG_E_NOSPACE: work files or out_fd;
- *  - SG_E_CRYPTO / SG_E_INTERNAL: cairo or qpdf failed.
- * Fail closed: on any error out_fd gets nothing; the caller must not send
- * the message in clear.
+ *  - SG_E_NOMEM, SG_E_CRYPTO, SG_E_INTERNAL: library failures (cairo, qpdf).
+ * Fail closed: out_fd receives bytes only after the PDF was built
+ * completely (a write error on out_fd itself may leave part of it there);
+ * the work directory is removed on every path. On any error the caller must
+ * not send the message in clear.
  */
 int pdf_message_write(struct mime_msg *m, const struct pdf_options *opt, int out_fd,
 	struct pdf_result *res_r, struct sg_error *err);

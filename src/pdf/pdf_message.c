@@ -209,35 +209,44 @@ static char *pdf_mime_type(GMimeObject *p)
 	return out;
 }
 
-/* pdf_clean_name - a display file name: no directory, no control
- * characters, valid UTF-8, at most PDF_NAME_MAX bytes; NULL when empty */
+/* pdf_is_bidi_control - LRM/RLM, embeddings/overrides, isolates: in a file
+ * name they only serve to disguise the extension ("txt.exe" shown as
+ * "exe.txt") */
+static bool pdf_is_bidi_control(gunichar u)
+{
+	return u == 0x200e || u == 0x200f || (u >= 0x202a && u <= 0x202e) ||
+	       (u >= 0x2066 && u <= 0x2069) || u == 0x061c;
+}
+
+/* pdf_clean_name - a display file name: no directory, no control or bidi
+ * control characters, valid UTF-8, at most PDF_NAME_MAX bytes; NULL when
+ * nothing is left */
 static char *pdf_clean_name(const char *raw)
 {
-	const char *base;
+	const char *base, *p;
 	char *valid, *out;
-	size_t n, i, o = 0;
+	size_t n, o = 0;
 
 	if (raw == NULL)
 		return NULL;
 	base = raw;
-	for (i = 0; raw[i] != '\0'; i++)
-		if (raw[i] == '/' || raw[i] == '\\')
-			base = raw + i + 1;
+	for (p = raw; *p != '\0'; p++)
+		if (*p == '/' || *p == '\\')
+			base = p + 1;
 	valid = g_utf8_make_valid(base, -1);
 	n = strlen(valid);
 	out = sg_xmalloc(n + 1);
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)valid[i];
+	for (p = valid; *p != '\0'; p = g_utf8_next_char(p)) {
+		gunichar u = g_utf8_get_char(p);
+		size_t clen = (size_t)(g_utf8_next_char(p) - p);
 
-		if (c < 0x20 || c == 0x7f)
+		if (u < 0x20 || (u >= 0x7f && u < 0xa0) || pdf_is_bidi_control(u))
 			continue;
-		if (o >= PDF_NAME_MAX && (c & 0xc0) != 0x80)
+		if (o + clen > PDF_NAME_MAX)
 			break;
-		if (o < PDF_NAME_MAX)
-			out[o++] = (char)c;
+		memcpy(out + o, p, clen);
+		o += clen;
 	}
-	while (o > 0 && !g_utf8_validate(out, (gssize)o, NULL))
-		o--;
 	out[o] = '\0';
 	g_free(valid);
 	g_strstrip(out);

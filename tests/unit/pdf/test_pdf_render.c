@@ -389,7 +389,9 @@ static void test_F_PDF_1_duplicate_names(void **state)
 		"\r\n\r\none\r\n"
 		"--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=A.txt"
 		"\r\n\r\ntwo\r\n"
-		"--b\r\nContent-Type: image/png\r\n\r\nnoname\r\n--b--\r\n";
+		"--b\r\nContent-Type: image/png\r\n\r\nnoname\r\n"
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; "
+		"filename*=utf-8''invoice%E2%80%AEtxt.exe\r\n\r\nMZ\r\n--b--\r\n";
 	struct pdf_options o = opts(PW);
 	struct sg_error err;
 	const char *lst[] = { "pdfdetach", "-upw", PW, "-list", path, NULL };
@@ -401,6 +403,9 @@ static void test_F_PDF_1_duplicate_names(void **state)
 	assert_has(list, "a.txt");
 	assert_has(list, "A (2).txt");
 	assert_has(list, "attachment-3.png");
+	/* the right-to-left override that would show "exe.txt" is removed */
+	assert_has(list, "invoicetxt.exe");
+	assert_lacks(list, "\xe2\x80\xae");
 	free(list);
 	test_rm_rf(dir);
 	free(dir);
