@@ -45,6 +45,8 @@
 
 #define SMIME_MAX_DEPTH 8             /* nested S/MIME layers smime_open unwraps */
 #define SMIME_DEFAULT_MAX (64u << 20) /* output cap when an opts max is 0 */
+#define SMIME_MAX_RECIPIENTS 10000    /* recipient infos smime_open accepts */
+#define SMIME_MAX_SIGNERS 100         /* signer infos per signed layer */
 
 /* ------------------------------------------------------------------ sign */
 

@@ -193,7 +193,8 @@ smime_rid_match(const struct smime_rid *rid, X509 *cert)
 }
 
 /* collect_rids - one smime_rid per key transport recipient and per key
- * agreement recipient key; *rids_r is the caller's (free()). */
+ * agreement recipient key; *rids_r is the caller's (free()). At most
+ * SMIME_MAX_RECIPIENTS (hostile input): more returns (size_t)-1. */
 static size_t
 collect_rids(CMS_ContentInfo *cms, struct smime_rid **rids_r)
 {
@@ -210,6 +211,8 @@ collect_rids(CMS_ContentInfo *cms, struct smime_rid **rids_r)
 		if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS) {
 			if (!CMS_RecipientInfo_ktri_get0_signer_id(ri, &keyid, &issuer, &sno))
 				continue;
+			if (n >= SMIME_MAX_RECIPIENTS)
+				goto limit;
 			rids = sg_xrealloc(rids, (n + 1) * sizeof(*rids));
 			rids[n++] = (struct smime_rid){ SMIME_RID_KTRI, issuer, sno, keyid };
 		} else if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_AGREE) {
@@ -224,16 +227,24 @@ collect_rids(CMS_ContentInfo *cms, struct smime_rid **rids_r)
 				if (!CMS_RecipientEncryptedKey_get0_id(rek, &keyid, NULL, NULL,
 					&issuer, &sno))
 					continue;
+				if (n >= SMIME_MAX_RECIPIENTS)
+					goto limit;
 				rids = sg_xrealloc(rids, (n + 1) * sizeof(*rids));
 				rids[n++] = (struct smime_rid){ SMIME_RID_KARI, issuer, sno, keyid };
 			}
 		} else {
+			if (n >= SMIME_MAX_RECIPIENTS)
+				goto limit;
 			rids = sg_xrealloc(rids, (n + 1) * sizeof(*rids));
 			rids[n++] = (struct smime_rid){ SMIME_RID_OTHER, NULL, NULL, NULL };
 		}
 	}
 	*rids_r = rids;
 	return n;
+limit:
+	free(rids);
+	*rids_r = NULL;
+	return (size_t)-1;
 }
 
 /* tlv_enter / tlv_skip - step through the DER OpenSSL itself re-encoded. */
@@ -334,6 +345,10 @@ open_enveloped(CMS_ContentInfo *cms, const struct smime_open_opts *o,
 	BIO *mem = NULL;
 	int r = 0;
 
+	if (n == (size_t)-1) {
+		sg_error_set(err, SG_E_LIMIT, "more than %d recipients", SMIME_MAX_RECIPIENTS);
+		return -1;
+	}
 	content_cipher(cms, l->cipher, sizeof(l->cipher));
 	l->recipients = sg_xcalloc(n ? n : 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++)
@@ -537,6 +552,10 @@ open_signed(CMS_ContentInfo *cms, BIO *dcont, const struct smime_open_opts *o,
 
 	if (n < 0)
 		n = 0;
+	if (n > SMIME_MAX_SIGNERS) {
+		sg_error_set(err, SG_E_LIMIT, "more than %d signers", SMIME_MAX_SIGNERS);
+		return -1;
+	}
 	l->certs = CMS_get1_certs(cms);
 	l->signers = sg_xcalloc(n ? (size_t)n : 1, sizeof(*l->signers));
 	l->n_signers = (size_t)n;

@@ -224,6 +224,34 @@ test_openssl_reads_ours(void **state)
 		assert_file_is_entity(tpath(i == 0 ? "o-clear.eml.out" : i == 1 ?
 			"o-clear-ec.eml.out" : "o-opaque.eml.out"), f[i]);
 	}
+	/* LF input: signed and encrypted in canonical CRLF form */
+	{
+		size_t llen;
+		char *lf = tmsg_sample(0, &llen);
+		struct smime_signer sg = tsigner(T.alice);
+		STACK_OF(X509) *one = sk_X509_new_null();
+		struct sg_error e = { 0 };
+		struct sg_buf s1, s2;
+
+		sk_X509_push(one, T.bob->cert);
+		sg_buf_init(&s1, 1 << 24);
+		sg_buf_init(&s2, 1 << 24);
+		assert_int_equal(smime_sign(lf, llen, &sg, NULL, &s1, &e), 0);
+		assert_int_equal(smime_encrypt(lf, llen, one, NULL, &s2, &e), 0);
+		tfile_write(tpath("o-lf-sig.eml"), s1.data, s1.len);
+		tfile_write(tpath("o-lf-enc.eml"), s2.data, s2.len);
+		assert_int_equal(trun("openssl cms -verify -CAfile %s -in %s -out %s 2>/dev/null",
+			tenv_ca_path(), tpath("o-lf-sig.eml"), tpath("o-lf-sig.out")), 0);
+		assert_file_is_entity(tpath("o-lf-sig.out"), "openssl verify (LF input)");
+		assert_int_equal(trun("openssl cms -decrypt -binary -in %s -recip %s -inkey %s -out %s "
+			"2>/dev/null", tpath("o-lf-enc.eml"), T.bob->cert_path, T.bob->key_path,
+			tpath("o-lf-enc.out")), 0);
+		assert_file_is_entity(tpath("o-lf-enc.out"), "openssl decrypt (LF input)");
+		sg_buf_deinit(&s1);
+		sg_buf_deinit(&s2);
+		sk_X509_free(one);
+		free(lf);
+	}
 	/* encryption to three recipients; each decrypts alone */
 	for (size_t i = 0; i < sizeof(enc) / sizeof(enc[0]); i++) {
 		our_encrypt(rcpts, 3, enc[i].c, enc[i].kt, tpath("o-enc.eml"));
