@@ -307,7 +307,8 @@ struct ca_pending {
 	char thumbprint[PKI_THUMBPRINT_LEN + 1];
 };
 typedef int ca_pending_cb(const struct ca_pending *p, void *arg, struct sg_error *err);
-/* ca_pending_list - requests in state (NULL = pending and failed), by id. */
+/* ca_pending_list - requests in state (NULL = pending, working and failed),
+ * by id. */
 int ca_pending_list(struct ca *ca, const char *state, ca_pending_cb *cb, void *arg,
 	struct sg_error *err);
 /* ca_pending_cancel / ca_pending_retry - SG_E_NOTFOUND unless pending/failed. */
@@ -316,6 +317,7 @@ int ca_pending_retry(struct ca *ca, int64_t id, struct sg_error *err);
 /*
  * ca_worker_run - issue up to max pending requests (0 = all); a request that
  * fails stays "failed" with its error (retry it with ca_pending_retry).
+ * Requests left "working" for 10 minutes (a worker died) are pending again.
  * Returns the number issued, or -1 on a store error.
  */
 int ca_worker_run(struct ca *ca, size_t max, struct sg_error *err);

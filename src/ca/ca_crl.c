@@ -253,8 +253,14 @@ int ca_crl(struct ca *ca, const struct ca_crl_opts *o, struct sg_buf *der_out,
 			rc = -1;
 		}
 	}
-	if (rc == 0 && pki_crl_import(ca->pki, der, (size_t)len, src, info_r, err) < 0)
-		rc = -1;
+	if (rc == 0) {
+		f = pki_crl_import(ca->pki, der, (size_t)len, src, info_r, err);
+		if (f == PKI_CRL_OLDER)
+			sg_error_set(err, SG_E_INTERNAL, "the CRL store kept a newer CRL of CA %s",
+				info.name);
+		if (f != PKI_CRL_ADDED)
+			rc = -1;
+	}
 	rc = pki_batch_end(ca->pki, rc, err);
 	if (rc == 0 && der_out != NULL)
 		rc = sg_buf_append(der_out, der, (size_t)len, err);

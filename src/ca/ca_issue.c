@@ -160,6 +160,11 @@ int ca_issue(struct ca *ca, const struct ca_issue_opts *o, struct ca_issued *r,
 				info.name);
 		goto out;
 	}
+	if (inter->not_after <= sg_now() || inter->not_before > sg_now()) {
+		sg_error_set(err, SG_E_POLICY, "CA %s is not valid now (intermediate expired or "
+			"not yet valid)", info.name);
+		goto out;
+	}
 	key = o->key_pem != NULL ? ca_key_from_pem(o->key_pem, err) : ca_key_generate(kt, err);
 	if (key == NULL)
 		goto out;

@@ -44,7 +44,7 @@ static int req_enqueue(struct ca *ca, const struct ca_request *rq, int64_t *id_r
 	ca_name_lower(s->email, lc, sizeof(lc));
 	st = store_prepare(ca->db, "INSERT INTO ca_request (email, cn, org, first_name, "
 		"last_name, ca_name, handler, state, attempts, created, updated) "
-		"VALUES (?, ?, ?, ?, ?, ?, 'delayed', 'pending', 0, ?, ?)", err);
+		"VALUES (?, ?, ?, ?, ?, ?, 'delayed', 'pending', 0, ?, ?) RETURNING id", err);
 	if (st == NULL)
 		return -1;
 	store_bind_text(st, 1, lc);
@@ -56,20 +56,12 @@ static int req_enqueue(struct ca *ca, const struct ca_request *rq, int64_t *id_r
 	store_bind_int64(st, 7, now);
 	store_bind_int64(st, 8, now);
 	r = store_stmt_step(st, err);
-	store_stmt_free(&st);
-	if (r < 0)
-		return -1;
-	/* the id of the row just added: the newest pending request of that address */
-	st = store_prepare(ca->db, "SELECT MAX(id) FROM ca_request WHERE email = ? AND "
-		"state = 'pending'", err);
-	if (st == NULL)
-		return -1;
-	store_bind_text(st, 1, lc);
-	r = store_stmt_step(st, err);
 	if (r > 0)
 		*id_r = store_col_int64(st, 0);
+	else if (r == 0)
+		sg_error_set(err, SG_E_STORE, "queue request: no id returned");
 	store_stmt_free(&st);
-	if (r >= 0)
+	if (r > 0)
 		sg_log(SG_LOG_INFO, "ca: queued certificate request %lld for %s", (long long)*id_r,
 			lc);
 	return r > 0 ? 0 : -1;
@@ -143,8 +135,8 @@ int ca_pending_list(struct ca *ca, const char *state, ca_pending_cb *cb, void *a
 	int r, cr;
 
 	if (state == NULL)
-		st = store_prepare(ca->db, PENDING_COLS "WHERE state IN ('pending', 'failed') "
-			"ORDER BY id", err);
+		st = store_prepare(ca->db, PENDING_COLS "WHERE state IN ('pending', 'working', "
+			"'failed') ORDER BY id", err);
 	else
 		st = store_prepare(ca->db, PENDING_COLS "WHERE state = ? ORDER BY id", err);
 	if (st == NULL)
@@ -258,6 +250,24 @@ static int claim(struct ca *ca, struct ca_pending *p, char **org, char **fn, cha
 	}
 }
 
+/* requeue_stale - requests left "working" by a worker that died go back to
+ * pending after CA_WORKING_STALE seconds */
+#define CA_WORKING_STALE 600
+static int requeue_stale(struct ca *ca, struct sg_error *err)
+{
+	struct store_stmt *st = store_prepare(ca->db, "UPDATE ca_request SET state = "
+		"'pending', updated = ? WHERE state = 'working' AND updated < ?", err);
+	int r;
+
+	if (st == NULL)
+		return -1;
+	store_bind_int64(st, 1, sg_now());
+	store_bind_int64(st, 2, sg_now() - CA_WORKING_STALE);
+	r = store_stmt_step(st, err);
+	store_stmt_free(&st);
+	return r < 0 ? -1 : 0;
+}
+
 int ca_worker_run(struct ca *ca, size_t max, struct sg_error *err)
 {
 	struct ca_pending p;
@@ -268,6 +278,8 @@ int ca_worker_run(struct ca *ca, size_t max, struct sg_error *err)
 	size_t done = 0;
 	int issued = 0, r;
 
+	if (requeue_stale(ca, err) < 0)
+		return -1;
 	while (max == 0 || done < max) {
 		r = claim(ca, &p, &org, &fn, &ln, err);
 		if (r < 0)

@@ -29,7 +29,7 @@ static int plist_cb(const struct ca_pending *p, void *arg, struct sg_error *err)
 static void test_builtin_issues_now(void **state)
 {
 	struct cenv *e = *state;
-	struct ca_request rq = {{0}, NULL};
+	struct ca_request rq = {{0}, NULL, NULL};
 	struct ca_issued is;
 	struct sg_error err;
 	int64_t id = 0;
@@ -45,7 +45,7 @@ static void test_builtin_issues_now(void **state)
 static void test_delayed_queue_and_worker(void **state)
 {
 	struct cenv *e = *state;
-	struct ca_request rq = {{0}, NULL};
+	struct ca_request rq = {{0}, NULL, NULL};
 	struct ca_issued is;
 	struct plist l = {0};
 	struct sg_error err;
@@ -87,6 +87,36 @@ static void test_delayed_queue_and_worker(void **state)
 	assert_int_equal(ca_has_signing_cert(e->ca, "q2@example.com", &err), 1);
 	assert_int_equal(ca_pending_retry(e->ca, 999, &err), -1);
 	assert_int_equal(ca_worker_run(e->ca, 0, &err), 0);   /* nothing pending */
+}
+
+/* a request left "working" by a worker that died is issued by the next run;
+ * a recent "working" one (another worker busy with it) is left alone */
+static void test_worker_recovers_stale(void **state)
+{
+	struct cenv *e = *state;
+	struct ca_request rq = {{0}, NULL, NULL};
+	struct ca_issued is;
+	struct sg_error err;
+	int64_t id = 0;
+	char sql[160];
+
+	cenv_ca(e, "corp", CA_KEY_P256, CA_MD_SHA256);
+	rq.subject.email = "stale@example.com";
+	assert_int_equal(ca_request_submit(e->ca, CA_HANDLER_DELAYED, &rq, &is, &id, &err),
+		CA_REQ_QUEUED);
+	snprintf(sql, sizeof(sql), "UPDATE ca_request SET state = 'working', updated = %lld "
+		"WHERE id = %lld", (long long)sg_now(), (long long)id);
+	assert_int_equal(store_exec(e->db, sql, &err), 0);
+	assert_int_equal(ca_worker_run(e->ca, 0, &err), 0);
+	snprintf(sql, sizeof(sql), "UPDATE ca_request SET updated = %lld WHERE id = %lld",
+		(long long)(sg_now() - 3600), (long long)id);
+	assert_int_equal(store_exec(e->db, sql, &err), 0);
+	assert_int_equal(ca_worker_run(e->ca, 0, &err), 1);
+	assert_int_equal(ca_has_signing_cert(e->ca, "stale@example.com", &err), 1);
+	/* the delayed handler never queues a key */
+	rq.key_pem = "-----BEGIN PRIVATE KEY-----";
+	assert_int_equal(ca_request_submit(e->ca, CA_HANDLER_DELAYED, &rq, &is, &id, &err), -1);
+	assert_int_equal(err.code, SG_E_INVAL);
 }
 
 /* F-CA-5: built-in issues at once; delayed queues once (no duplicate) */
@@ -190,6 +220,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_builtin_issues_now, cenv_setup, cenv_teardown),
 		cmocka_unit_test_setup_teardown(test_delayed_queue_and_worker, cenv_setup,
+			cenv_teardown),
+		cmocka_unit_test_setup_teardown(test_worker_recovers_stale, cenv_setup,
 			cenv_teardown),
 		cmocka_unit_test_setup_teardown(test_auto_request, cenv_setup, cenv_teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_skips_valid_signers, cenv_setup,
