@@ -122,6 +122,56 @@ int pdf_otp_client_secret_new(char *out, size_t outsz, struct sg_error *err);
 int pdf_otp_derive(const char *client_secret, const char *password_id, unsigned len,
 	char *out, size_t outsz, struct sg_error *err);
 
+/* ======================================================= password route */
+
+/*
+ * D-2: which password a PDF recipient gets, in this order:
+ *  1. a current (pdf_password_is_current) static or earlier password;
+ *  2. send to originator (a new password goes to the sender);
+ *  3. OTP, only when the recipient can fetch it: OTP enabled, a client
+ *     secret (or auto-create on), the portal enabled, and a portal password
+ *     (PDF_ROUTE_OTP) or auto invite (PDF_ROUTE_OTP_INVITE);
+ *  4. SMS: the sender may send and the recipient receive SMS and a phone
+ *     number is known (stored, or from the subject);
+ *  none ⇒ PDF_ROUTE_NONE: PDF is not possible (F-POL-6 fail closed).
+ * Templates: EXISTING → "encrypted PDF"; ORIGINATOR → "encrypted PDF" plus
+ * "passwords notification" to the sender; OTP → "encrypted PDF OTP";
+ * OTP_INVITE → "encrypted PDF OTP invite"; SMS → "encrypted PDF via SMS".
+ * Every route but EXISTING with a shared static password gives each
+ * recipient a message of their own.
+ */
+enum pdf_route {
+	PDF_ROUTE_NONE,
+	PDF_ROUTE_EXISTING,    /* use the stored password */
+	PDF_ROUTE_ORIGINATOR,  /* pdf_password_next, password to the sender */
+	PDF_ROUTE_OTP,         /* new password ID, pdf_otp_derive */
+	PDF_ROUTE_OTP_INVITE,  /* as OTP, recipient invited to set a portal password */
+	PDF_ROUTE_SMS,         /* pdf_password_next, password by SMS */
+};
+
+struct pdf_route_input {
+	const char *password;           /* recipient's stored password or NULL */
+	int64_t password_date_set;      /* 0 = not set */
+	int64_t password_validity_minutes;
+	bool is_send_to_originator;     /* sender's password_send_to_originator */
+	bool has_originator;            /* a valid originator address exists */
+	bool is_otp_enabled;
+	bool has_client_secret;
+	bool is_client_secret_auto;     /* otp_auto_create_client_secret */
+	bool is_portal_enabled;
+	bool has_portal_password;
+	bool is_portal_auto_invite;
+	bool can_sms_send;              /* sender's sms_send_allowed */
+	bool can_sms_receive;           /* recipient's sms_receive_allowed */
+	bool has_phone;                 /* stored number or one from the subject */
+	int64_t now;
+};
+
+/* pdf_route_choose - the D-2 decision above (pure). */
+enum pdf_route pdf_route_choose(const struct pdf_route_input *in);
+/* pdf_route_name - "none", "existing", "originator", "otp", "otp_invite", "sms". */
+const char *pdf_route_name(enum pdf_route r);
+
 /* ========================================================== reply links */
 
 /*

@@ -190,6 +190,46 @@ int pdf_otp_derive(const char *client_secret, const char *password_id, unsigned 
 	return 0;
 }
 
+/* ---------------------------------------------------------- D-2 route */
+
+enum pdf_route pdf_route_choose(const struct pdf_route_input *in)
+{
+	if (pdf_password_is_current(in->password, in->password_date_set,
+	    in->password_validity_minutes, in->now))
+		return PDF_ROUTE_EXISTING;
+	if (in->is_send_to_originator && in->has_originator)
+		return PDF_ROUTE_ORIGINATOR;
+	if (in->is_otp_enabled && (in->has_client_secret || in->is_client_secret_auto) &&
+	    in->is_portal_enabled) {
+		if (in->has_portal_password)
+			return PDF_ROUTE_OTP;
+		if (in->is_portal_auto_invite)
+			return PDF_ROUTE_OTP_INVITE;
+	}
+	if (in->can_sms_send && in->can_sms_receive && in->has_phone)
+		return PDF_ROUTE_SMS;
+	return PDF_ROUTE_NONE;
+}
+
+const char *pdf_route_name(enum pdf_route r)
+{
+	switch (r) {
+	case PDF_ROUTE_NONE:
+		return "none";
+	case PDF_ROUTE_EXISTING:
+		return "existing";
+	case PDF_ROUTE_ORIGINATOR:
+		return "originator";
+	case PDF_ROUTE_OTP:
+		return "otp";
+	case PDF_ROUTE_OTP_INVITE:
+		return "otp_invite";
+	case PDF_ROUTE_SMS:
+		return "sms";
+	}
+	return "?";
+}
+
 /* ------------------------------------------------------------ reply links */
 
 int64_t pdf_reply_expiry(int64_t now, int64_t validity_minutes)

@@ -224,6 +224,79 @@ static void test_F_PDF_3_otp_errors(void **state)
 	}
 }
 
+/* ------------------------------------------------------------ D-2 route */
+
+/* D-2 order, table-driven: each row changes one fact of a base recipient. */
+static void test_D_2_password_route(void **state)
+{
+	enum { PW = 1, DATED = 2, ORIG = 4, OTP = 8, SECRET = 16, AUTO = 32, PORTAL = 64,
+		PPW = 128, INVITE = 256, SEND = 512, RECV = 1024, PHONE = 2048 };
+	static const struct {
+		const char *name;
+		unsigned facts;
+		int64_t validity;
+		enum pdf_route want;
+	} cases[] = {
+		{ "nothing", 0, 0, PDF_ROUTE_NONE },
+		{ "static password (no date)", PW, 0, PDF_ROUTE_EXISTING },
+		{ "static beats everything", PW | ORIG | OTP | SECRET | PORTAL | PPW | SEND |
+		  RECV | PHONE, -1, PDF_ROUTE_EXISTING },
+		{ "dated password still valid", PW | DATED, 60, PDF_ROUTE_EXISTING },
+		{ "dated password expired -> originator", PW | DATED | ORIG, 1,
+		  PDF_ROUTE_ORIGINATOR },
+		{ "validity 0 -> new each time (sms)", PW | DATED | SEND | RECV | PHONE, 0,
+		  PDF_ROUTE_SMS },
+		{ "originator beats otp and sms", ORIG | OTP | SECRET | PORTAL | PPW | SEND |
+		  RECV | PHONE, 0, PDF_ROUTE_ORIGINATOR },
+		{ "otp with portal password", OTP | SECRET | PORTAL | PPW | SEND | RECV | PHONE,
+		  0, PDF_ROUTE_OTP },
+		{ "otp with auto-created secret", OTP | AUTO | PORTAL | PPW, 0, PDF_ROUTE_OTP },
+		{ "otp invite", OTP | SECRET | PORTAL | INVITE, 0, PDF_ROUTE_OTP_INVITE },
+		{ "otp without portal -> sms", OTP | SECRET | PPW | SEND | RECV | PHONE, 0,
+		  PDF_ROUTE_SMS },
+		{ "otp unreachable -> none", OTP | SECRET | PORTAL, 0, PDF_ROUTE_NONE },
+		{ "otp without secret -> none", OTP | PORTAL | PPW, 0, PDF_ROUTE_NONE },
+		{ "sms needs send", RECV | PHONE, 0, PDF_ROUTE_NONE },
+		{ "sms needs receive", SEND | PHONE, 0, PDF_ROUTE_NONE },
+		{ "sms needs a phone", SEND | RECV, 0, PDF_ROUTE_NONE },
+		{ "sms send right alone", SEND, 0, PDF_ROUTE_NONE },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned f = cases[i].facts;
+		struct pdf_route_input in = {
+			.password = f & PW ? "pw" : NULL,
+			.password_date_set = f & DATED ? 1000 : 0,
+			.password_validity_minutes = cases[i].validity,
+			.is_send_to_originator = (f & ORIG) != 0,
+			.has_originator = (f & ORIG) != 0,
+			.is_otp_enabled = (f & OTP) != 0,
+			.has_client_secret = (f & SECRET) != 0,
+			.is_client_secret_auto = (f & AUTO) != 0,
+			.is_portal_enabled = (f & PORTAL) != 0,
+			.has_portal_password = (f & PPW) != 0,
+			.is_portal_auto_invite = (f & INVITE) != 0,
+			.can_sms_send = (f & SEND) != 0,
+			.can_sms_receive = (f & RECV) != 0,
+			.has_phone = (f & PHONE) != 0,
+			.now = 1000 + 30 * 60,
+		};
+		enum pdf_route got = pdf_route_choose(&in);
+
+		if (got != cases[i].want)
+			fail_msg("%s: got %s want %s", cases[i].name, pdf_route_name(got),
+				pdf_route_name(cases[i].want));
+	}
+	/* send-to-originator needs an originator address */
+	{
+		struct pdf_route_input in = { .is_send_to_originator = true, .now = 1 };
+
+		assert_int_equal(pdf_route_choose(&in), PDF_ROUTE_NONE);
+	}
+}
+
 /* ------------------------------------------------------------ reply links */
 
 #define SECRET "server-secret"
@@ -384,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_F_PDF_3_client_secret),
 		cmocka_unit_test(test_F_PDF_3_otp_known_answers),
 		cmocka_unit_test(test_F_PDF_3_otp_errors),
+		cmocka_unit_test(test_D_2_password_route),
 		cmocka_unit_test(test_F_PDF_5_link_known_answer),
 		cmocka_unit_test(test_F_PDF_5_link_valid_and_expired),
 		cmocka_unit_test(test_F_PDF_5_link_tampered),
