@@ -9,6 +9,8 @@
  *
  * usage: bench_ca [-t SECONDS per key type] [-b ROWS] [-U URL]
  */
+#define _GNU_SOURCE
+#include <ftw.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,14 @@ static long rss_mb(void)
 
 	getrusage(RUSAGE_SELF, &ru);
 	return ru.ru_maxrss / 1024;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
 }
 
 static void die(const char *what, const struct sg_error *err)
@@ -114,7 +124,7 @@ static void bulk(struct ca *ca, size_t rows, int handler, const char *prefix)
 
 int main(int argc, char **argv)
 {
-	char dir[] = "/tmp/sg-bench-ca-XXXXXX", url[600], cmd[700];
+	char dir[] = "/tmp/sg-bench-ca-XXXXXX", url[600];
 	const char *U = NULL;
 	double secs = 5;
 	size_t rows = 10000;
@@ -128,7 +138,7 @@ int main(int argc, char **argv)
 
 	while ((c = getopt(argc, argv, "t:b:U:")) != -1) {
 		switch (c) {
-		case 't': secs = atof(optarg); break;
+		case 't': secs = strtod(optarg, NULL); break;
 		case 'b': rows = (size_t)strtoul(optarg, NULL, 10); break;
 		case 'U': U = optarg; break;
 		default:
@@ -170,8 +180,5 @@ int main(int argc, char **argv)
 	pki_keys_close(&keys);
 	pki_close(&pki);
 	store_close(&db);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		return 1;
-	return 0;
+	return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : 1;
 }

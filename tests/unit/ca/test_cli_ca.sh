@@ -20,9 +20,13 @@ $SG init >/dev/null
 # F-CA-1: two CAs, the first is the default
 $SG ca create --name Corp --org "Corp Ltd" --key rsa2048 --sig sha256 >/dev/null
 $SG ca create --name Ec --key p384 --sig sha384 --root-cn "EC Root" --cn "EC Issuing" >/dev/null
+$SG ca create --name Third --key p256 --default >/dev/null
+[ "$($SG ca list --json | jq -r '.[] | select(.default) | .name')" = Third ] ||
+	fail "create --default"
+$SG ca default Corp
 $SG ca list --json > cas.json
 [ "$(jq -r '.[] | select(.default) | .name' cas.json)" = Corp ] || fail "default CA"
-[ "$(jq length cas.json)" = 2 ] || fail "two CAs"
+[ "$(jq length cas.json)" = 3 ] || fail "three CAs"
 if $SG ca create --name other --root-cn "EC Root" 2>err.txt; then fail "CN reused"; fi
 grep -q "common name" err.txt || fail "CN reuse message: $(cat err.txt)"
 ROOT=$(jq -r '.[] | select(.name=="Corp") | .root_thumbprint' cas.json)
@@ -144,6 +148,20 @@ $SG ca pending --json | jq -e '.[0].email == "later@example.com"' >/dev/null || 
 $SG ca pending run | grep -q "issued 1" || fail "worker"
 $SG cert list --email later@example.com | grep -q valid || fail "no certificate after run"
 $SG ca settings --json | jq -e '.handler == "delayed"' >/dev/null || fail "settings json"
+Q=$($SG ca issue queued@example.com --handler delayed | sed -n 's/^queued //p')
+[ -n "$Q" ] || fail "issue --handler delayed did not queue"
+$SG ca pending cancel "$Q"
+$SG ca pending --json | jq -e 'length == 0' >/dev/null || fail "cancelled request still listed"
+$SG ca pending --state cancelled --json | jq -e '.[0].state == "cancelled"' >/dev/null ||
+	fail "cancelled state"
+$SG ca pending retry "$Q"
+$SG ca pending run | grep -q "issued 1" || fail "retried request not issued"
+if $SG ca pending cancel 99999 2>/dev/null; then fail "cancel of an unknown request"; fi
+$SG ca settings --json | jq -e '.cmp_secret == null' >/dev/null || fail "cmp_secret default"
+$SG ca settings cmp_secret=s3cret
+$SG ca settings --json | jq -e '.cmp_secret == "***"' >/dev/null || fail "secret shown"
+$SG ca settings --json --reveal | jq -e '.cmp_secret == "s3cret"' >/dev/null ||
+	fail "secret not revealed"
 if $SG ca settings handler=nope 2>/dev/null; then fail "bad setting accepted"; fi
 
 # ca default, and ca send without a mail module refuses clearly
