@@ -560,16 +560,20 @@ test_two_signers_no_certs(void **state)
 
 /* EFAIL bait/prey: encrypted parts below the top level are never decrypted
  * or merged (the message passes unchanged); a PGP-signed outer layer is
- * not S/MIME and passes unchanged too. */
+ * not S/MIME and passes unchanged too; a signed part inside multipart/mixed
+ * with an unsigned list header/footer is not reported as a signed message
+ * (no layer: the unsigned parts are never labelled signed). */
 static void
-test_no_inner_part_decryption(void **state)
+test_inner_parts_untouched(void **state)
 {
 	static const char *const files[] = {
 		"02-thunderbird-nss/browser-smime/multipart-alternative.eml",
 		"02-thunderbird-nss/smime-manual/outer-pgp-sig-inner-smime-enc-sig.eml",
+		"02-thunderbird-nss/browser-smime/alice.dsig.SHA256.multipart.in.mixed.eml",
+		"02-thunderbird-nss/browser-smime/alice.dsig.SHA256.multipart.in.mixed.with.header.eml",
 	};
 
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		size_t len;
 		char *m = tfile_read(cpath(files[i]), &len);
 		struct run r;
@@ -614,7 +618,7 @@ main(void)
 		cmocka_unit_test(test_thunderbird_nss_tsv),
 		cmocka_unit_test(test_manifest_table),
 		cmocka_unit_test(test_two_signers_no_certs),
-		cmocka_unit_test(test_no_inner_part_decryption),
+		cmocka_unit_test(test_inner_parts_untouched),
 	};
 
 	g_mime_init();

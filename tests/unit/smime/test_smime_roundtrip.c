@@ -89,6 +89,12 @@ test_sign_clear_roundtrip(void **state)
 	assert_true(tmem_find(sig.data, sig.len, "micalg=\"sha-256\""));
 	assert_true(tmem_find(sig.data, sig.len, "X-Custom: kept outside\r\n"));
 	assert_true(tmem_find(sig.data, sig.len, entity_of(msg)));
+	{
+		const char *mv = strstr(sig.data, "MIME-Version: 1.0\r\n");
+
+		assert_non_null(mv);   /* exactly one, the new one */
+		assert_null(strstr(mv + 1, "MIME-Version:"));
+	}
 
 	/* kept signature: output is the input, one valid trusted layer */
 	do_open(sig.data, sig.len, NULL, st, 0, &res, &out);
