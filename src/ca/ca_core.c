@@ -464,7 +464,7 @@ int ca_create(struct ca *ca, const struct ca_create_opts *o, struct ca_info *inf
 	struct sg_error *err)
 {
 	struct ca_subject root_s, inter_s;
-	char rcn[CA_NAME_MAX + 16], icn[CA_NAME_MAX + 24], lc[CA_NAME_MAX + 1];
+	char rcn[CA_NAME_MAX + 32], icn[CA_NAME_MAX + 32], lc[CA_NAME_MAX + 1];
 	char root_t[PKI_THUMBPRINT_LEN + 1], inter_t[PKI_THUMBPRINT_LEN + 1];
 	EVP_PKEY *rk = NULL, *ik = NULL;
 	X509 *rx = NULL, *ix = NULL;
@@ -472,8 +472,7 @@ int ca_create(struct ca *ca, const struct ca_create_opts *o, struct ca_info *inf
 	int64_t n = 0;
 	int rc = -1;
 
-	if (create_opts_check(o, &root_s, &inter_s, rcn, icn, sizeof(rcn) < sizeof(icn) ?
-		sizeof(rcn) : sizeof(icn), err) < 0)
+	if (create_opts_check(o, &root_s, &inter_s, rcn, icn, sizeof(rcn), err) < 0)
 		return -1;
 	/* keys and certificates first: the slow part stays outside the transaction */
 	rk = ca_key_generate(o->key, err);

@@ -12,7 +12,8 @@
  * are; empty lines are skipped; US-ASCII unless a BOM says UTF-8, UTF-16LE or
  * UTF-16BE (converted to UTF-8 with iconv; UTF-32 is refused); the limit of
  * 256 characters counts Unicode characters; unknown or repeated column names
- * are errors; every row must have as many values as the header has columns.
+ * are errors; every row must have as many values as the header has columns;
+ * addresses must be ASCII (certificates carry them as IA5String).
  */
 #include "ca/ca_int.h"
 
@@ -367,7 +368,7 @@ static int row_take(struct csv_record *r, const int *map, size_t ncols,
 			vals[COL_EMAIL][0] == '\0' ? "EMAIL" : "COMMONNAME");
 		return -1;
 	}
-	if (!sg_addr_is_valid(vals[COL_EMAIL]) || strchr(vals[COL_EMAIL], ',') != NULL) {
+	if (!ca_email_is_usable(vals[COL_EMAIL])) {
 		sg_error_set(err, SG_E_PARSE, "line %u: invalid email address '%s'", r->line,
 			sg_log_esc(esc, sizeof(esc), vals[COL_EMAIL], strlen(vals[COL_EMAIL])));
 		return -1;

@@ -26,6 +26,7 @@ bool ca_key_is_ec(const EVP_PKEY *k);
 /* ca_key_from_pem - an unencrypted RSA (>= 2048 bits) or EC private key */
 EVP_PKEY *ca_key_from_pem(const char *pem, struct sg_error *err);
 int ca_serial_set(X509 *x, struct sg_error *err);
+bool ca_email_is_usable(const char *email);
 int ca_subject_check(const struct ca_subject *s, const char *what, struct sg_error *err);
 int ca_name_build(X509_NAME *n, const struct ca_subject *s, struct sg_error *err);
 int ca_ext_add_conf(X509 *x, X509 *issuer, int nid, const char *value,

@@ -116,6 +116,18 @@ static int field_check(const char *v, const char *what, const char *field,
 	return 0;
 }
 
+/* ca_email_is_usable - a valid ASCII address (rfc822Name is an IA5String;
+ * RFC 8398 SmtpUTF8Mailbox is not supported) without a comma */
+bool ca_email_is_usable(const char *email)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)email; *p != '\0'; p++)
+		if (*p >= 0x80 || *p == ',')
+			return false;
+	return sg_addr_is_valid(email);
+}
+
 /* ca_subject_check - lengths, no control characters, a valid address */
 int ca_subject_check(const struct ca_subject *s, const char *what, struct sg_error *err)
 {
@@ -127,8 +139,7 @@ int ca_subject_check(const struct ca_subject *s, const char *what, struct sg_err
 		field_check(s->first_name, what, "first name", err) < 0 ||
 		field_check(s->last_name, what, "last name", err) < 0)
 		return -1;
-	if (s->email != NULL && s->email[0] != '\0' &&
-		(!sg_addr_is_valid(s->email) || strchr(s->email, ',') != NULL)) {
+	if (s->email != NULL && s->email[0] != '\0' && !ca_email_is_usable(s->email)) {
 		sg_error_set(err, SG_E_INVAL, "%s: invalid email address '%s'", what,
 			sg_log_esc(esc, sizeof(esc), s->email, strlen(s->email)));
 		return -1;

@@ -182,6 +182,9 @@ static void test_issue_errors(void **state)
 	assert_int_equal(err.code, SG_E_INVAL);
 	o.subject.email = "a,b@example.com";
 	assert_int_equal(ca_issue(e->ca, &o, &r, &err), -1);
+	o.subject.email = "j\xc3\xbcrgen@example.com";   /* no SmtpUTF8Mailbox */
+	assert_int_equal(ca_issue(e->ca, &o, &r, &err), -1);
+	assert_int_equal(err.code, SG_E_INVAL);
 	o.subject.email = "a@example.com";
 	memset(long_cn, 'x', sizeof(long_cn) - 1);
 	long_cn[sizeof(long_cn) - 1] = '\0';
