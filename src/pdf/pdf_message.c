@@ -609,6 +609,109 @@ static int pdf_utf8_feed(struct pdf_html *h, GString *carry, const char *data, s
 	return rc;
 }
 
+/*
+ * format=flowed (RFC 3676): a line ending in a space continues on the next
+ * line (soft break), a leading space is stuffing, "-- " stays a hard line.
+ * Quoted lines ("> ") join only with lines of the same quote depth, whose
+ * marks are then dropped. Streams byte by byte, no line buffer.
+ */
+struct pdf_flowed {
+	bool is_delsp;     /* DelSp=yes: the soft-break space is not text */
+	bool at_bol;       /* before the first character of a line */
+	bool held_space;   /* a space that may be the soft-break marker */
+	bool soft;         /* the previous line ended in a soft break */
+	unsigned depth;    /* quote marks of this line */
+	unsigned prev_depth;
+	unsigned line_len; /* characters after the quote marks */
+	char head[3];
+};
+
+static void pdf_flowed_init(struct pdf_flowed *f, GMimeObject *p)
+{
+	const char *delsp = g_mime_object_get_content_type_parameter(p, "delsp");
+
+	memset(f, 0, sizeof(*f));
+	f->is_delsp = delsp != NULL && g_ascii_strcasecmp(delsp, "yes") == 0;
+	f->at_bol = true;
+}
+
+static bool pdf_is_flowed(GMimeObject *p)
+{
+	const char *fmt = g_mime_object_get_content_type_parameter(p, "format");
+
+	return fmt != NULL && g_ascii_strcasecmp(fmt, "flowed") == 0;
+}
+
+/* pdf_flowed_write - unflow [data, len) onto the canvas */
+static int pdf_flowed_write(struct pdf_flowed *f, struct pdf_canvas *c, const char *data,
+	size_t len, struct sg_error *err)
+{
+	/* every output byte stands for an input byte of this or the previous
+	 * chunk (held quote marks, at most 64, and a held space) */
+	char *out = sg_xmalloc(len + 160);
+	size_t i, o = 0;
+	unsigned k;
+	int rc;
+
+	for (i = 0; i < len; i++) {
+		char ch = data[i];
+
+		if (ch == '\r')
+			continue;
+		if (f->at_bol && ch == '>' && f->depth < 64) {
+			f->depth++;
+			continue;
+		}
+		if (ch == '\n') {
+			bool sig = f->line_len == 3 && memcmp(f->head, "-- ", 3) == 0;
+
+			if (f->at_bol && f->depth > 0 && !(f->soft && f->depth == f->prev_depth))
+				for (k = 0; k < f->depth; k++)
+					out[o++] = '>';
+			f->soft = f->held_space && !sig;
+			if (f->held_space && (!f->soft || !f->is_delsp))
+				out[o++] = ' ';
+			if (!f->soft)
+				out[o++] = '\n';
+			f->prev_depth = f->depth;
+			f->held_space = false;
+			f->at_bol = true;
+			f->depth = 0;
+			f->line_len = 0;
+			continue;
+		}
+		if (f->at_bol) {
+			bool join = f->soft && f->depth == f->prev_depth;
+
+			f->at_bol = false;
+			if (!join) {
+				if (f->soft)
+					out[o++] = '\n'; /* quote depth changed: no join */
+				for (k = 0; k < f->depth; k++)
+					out[o++] = '>';
+			}
+			if (ch == ' ' && (f->depth == 0 || join))
+				continue; /* space-stuffing */
+		}
+		if (f->line_len < 3)
+			f->head[f->line_len] = ch;
+		f->line_len++;
+		if (ch == ' ') {
+			if (f->held_space)
+				out[o++] = ' ';
+			f->held_space = true;
+			continue;
+		}
+		if (f->held_space)
+			out[o++] = ' ';
+		f->held_space = false;
+		out[o++] = ch;
+	}
+	rc = pdf_canvas_write(c, out, o, err);
+	free(out);
+	return rc;
+}
+
 /* pdf_draw_body - one inline text/plain or text/html part */
 static int pdf_draw_body(struct pdf_canvas *c, const struct pdf_item *it,
 	struct sg_error *err)
@@ -617,12 +720,15 @@ static int pdf_draw_body(struct pdf_canvas *c, const struct pdf_item *it,
 	GMimeStream *s = pdf_decoded_stream(it->obj, true, &bad_charset);
 	struct pdf_html *h = NULL;
 	GString *carry = NULL;
+	struct pdf_flowed fl;
+	bool flowed = it->kind == PDF_ITEM_TEXT && pdf_is_flowed(it->obj);
 	char *buf = NULL;
 	ssize_t n = 0;
 	int rc = -1;
 
 	if (s == NULL)
 		return 0;
+	pdf_flowed_init(&fl, it->obj);
 	if (bad_charset) {
 		pdf_canvas_set_style(c, PDF_STYLE_SMALL);
 		if (pdf_canvas_write(c, "[unknown character set: shown as UTF-8]\n", 41, err) < 0)
@@ -639,9 +745,15 @@ static int pdf_draw_body(struct pdf_canvas *c, const struct pdf_item *it,
 	}
 	buf = sg_xmalloc(PDF_CHUNK);
 	while ((n = g_mime_stream_read(s, buf, PDF_CHUNK)) > 0) {
-		if (h != NULL ? pdf_utf8_feed(h, carry, buf, (size_t)n, false, err) < 0 :
-		    pdf_canvas_write(c, buf, (size_t)n, err) < 0)
+		if (h != NULL)
+			rc = pdf_utf8_feed(h, carry, buf, (size_t)n, false, err);
+		else if (flowed)
+			rc = pdf_flowed_write(&fl, c, buf, (size_t)n, err);
+		else
+			rc = pdf_canvas_write(c, buf, (size_t)n, err);
+		if (rc < 0)
 			goto out;
+		rc = -1;
 	}
 	if (n < 0) {
 		sg_error_set(err, SG_E_IO, "pdf: reading a body part failed");

@@ -515,6 +515,39 @@ static void test_F_PDF_1_alternative_prefers_plain(void **state)
 	free(dir);
 }
 
+/* format=flowed (RFC 3676): soft breaks join, stuffing goes, "-- " and
+ * quote depth changes stay hard. */
+static void test_F_PDF_1_format_flowed(void **state)
+{
+	char *dir = test_mkdtemp(), path[4096], *text;
+	static const char msg[] =
+		"From: a@example.com\r\nSubject: flowed\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: text/plain; charset=utf-8; format=flowed\r\n\r\n"
+		"This paragraph was wrapped \r\nby the sender's client \r\nat 72 columns.\r\n"
+		" From here on: stuffed line.\r\n"
+		"> Quoted text that \r\n> flows too.\r\n"
+		"Back to depth zero.\r\n"
+		"-- \r\nSignature\r\n";
+	struct pdf_options o = opts(PW);
+	struct sg_error err;
+
+	(void)state;
+	assert_int_equal(test_render(msg, strlen(msg), &o, dir, "a.pdf", NULL, &err), 0);
+	snprintf(path, sizeof(path), "%s/a.pdf", dir);
+	text = check_pdf(path, PW, "R = 6");
+	assert_has(text, "This paragraph was wrapped by the sender's client at 72 columns.");
+	assert_has(text, "\nFrom here on: stuffed line.");
+	assert_has(text, "> Quoted text that flows too.");
+	assert_has(text, "\nBack to depth zero.");
+	/* pdftotext joins a line ending in "--" with the next (dehyphenation),
+	 * so only check that the signature line was not soft-joined */
+	assert_has(text, "Signature");
+	assert_lacks(text, "-- Signature");
+	free(text);
+	test_rm_rf(dir);
+	free(dir);
+}
+
 /* --------------------------------------------------------- big bodies */
 
 /* Long lines wrap, a big body paginates; the last line is on the last page. */
@@ -897,6 +930,7 @@ int main(void)
 		cmocka_unit_test(test_F_PDF_1_duplicate_names),
 		cmocka_unit_test(test_F_PDF_1_html_as_text_no_fetch),
 		cmocka_unit_test(test_F_PDF_1_alternative_prefers_plain),
+		cmocka_unit_test(test_F_PDF_1_format_flowed),
 		cmocka_unit_test(test_F_PDF_1_long_lines_and_pagination),
 		cmocka_unit_test(test_F_PDF_1_many_attachments),
 		cmocka_unit_test(test_F_PDF_1_broken_encoding_unknown_charset),
