@@ -270,7 +270,8 @@ struct pdf_result {
  *  - the body: of a multipart/alternative the first inline text/plain part
  *    is shown (else the last part, RFC 2046 §5.1.4); every inline
  *    text/plain or text/html part without a file name is rendered in order,
- *    converted to UTF-8 from its charset. Long lines wrap (a line longer
+ *    converted to UTF-8 from its charset; text/plain with format=flowed
+ *    (RFC 3676, DelSp too) is unflowed first. Long lines wrap (a line longer
  *    than 4 KiB is also broken there), pages break as needed (A4, page
  *    numbers), right-to-left paragraphs are right-aligned (Unicode bidi),
  *    any script is drawn with a fontconfig fallback font. HTML is shown as
