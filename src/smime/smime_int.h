@@ -18,6 +18,7 @@ struct smime_split {
 	char *protocol;          /* Content-Type parameters, lower case, or NULL */
 	char *smime_type;
 	char *name;
+	char *boundary;          /* as is (case kept), or NULL */
 };
 
 /* smime_split_msg - split msg; buffers capped at max. 0 / -1. */
@@ -34,6 +35,13 @@ int smime_crlf_append(struct sg_buf *b, const void *data, size_t len,
 
 /* smime_bio_append - append everything readable from bio to b. 0 / -1. */
 int smime_bio_append(BIO *bio, struct sg_buf *b, struct sg_error *err);
+
+/* smime_split_signed_ctype - a Content-Type field for OpenSSL's MIME reader
+ * built from the parsed values (media, protocol, boundary): the boundary is
+ * written as a token when it is one (OpenSSL 3.0 fails on some quoted ones,
+ * e.g. a quoted one-character boundary). 0 / -1. */
+int smime_split_signed_ctype(const struct smime_split *s, struct sg_buf *b,
+	struct sg_error *err);
 
 /* smime_write_out - append outer then SMIME_write_CMS(cms, data, flags) to out. */
 int smime_write_out(const struct sg_buf *outer, CMS_ContentInfo *cms, BIO *data, int flags,

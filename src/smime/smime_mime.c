@@ -214,6 +214,8 @@ smime_split_msg(const void *msg, size_t len, size_t max, struct smime_split *s,
 		s->protocol = lower_dup(g_mime_content_type_get_parameter(ct, "protocol"));
 		s->smime_type = lower_dup(g_mime_content_type_get_parameter(ct, "smime-type"));
 		s->name = lower_dup(g_mime_content_type_get_parameter(ct, "name"));
+		if (g_mime_content_type_get_parameter(ct, "boundary") != NULL)
+			s->boundary = sg_xstrdup(g_mime_content_type_get_parameter(ct, "boundary"));
 	} else {
 		s->media = sg_xstrdup("text/plain");
 	}
@@ -240,7 +242,25 @@ smime_split_deinit(struct smime_split *s)
 	free(s->protocol);
 	free(s->smime_type);
 	free(s->name);
-	s->media = s->protocol = s->smime_type = s->name = NULL;
+	free(s->boundary);
+	s->media = s->protocol = s->smime_type = s->name = s->boundary = NULL;
+}
+
+int
+smime_split_signed_ctype(const struct smime_split *s, struct sg_buf *b, struct sg_error *err)
+{
+	const char *bd = s->boundary;
+	bool token = bd != NULL && *bd != '\0';
+
+	if (bd == NULL || strlen(bd) > 200 || strpbrk(bd, "\"\\\r\n") != NULL) {
+		sg_error_set(err, SG_E_PARSE, "multipart/signed: missing or bad boundary");
+		return -1;
+	}
+	for (const char *p = bd; *p && token; p++)
+		token = g_ascii_isalnum(*p) || strchr("'+_-.", *p) != NULL;
+	return sg_buf_printf(b, err, "Content-Type: multipart/signed; protocol=\"%s\"; "
+		"boundary=%s%s%s\r\n", s->protocol ? s->protocol : "application/pkcs7-signature",
+		token ? "" : "\"", bd, token ? "" : "\"");
 }
 
 int

@@ -112,7 +112,7 @@ read_cms(const struct smime_split *s, int kind, BIO **bcont_r, struct sg_error *
 	*bcont_r = NULL;
 	sg_buf_init(&in, s->entity.max + 1024);
 	if (kind == 1) {
-		if (sg_buf_append(&in, s->ctype.data, s->ctype.len, err) < 0)
+		if (smime_split_signed_ctype(s, &in, err) < 0)
 			goto out;
 	} else if (sg_buf_append_str(&in, "Content-Type: application/pkcs7-mime\r\n", err) < 0) {
 		goto out;
