@@ -1,6 +1,6 @@
 /*
  * test_smime_corpus.c - F-SMIME-3/4/7 on the real-client corpus
- * /work/shared/interop-corpus (read by path, never copied; SMIME_CORPUS
+ * $SG_SRC/../shared/interop-corpus (read by path, never copied; SMIME_CORPUS
  * overrides the location). Every message MANIFEST.md lists is opened with
  * smime_open and must behave as listed:
  *  - 02-thunderbird-nss: expectations read from its expected.tsv at run time
@@ -593,9 +593,13 @@ test_inner_parts_untouched(void **state)
 static int
 group_setup(void **state)
 {
-	const char *c = getenv("SMIME_CORPUS");
+	const char *c = getenv("SMIME_CORPUS"), *src = getenv("SG_SRC");
 
-	snprintf(corpus, sizeof(corpus), "%s", c ? c : "/work/shared/interop-corpus");
+	/* next to the project, like the pki tests: $SG_SRC/../shared/... */
+	if (c != NULL)
+		snprintf(corpus, sizeof(corpus), "%s", c);
+	else
+		snprintf(corpus, sizeof(corpus), "%s/../shared/interop-corpus", src ? src : ".");
 	tenv_init();
 	return 0;
 }
