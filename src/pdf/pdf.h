@@ -238,9 +238,12 @@ struct pdf_options {
 	 * always random (32 hex digits from the CSPRNG) and never returned. */
 	const char *user_password;
 	enum pdf_cipher cipher;
-	/* NULL: no reply link. Else the URL from pdf_reply_link_make; it is
-	 * shown as a clickable "Reply" line at the top of the first page. */
+	/* NULL: no reply link. Else the URL from pdf_reply_link_make (http://
+	 * or https://, no control characters, else SG_E_INVAL); it is shown as
+	 * a clickable line at the top of the first page. */
 	const char *reply_link;
+	/* Text of that link (UTF-8); NULL = "Reply securely to this message". */
+	const char *reply_text;
 	/* Directory for the work files (NULL: $TMPDIR, else /tmp). A private
 	 * 0700 directory is made inside it and removed before returning; it holds
 	 * the decoded attachments in clear while the PDF is built, so pass a
@@ -262,8 +265,8 @@ struct pdf_result {
 /*
  * pdf_message_write - F-PDF-1/2: render m as an encrypted PDF and write it
  * to out_fd at its current offset (any writable fd). What the PDF holds:
- *  - with opt->reply_link, a line "Reply: Reply securely to this message"
- *    at the top of page 1 that links to the URL;
+ *  - with opt->reply_link, a line "Reply: <reply_text>" at the top of
+ *    page 1 whose text links to the URL;
  *  - a header block: From, To, Cc, Date, Subject (those present; decoded
  *    RFC 2047 values, at most 8 KiB each) and "Attached:" with every
  *    embedded file's name and size, one per line;

@@ -789,8 +789,8 @@ static int pdf_render(struct pdf_job *job, int fd, unsigned *pages_r, struct sg_
 	if (c == NULL)
 		return -1;
 	if (job->opt->reply_link != NULL &&
-	    (pdf_canvas_link(c, "Reply:", "Reply securely to this message",
-	     job->opt->reply_link, err) < 0))
+	    (pdf_canvas_link(c, "Reply:", job->opt->reply_text != NULL ? job->opt->reply_text :
+	     "Reply securely to this message", job->opt->reply_link, err) < 0))
 		goto fail;
 	if (job->opt->reply_link != NULL)
 		pdf_canvas_space(c);
@@ -855,6 +855,28 @@ static int pdf_check_password(const char *pw, enum pdf_cipher cipher, struct sg_
 		if (c < 0x20 || c == 0x7f || (cipher == PDF_CIPHER_AES128 && c >= 0x80)) {
 			sg_error_set(err, SG_E_INVAL, "pdf: the user password has a character "
 				"not allowed for this cipher");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* pdf_check_link - a reply link is NULL or an http(s) URL of printable
+ * ASCII (what pdf_reply_link_make produces) */
+static int pdf_check_link(const char *url, struct sg_error *err)
+{
+	const char *p;
+
+	if (url == NULL)
+		return 0;
+	if (!sg_str_has_prefix_ci(url, "https://") && !sg_str_has_prefix_ci(url, "http://")) {
+		sg_error_set(err, SG_E_INVAL, "pdf: the reply link is not an http(s) URL");
+		return -1;
+	}
+	for (p = url; *p != '\0'; p++) {
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+			sg_error_set(err, SG_E_INVAL, "pdf: the reply link has a character "
+				"not allowed in a URL");
 			return -1;
 		}
 	}
@@ -967,7 +989,8 @@ int pdf_message_write(struct mime_msg *m, const struct pdf_options *opt, int out
 		sg_error_set(err, SG_E_INVAL, "pdf: no message, options or output");
 		return -1;
 	}
-	if (pdf_check_password(opt->user_password, opt->cipher, err) < 0)
+	if (pdf_check_password(opt->user_password, opt->cipher, err) < 0 ||
+	    pdf_check_link(opt->reply_link, err) < 0)
 		return -1;
 	base = opt->tmp_dir != NULL ? opt->tmp_dir : getenv("TMPDIR");
 	if (base == NULL || base[0] == '\0')

@@ -196,7 +196,7 @@ static void test_F_PDF_2_aes128(void **state)
 	free(dir);
 }
 
-static void test_F_PDF_2_bad_passwords(void **state)
+static void test_F_PDF_2_bad_passwords_and_links(void **state)
 {
 	char *dir = test_mkdtemp();
 	struct pdf_options o = opts("");
@@ -219,6 +219,15 @@ static void test_F_PDF_2_bad_passwords(void **state)
 	assert_int_equal(err.code, SG_E_INVAL);
 	o.user_password = "tab\tin password";
 	o.cipher = PDF_CIPHER_AES256;
+	assert_int_equal(test_render(msg_plain, strlen(msg_plain), &o, dir, "a.pdf", NULL,
+		&err), -1);
+	assert_int_equal(err.code, SG_E_INVAL);
+	o.user_password = PW;
+	o.reply_link = "javascript:alert(1)";
+	assert_int_equal(test_render(msg_plain, strlen(msg_plain), &o, dir, "a.pdf", NULL,
+		&err), -1);
+	assert_int_equal(err.code, SG_E_INVAL);
+	o.reply_link = "https://x.example/a b";
 	assert_int_equal(test_render(msg_plain, strlen(msg_plain), &o, dir, "a.pdf", NULL,
 		&err), -1);
 	assert_int_equal(err.code, SG_E_INVAL);
@@ -780,12 +789,13 @@ static void test_F_PDF_5_reply_link_in_pdf(void **state)
 		"bob@example.net", "alice@example.com", 1900000000, &err);
 	assert_non_null(url);
 	o.reply_link = url;
+	o.reply_text = "Sicher antworten";
 	assert_int_equal(test_render(msg_plain, strlen(msg_plain), &o, dir, "a.pdf", NULL,
 		&err), 0);
 	snprintf(path, sizeof(path), "%s/a.pdf", dir);
 	snprintf(qdf, sizeof(qdf), "%s/plain.pdf", dir);
 	text = check_pdf(path, PW, "R = 6");
-	assert_has(text, "Reply securely to this message");
+	assert_has(text, "Reply: Sicher antworten");
 	free(text);
 	assert_int_equal(test_run(dec, NULL, 0), 0);
 	data = test_read_file(qdf, NULL);
@@ -925,7 +935,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_F_PDF_1_plain_text_headers_scripts),
 		cmocka_unit_test(test_F_PDF_2_aes128),
-		cmocka_unit_test(test_F_PDF_2_bad_passwords),
+		cmocka_unit_test(test_F_PDF_2_bad_passwords_and_links),
 		cmocka_unit_test(test_F_PDF_1_attachments_byte_identical),
 		cmocka_unit_test(test_F_PDF_1_duplicate_names),
 		cmocka_unit_test(test_F_PDF_1_html_as_text_no_fetch),
