@@ -220,6 +220,35 @@ void sg_mail_id_new(char *out);
 /* sg_mail_id_is_valid - exactly SG_MAIL_ID_LEN upper-case hex digits. */
 bool sg_mail_id_is_valid(const char *id);
 
+/* --------------------------------------------------- own-mail marker (F-FLOW-7) */
+
+/*
+ * Every message the gateway generates (notifications, bounces) carries
+ *     X-Sealgate-Marker: <mail ID>; <MAC>
+ * MAC = base64(HMAC-SHA256(key  = the server secret's bytes,
+ *                          data = "sealgate-marker-1" NUL <mail ID> NUL <msgid>))
+ * where <mail ID> is the generated message's own ID (sg_mail_id_is_valid)
+ * and <msgid> its Message-ID field without blanks (CR, LF, SP, TAB) and
+ * without the enclosing angle brackets. The label keeps these MACs apart
+ * from other uses of the same secret. A message whose marker verifies was
+ * made by this gateway (or one sharing its secret) and is not processed
+ * again; the marker binds the Message-ID, not the body (see lib_marker.c).
+ */
+#define SG_MARKER_HEADER "X-Sealgate-Marker"
+#define SG_MARKER_MAX 80 /* bytes of a marker value with its NUL */
+
+/* sg_marker_make - the marker value for mail_id and msgid (the Message-ID
+ * field's value, angle brackets and folding allowed) into out (>=
+ * SG_MARKER_MAX). SG_E_INVAL for an empty secret, an invalid mail ID or an
+ * empty msgid. 0 or -1. */
+int sg_marker_make(const char *secret, const char *mail_id, const char *msgid, char *out,
+	size_t outsz, struct sg_error *err);
+/* sg_marker_verify - true when value (a marker field's value; surrounding
+ * blanks ignored) is the marker of a message with Message-ID msgid under
+ * secret. False for anything else: NULL/empty arguments, malformed value,
+ * wrong MAC (compared in constant time). */
+bool sg_marker_verify(const char *secret, const char *value, const char *msgid);
+
 /* ------------------------------------------------------------ configuration */
 
 /*

@@ -18,10 +18,17 @@
  * until the S/MIME module fills in its function; none (encryption required
  * but impossible, or mandatory against no_encryption) and smime/pdf while
  * their module is absent (function NULL) -> fail closed: the group gets
- * nothing, and an internal originator one "encryption failed" notification
- * per message naming every such recipient and the reason, never the
- * content (D-4). The S/MIME and PDF features plug in by filling in their
- * entry's function; the contract is mpa_method_fn in mpa_int.h.
+ * nothing, and an internal originator an "encryption failed" notification
+ * (template encryption_failed, one per distinct reason) naming such
+ * recipients and the reason, never the content (D-4). The S/MIME and PDF
+ * features plug in by filling in their entry's function; the contract is
+ * mpa_method_fn in mpa_int.h.
+ *
+ * Own mail (F-FLOW-7): generated messages carry X-Sealgate-Marker (HMAC
+ * with the server secret, lib.h). An incoming message whose marker verifies
+ * passes through unchanged to all its recipients (no policy, no triggers,
+ * no notification); an invalid marker is removed from every output and the
+ * message is processed as ordinary mail.
  *
  * Without a database (conf.db NULL: `sealgate process` without -c) there is
  * no policy (src/policy needs a store): every message passes through
@@ -74,8 +81,9 @@ void mpa_free(struct mpa **mp);
  * encryption that cannot be done get nothing (not an error: the message
  * leaves incoming/). An output larger than conf->max_size is not sent
  * (SPEC D-7) either. For both, an internal originator (domain in the MTA
- * relay domains; needs conf->db) gets one notification (kind notification,
- * envelope sender <>, From system_mail_from). One log line per processed
+ * relay domains; needs conf->db) gets a notification per reason (kind
+ * notification, envelope sender <>, From system_mail_from, with the
+ * own-mail marker). One log line per processed
  * message: "<id>: from=<...>, to=<...>,..., action=A[,B...], outputs=N"
  * with the distinct group actions (pass, encrypt-failed, drop = size).
  */

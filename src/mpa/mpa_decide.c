@@ -231,8 +231,9 @@ enum mpa_result mpa_decide_groups(struct mpa_ctx *ctx, struct sg_error *err)
 		size *= 2;
 	t.slot = sg_xcalloc(size, sizeof(*t.slot));
 	t.mask = size - 1;
-	if (ctx->mpa->policy == NULL) {
-		/* no database: factory pass-through, nothing to decide */
+	if (ctx->mpa->policy == NULL || ctx->is_own_mail) {
+		/* no database: factory pass-through, nothing to decide; the
+		 * gateway's own mail (F-FLOW-7) is not processed again */
 		for (i = 0; i < ctx->env->nrcpts; i++)
 			mpa_group_add(ctx, &t, i, NULL, NULL);
 		free(t.slot);

@@ -84,6 +84,8 @@ struct mpa_ctx {
 	struct mpa_extra *extras;       /* owned */
 	size_t nextras;
 	size_t noutputs;                /* outputs accepted by the sink */
+	bool is_own_mail;               /* valid own-mail marker: pass through */
+	bool is_marker_forged;          /* invalid marker: removed from outputs */
 };
 
 /* A stage: examines/changes ctx->group (STYLE §10). */
@@ -185,5 +187,18 @@ enum mpa_result mpa_stage_method(struct mpa_ctx *ctx, struct sg_error *err);
  * was sent, for generated mail, or for an external or missing originator.
  * MPA_NEXT or MPA_DEFER (database down while deciding "internal"). */
 enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, struct sg_error *err);
+
+/*
+ * mpa_marker.c (F-FLOW-7): mpa_marker_check - before the policy: a valid
+ * X-Sealgate-Marker sets ctx->is_own_mail (one pass-through group, no
+ * stages' edits, no notification), any other marker ctx->is_marker_forged
+ * (the "edit" stage removes it). Needs the server secret: MPA_DEFER on a
+ * database error. Nothing without a database.
+ */
+enum mpa_result mpa_marker_check(struct mpa_ctx *ctx, struct sg_error *err);
+/* mpa_marker_add - put the marker (for ctx->id and m's Message-ID, which is
+ * made when m has none) on generated message m, replacing any; without a
+ * server secret none (logged). 0 or -1 (database). */
+int mpa_marker_add(struct mpa_ctx *ctx, struct mime_msg *m, struct sg_error *err);
 
 #endif

@@ -2,17 +2,33 @@
  * mpa_notify.c - the notification an originator gets when some of their
  * recipients got nothing: "encryption failed" (F-POL-6: encryption required
  * but impossible, or no module for the method; D-7: after-filter size limit
- * exceeded, subject "too large").
+ * exceeded, reason "larger than the size limit"), rendered from the
+ * encryption_failed template (SPEC §9 F-TPL-1) in force for the ORIGINATOR
+ * (user <- domain <- wildcard <- global <- factory, through the originator's
+ * resolved properties).
  *
- * D-4: generated mail has From system_mail_from (the global policy
- * property; postmaster@<hostname> without a database), envelope sender <>,
- * Auto-Submitted: auto-generated, goes only to internal originators (domain
- * in the relay domains: no backscatter to outsiders) and never carries the
- * original content: subject, recipients and reason only. Never sent about a
- * message that is itself generated mail.
+ * D-4: generated mail has From system_mail_from (the originator's resolved
+ * property: domain or global, default postmaster@<hostname>), envelope
+ * sender <>, Auto-Submitted: auto-generated (set even when an edited
+ * template lacks it), goes only to internal originators (domain in the
+ * relay domains: no backscatter to outsiders) and never carries the
+ * original content: the template gets subject, mail ID, recipients and
+ * reason only. Never sent about generated mail (spool kind, or the
+ * gateway's own mail recognised by its marker). F-FLOW-7: every
+ * notification carries the own-mail marker (mpa_marker.c).
  *
- * XXX: the text is built in; the template module (SPEC §9) replaces it. The
- * F-FLOW-7 marker header (HMAC with the server secret) is not added yet.
+ * One notification per distinct reason (the template has one reason), at
+ * most MPA_NOTIFY_MAX per message: further reasons are merged into the last
+ * one. At most MPA_NOTIFY_RCPTS_MAX recipients are named per notification,
+ * then "... and N more".
+ *
+ * Encryption notification (POLICY_D_NOTIFY_ENCRYPTED, template
+ * encryption_notification, variables from/to/subject/mail_id/recipients/
+ * method): plugs in when the S/MIME and PDF method functions exist -- after
+ * the outputs, for the groups whose method function encrypted (action
+ * pass, dec->flags & POLICY_D_NOTIFY_ENCRYPTED), call mpa_notify_render
+ * with TEMPLATE_ENCRYPTION_NOTIFICATION and method "S/MIME" or "PDF" and
+ * append it like mpa_notify_dropped does. Not built: no method encrypts yet.
  *
  * Runs in MPA worker threads; GMime objects stay in this message's ctx.
  */
@@ -22,9 +38,12 @@
 #include <string.h>
 
 #include "mta/mta.h"
+#include "template/template.h"
 
-/* Recipients named in the notification text; the rest are counted. */
-#define MPA_NOTIFY_RCPTS_MAX 50
+/* Recipients named per notification; the rest are counted. */
+#define MPA_NOTIFY_RCPTS_MAX 1000
+/* Notifications (distinct reasons) per message. */
+#define MPA_NOTIFY_MAX 8
 
 /* mpa_originator_internal - 1 internal, 0 not (or unknown), -1 err. */
 static int mpa_originator_internal(struct mpa_ctx *ctx, struct sg_error *err)
@@ -50,127 +69,113 @@ static int mpa_originator_internal(struct mpa_ctx *ctx, struct sg_error *err)
 	return rc;
 }
 
-/* mpa_notify_text - the body: what was not sent, to whom, and why (one
- * paragraph per group that got nothing). */
-static char *mpa_notify_text(struct mpa_ctx *ctx)
+/* A set of template variables being built. */
+struct mpa_vars {
+	struct template_var *v;
+	size_t n, cap;
+};
+
+static void mpa_var(struct mpa_vars *vs, const char *name, const char *value)
 {
-	struct sg_buf b;
-	const char *subject = mime_msg_header_get(ctx->msg, "Subject");
-	size_t g, i, listed = 0, unlisted = 0;
-
-	sg_buf_init(&b, 1u << 20);
-	(void)sg_buf_printf(&b, NULL,
-		"Your message could not be sent to the recipients below.\n\n"
-		"Mail ID: %s\nSubject: %s\n", ctx->id, subject != NULL ? subject : "(none)");
-	for (g = 0; g < ctx->ngroups; g++) {
-		const struct mpa_group *grp = &ctx->groups[g];
-
-		if (grp->action == MPA_ACT_PASS)
-			continue;
-		if (listed >= MPA_NOTIFY_RCPTS_MAX) {
-			unlisted += grp->nrcpts;
-			continue;
-		}
-		(void)sg_buf_printf(&b, NULL, "\nReason: %s\nRecipients:\n", grp->reason);
-		for (i = 0; i < grp->nrcpts; i++) {
-			if (listed >= MPA_NOTIFY_RCPTS_MAX) {
-				unlisted += grp->nrcpts - i;
-				break;
-			}
-			(void)sg_buf_printf(&b, NULL, "  %s\n",
-				ctx->env->rcpts[grp->rcpts[i]].addr);
-			listed++;
-		}
+	if (vs->n == vs->cap) {
+		vs->cap = vs->cap == 0 ? 16 : vs->cap * 2;
+		vs->v = sg_xrealloc(vs->v, vs->cap * sizeof(*vs->v));
 	}
-	if (unlisted > 0)
-		(void)sg_buf_printf(&b, NULL, "\n... and %zu more recipients\n", unlisted);
-	(void)sg_buf_append_str(&b, "\nThe message was not sent in any other form.\n", NULL);
-	return sg_buf_steal(&b);
+	vs->v[vs->n].name = name;
+	vs->v[vs->n].value = value;
+	vs->n++;
 }
 
-/* mpa_notify_from - D-4: system_mail_from (global property, derived default
- * postmaster@<hostname>) into *from_r (caller frees). 0 or -1. */
-static int mpa_notify_from(struct mpa_ctx *ctx, char **from_r, struct sg_error *err)
+/* mpa_notify_from - D-4: system_mail_from of the originator's properties
+ * (derived default postmaster@<hostname>), "Mail Gateway <addr>"; caller
+ * frees. */
+static char *mpa_notify_from(struct mpa_ctx *ctx)
 {
-	struct policy_props *gp = NULL;
-	const char *v;
+	const char *v = policy_props_get(ctx->results[0]->sender_props,
+		POLICY_P_SYSTEM_MAIL_FROM, NULL);
 
-	if (ctx->mpa->policy == NULL) {
-		*from_r = sg_xasprintf("postmaster@%s", ctx->mpa->hostname);
-		return 0;
-	}
-	if (policy_resolve_global(ctx->mpa->policy, &gp, err) < 0) {
-		sg_error_prefix(err, "system_mail_from: ");
+	if (v != NULL && v[0] != '\0')
+		return sg_xasprintf("Mail Gateway <%s>", v);
+	return sg_xasprintf("Mail Gateway <postmaster@%s>", ctx->mpa->hostname);
+}
+
+/*
+ * mpa_notify_render - template id for the originator (their inheritance
+ * chain) with vars into *msg_r, with the D-4 fields and the marker. A stored
+ * template that no longer renders falls back to the factory text (logged):
+ * the originator must still learn what was not sent. 0 or -1 (database).
+ */
+static int mpa_notify_render(struct mpa_ctx *ctx, enum template_id id,
+	const struct mpa_vars *vs, struct mime_msg **msg_r, struct sg_error *err)
+{
+	struct template_render_opts opts = {ctx->mpa->hostname, 0};
+	struct template_src *src = NULL;
+	struct sg_error rerr;
+	int rc;
+
+	*msg_r = NULL;
+	if (template_load_props(ctx->mpa->conf.db, id, ctx->results[0]->sender_props, &src,
+		err) < 0) {
+		sg_error_prefix(err, "template %s: ", template_def(id)->name);
 		return -1;
 	}
-	v = policy_props_get(gp, POLICY_P_SYSTEM_MAIL_FROM, NULL);
-	*from_r = v != NULL && v[0] != '\0' ? sg_xstrdup(v) :
-		sg_xasprintf("postmaster@%s", ctx->mpa->hostname);
-	policy_props_free(&gp);
+	rc = template_render_mail(id, src->text, vs->v, vs->n, &opts, msg_r, &rerr);
+	if (rc < 0) {
+		sg_log_mail(SG_LOG_ERR, ctx->id, "template %s of %s does not render (%s): "
+			"factory text used", template_def(id)->name,
+			src->owner[0] != '\0' ? src->owner : "factory", rerr.msg);
+		rc = template_render_mail(id, template_def(id)->factory, vs->v, vs->n, &opts,
+			msg_r, err);
+	}
+	template_src_free(&src);
+	if (rc < 0) {
+		sg_error_prefix(err, "template %s: ", template_def(id)->name);
+		return -1;
+	}
+	if (mime_msg_header_set(*msg_r, "Auto-Submitted", "auto-generated", err) < 0 ||
+	    mpa_marker_add(ctx, *msg_r, err) < 0) {
+		mime_msg_free(msg_r);
+		return -1;
+	}
 	return 0;
 }
 
-/* mpa_notify_build - the notification message (GMime, in memory: small);
- * from is consumed. The subject says "too large" when that is the only
- * reason (D-7), else "encryption failed". */
-static struct mime_msg *mpa_notify_build(struct mpa_ctx *ctx, bool is_size_only,
-	char *from)
+/* mpa_notify_one - the encryption-failed notification for the groups
+ * g[0..n) whose reason is reason; appended to ctx->extras. 0 or -1. */
+static int mpa_notify_one(struct mpa_ctx *ctx, const char *reason, const size_t *gi,
+	size_t n, const char *from, struct sg_error *err)
 {
-	GMimeMessage *gm = g_mime_message_new(TRUE);
-	GMimeTextPart *tp = g_mime_text_part_new_with_subtype("plain");
-	GDateTime *now = g_date_time_new_now_utc();
-	char *msgid = NULL, *text = mpa_notify_text(ctx);
-	char rid[SG_MAIL_ID_LEN + 1];
-	struct mime_msg *m;
-
-	sg_mail_id_new(rid);
-	msgid = sg_xasprintf("%s.%s@%s", ctx->id, rid, ctx->mpa->hostname);
-	g_mime_message_add_mailbox(gm, GMIME_ADDRESS_TYPE_FROM, "Mail Gateway", from);
-	g_mime_message_add_mailbox(gm, GMIME_ADDRESS_TYPE_TO, NULL, ctx->originator);
-	g_mime_message_set_subject(gm, is_size_only ? "Message not sent: too large" :
-		"Message not sent: encryption failed", "utf-8");
-	g_mime_message_set_date(gm, now);
-	g_mime_message_set_message_id(gm, msgid);
-	g_mime_object_set_header(GMIME_OBJECT(gm), "Auto-Submitted", "auto-generated",
-		"utf-8");
-	g_mime_text_part_set_text(tp, text);
-	g_mime_message_set_mime_part(gm, GMIME_OBJECT(tp));
-	m = mime_msg_new_gmime(gm);
-	g_object_unref(tp);
-	g_object_unref(gm);
-	g_date_time_unref(now);
-	free(from);
-	free(msgid);
-	free(text);
-	return m;
-}
-
-enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, struct sg_error *err)
-{
+	struct mpa_vars vs = {0};
 	struct mpa_extra *x;
-	char *from = NULL;
-	bool is_dropped = false, is_size_only = true;
-	size_t g;
-	int internal;
+	struct mime_msg *m = NULL;
+	const char *subject = mime_msg_header_get(ctx->msg, "Subject");
+	char *more = NULL;
+	size_t k, i, listed = 0, total = 0;
+	int rc;
 
-	for (g = 0; g < ctx->ngroups; g++) {
-		if (ctx->groups[g].action == MPA_ACT_PASS)
-			continue;
-		is_dropped = true;
-		if (ctx->groups[g].action != MPA_ACT_DROP)
-			is_size_only = false;
+	mpa_var(&vs, "from", from);
+	mpa_var(&vs, "to", ctx->originator);
+	mpa_var(&vs, "subject", subject != NULL ? subject : "");
+	mpa_var(&vs, "mail_id", ctx->id);
+	mpa_var(&vs, "reason", reason);
+	for (k = 0; k < n; k++) {
+		const struct mpa_group *grp = &ctx->groups[gi[k]];
+
+		for (i = 0; i < grp->nrcpts; i++, total++)
+			if (listed < MPA_NOTIFY_RCPTS_MAX) {
+				mpa_var(&vs, "recipients", ctx->env->rcpts[grp->rcpts[i]].addr);
+				listed++;
+			}
 	}
-	if (!is_dropped || ctx->env->kind != SPOOL_KIND_MESSAGE || ctx->originator[0] == '\0')
-		return MPA_NEXT;
-	internal = mpa_originator_internal(ctx, err);
-	if (internal < 0)
-		return mpa_result_of_error(err);
-	if (internal == 0) {
-		sg_log_mail(SG_LOG_INFO, ctx->id, "originator not internal: no notification");
-		return MPA_NEXT;
+	if (total > listed) {
+		more = sg_xasprintf("... and %zu more", total - listed);
+		mpa_var(&vs, "recipients", more);
 	}
-	if (mpa_notify_from(ctx, &from, err) < 0)
-		return mpa_result_of_error(err);
+	rc = mpa_notify_render(ctx, TEMPLATE_ENCRYPTION_FAILED, &vs, &m, err);
+	free(vs.v);
+	free(more);
+	if (rc < 0)
+		return -1;
 	ctx->extras = sg_xrealloc(ctx->extras, (ctx->nextras + 1) * sizeof(*ctx->extras));
 	x = &ctx->extras[ctx->nextras++];
 	memset(x, 0, sizeof(*x));
@@ -179,6 +184,68 @@ enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, struct sg_error *err)
 	x->env.parent_id = sg_xstrdup(ctx->id);
 	x->env.arrival = sg_now();
 	spool_env_add_rcpt(&x->env, ctx->originator, NULL, 0);
-	x->msg = mpa_notify_build(ctx, is_size_only, from);
-	return MPA_NEXT;
+	x->msg = m;
+	return 0;
+}
+
+enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, struct sg_error *err)
+{
+	/* per distinct reason: the indexes of its groups */
+	struct {
+		const char *reason;
+		size_t *gi, n;
+	} nt[MPA_NOTIFY_MAX];
+	char *from = NULL, *merged = NULL;
+	size_t g, k, nnt = 0;
+	enum mpa_result r = MPA_NEXT;
+	int internal;
+
+	for (g = 0; g < ctx->ngroups; g++)
+		if (ctx->groups[g].action != MPA_ACT_PASS)
+			break;
+	if (g == ctx->ngroups || ctx->env->kind != SPOOL_KIND_MESSAGE || ctx->is_own_mail ||
+	    ctx->originator[0] == '\0')
+		return MPA_NEXT;
+	internal = mpa_originator_internal(ctx, err);
+	if (internal < 0)
+		return mpa_result_of_error(err);
+	if (internal == 0) {
+		sg_log_mail(SG_LOG_INFO, ctx->id, "originator not internal: no notification");
+		return MPA_NEXT;
+	}
+	if (ctx->nresults == 0) /* internal needs the database, which decided */
+		return MPA_NEXT;
+	for (g = 0; g < ctx->ngroups; g++) {
+		const struct mpa_group *grp = &ctx->groups[g];
+
+		if (grp->action == MPA_ACT_PASS)
+			continue;
+		for (k = 0; k < nnt; k++)
+			if (strcmp(nt[k].reason, grp->reason) == 0)
+				break;
+		if (k == nnt && nnt == MPA_NOTIFY_MAX) {
+			k = nnt - 1;
+			if (merged == NULL) {
+				merged = sg_xasprintf("%s; and other reasons (see the gateway log "
+					"for mail ID %s)", nt[k].reason, ctx->id);
+				nt[k].reason = merged;
+			}
+		} else if (k == nnt) {
+			nt[nnt].reason = grp->reason;
+			nt[nnt].gi = NULL;
+			nt[nnt].n = 0;
+			nnt++;
+		}
+		nt[k].gi = sg_xrealloc(nt[k].gi, (nt[k].n + 1) * sizeof(*nt[k].gi));
+		nt[k].gi[nt[k].n++] = g;
+	}
+	from = mpa_notify_from(ctx);
+	for (k = 0; k < nnt && r == MPA_NEXT; k++)
+		if (mpa_notify_one(ctx, nt[k].reason, nt[k].gi, nt[k].n, from, err) < 0)
+			r = mpa_result_of_error(err);
+	for (k = 0; k < nnt; k++)
+		free(nt[k].gi);
+	free(merged);
+	free(from);
+	return r;
 }

@@ -257,6 +257,11 @@ enum mpa_result mpa_run(struct mpa_ctx *ctx, const struct mpa_sink *sink,
 	if (sg_log_is_tracing(SG_TRACE_MPA))
 		sg_trace(SG_TRACE_MPA, "%s: originator <%s> (%s)", ctx->id, ctx->originator,
 			mime_origin_name(ctx->origin));
+	r = mpa_marker_check(ctx, err);
+	if (r != MPA_NEXT) {
+		sg_error_prefix(err, "marker: ");
+		return r;
+	}
 	r = mpa_decide_groups(ctx, err);
 	if (r != MPA_NEXT)
 		return r;

@@ -23,6 +23,8 @@ static bool mpa_needs_edit(struct mpa_ctx *ctx, const struct mpa_group *g)
 	const char *cur;
 	size_t k;
 
+	if (ctx->is_marker_forged)
+		return true;
 	for (k = 0; k < 2 && res->remove_headers[k] != NULL; k++)
 		if (mime_msg_header_count(ctx->msg, res->remove_headers[k]) > 0)
 			return true;
@@ -35,7 +37,7 @@ static bool mpa_needs_edit(struct mpa_ctx *ctx, const struct mpa_group *g)
 /*
  * mpa_stage_edit - the policy's edits for this group (F-POL-7, F-POL-8,
  * F-FLOW-8): the honoured trigger headers leave every output, the subject
- * loses the trigger. The group gets its own copy of the message (parsed
+ * loses the trigger, a forged own-mail marker is removed (F-FLOW-7). The group gets its own copy of the message (parsed
  * again from the spool file), so that other groups and an unchanged output
  * stay byte-identical.
  */
@@ -52,7 +54,7 @@ static enum mpa_result mpa_stage_edit(struct mpa_ctx *ctx, struct sg_error *err)
 		/* its structure was not parsed: it cannot be rebuilt without the
 		 * trigger, and must not leave with it */
 		sg_error_set(err, SG_E_LIMIT, "the message has too many MIME parts to "
-			"remove the encryption trigger");
+			"remove the encryption trigger or the forged marker");
 		return MPA_ERROR;
 	}
 	if (g->msg == NULL) {
@@ -63,6 +65,8 @@ static enum mpa_result mpa_stage_edit(struct mpa_ctx *ctx, struct sg_error *err)
 	res = ctx->results[0];
 	for (k = 0; k < 2 && res->remove_headers[k] != NULL; k++)
 		(void)mime_msg_header_remove(g->msg, res->remove_headers[k]);
+	if (ctx->is_marker_forged)
+		(void)mime_msg_header_remove(g->msg, SG_MARKER_HEADER);
 	if (g->subject != NULL) {
 		/* a decoded subject may hold line breaks (encoded words): they
 		 * must not start new header fields */

@@ -138,6 +138,19 @@ static const struct out *find_to(const struct outs *o, const char *addr)
 	return NULL;
 }
 
+/* find_with - the output whose first envelope recipient is addr and whose
+ * body contains text, or NULL */
+static const struct out *find_with(const struct outs *o, const char *addr, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++)
+		if (o->v[i].env.nrcpts > 0 && strcmp(o->v[i].env.rcpts[0].addr, addr) == 0 &&
+		    strstr(o->v[i].body, text) != NULL)
+			return &o->v[i];
+	return NULL;
+}
+
 /* has_rcpt - addr is one of out's envelope recipients */
 static bool has_rcpt(const struct out *x, const char *addr)
 {
@@ -399,8 +412,10 @@ static void test_header_trigger(void **state)
  * a certificate still gets the message in the clear (allow/allow). The
  * certificate may also come from a manual selection up the recipient's
  * owner chain (here: the wildcard domain *.tunnel.org for
- * gw@sub.tunnel.org). All failed groups (S/MIME absent, mandatory without
- * certificate) are named in ONE notification, each with its reason. */
+ * gw@sub.tunnel.org). The failed groups get one notification per reason
+ * (the encryption_failed template has one reason): S/MIME absent (bob, gw)
+ * and mandatory without certificate (zed), each naming only its own
+ * recipients. */
 static void test_smime_absent_fails_closed(void **state)
 {
 	struct fixture *f = *state;
@@ -441,7 +456,7 @@ static void test_smime_absent_fails_closed(void **state)
 	set(f, POLICY_KIND_DOMAIN, "secure.org", "encrypt_mode", "mandatory");
 	assert_int_equal(run(f, "alice@example.com", rcpts, msg, id, &log, &err), 0);
 	collect(f->dir, f->sp, &o);
-	assert_int_equal(o.n, 2);
+	assert_int_equal(o.n, 3);
 	assert_non_null(find_to(&o, "dave@plain.org"));
 	assert_int_equal(find_to(&o, "dave@plain.org")->env.nrcpts, 1);
 	assert_memory_equal(find_to(&o, "dave@plain.org")->body, msg, strlen(msg));
@@ -450,13 +465,17 @@ static void test_smime_absent_fails_closed(void **state)
 		assert_false(has_rcpt(&o.v[i], "zed@secure.org"));
 		assert_false(has_rcpt(&o.v[i], "gw@sub.tunnel.org"));
 	}
-	x = find_to(&o, "alice@example.com");
+	x = find_with(&o, "alice@example.com", "S/MIME encryption is not available");
 	check_notification(x, id, "alice@example.com", "Quote", "bob@partner.net",
 		"S/MIME encryption is not available");
-	check_notification(x, id, "alice@example.com", "Quote", "zed@secure.org",
-		"no valid certificate");
 	check_notification(x, id, "alice@example.com", "Quote", "gw@sub.tunnel.org",
 		"S/MIME encryption is not available");
+	assert_null(strstr(x->body, "zed@secure.org"));
+	x = find_with(&o, "alice@example.com", "no valid certificate");
+	check_notification(x, id, "alice@example.com", "Quote", "zed@secure.org",
+		"no valid certificate");
+	assert_null(strstr(x->body, "bob@partner.net"));
+	assert_null(strstr(x->body, "S/MIME encryption is not available"));
 	assert_non_null(strstr(log, "encrypt-failed"));
 	outs_free(&o);
 	free(log);
