@@ -63,6 +63,10 @@ struct delivery_conf {
 	const char *hostname;          /* our name: Reporting-MTA, MAILER-DAEMON@ */
 	const char *system_mail_from;  /* From of bounces (D-4), NULL/"" =
 	                                  MAILER-DAEMON@hostname; borrowed */
+	const char *server_secret;     /* F-FLOW-7: key of the X-Sealgate-Marker
+	                                  on bounces (the store's "server_secret"
+	                                  setting); NULL/"" = bounces without
+	                                  marker; borrowed */
 	struct sg_hostport listen;     /* our SMTP listener (mail loop check), port 0 = unknown */
 	unsigned connect_timeout;      /* seconds, 0 = 30 */
 	unsigned io_timeout;           /* seconds per read/write, 0 = 300 */

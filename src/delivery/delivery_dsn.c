@@ -10,7 +10,10 @@
  * delivery.h). The original is streamed from its spool fd in bounded chunks.
  * D-4: From conf->system_mail_from (the daemon passes the policy property;
  * default MAILER-DAEMON@<hostname>), envelope sender <>, Auto-Submitted:
- * auto-generated.
+ * auto-generated. F-FLOW-7: with conf->server_secret the bounce carries the
+ * own-mail marker (sg_marker_make over the bounced message's ID and the
+ * bounce's Message-ID), so that the pipeline does not process it again
+ * when it comes back through the gateway.
  */
 #include "delivery_int.h"
 
@@ -221,6 +224,7 @@ int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env 
 {
 	struct sg_buf head, human, status;
 	char date[40], arrival[40], to[600], host[300], envid[300], from[600];
+	char msgid[400], marker[SG_MARKER_MAX + 32];
 	const char *bid = spool_writer_id(w);
 	bool is_full = !env->dsn_ret_hdrs &&
 		len <= (conf->bounce_full_max ? conf->bounce_full_max : 50000);
@@ -240,13 +244,27 @@ int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env 
 		snprintf(from, sizeof(from), "MAILER-DAEMON@%s", host);
 	sg_time_rfc5322(now, date, sizeof(date));
 	sg_time_rfc5322(env->arrival, arrival, sizeof(arrival));
+	snprintf(msgid, sizeof(msgid), "<%s.dsn@%s>", bid, host);
+	marker[0] = '\0';
+	if (conf->server_secret != NULL && conf->server_secret[0] != '\0') {
+		char val[SG_MARKER_MAX];
+		struct sg_error merr;
+
+		if (sg_marker_make(conf->server_secret, env->id, msgid, val, sizeof(val),
+			&merr) == 0)
+			snprintf(marker, sizeof(marker), "%s: %s\r\n", SG_MARKER_HEADER, val);
+		else
+			sg_log_mail(SG_LOG_WARN, env->id, "bounce without %s: %s",
+				SG_MARKER_HEADER, merr.msg);
+	}
 	if (sg_buf_printf(&head, err,
 		    "From: Mail Delivery System <%s>\r\n"
 		    "To: <%s>\r\n"
 		    "Subject: Undelivered Mail Returned to Sender\r\n"
 		    "Date: %s\r\n"
-		    "Message-ID: <%s.dsn@%s>\r\n"
+		    "Message-ID: %s\r\n"
 		    "Auto-Submitted: auto-generated\r\n"
+		    "%s"
 		    "MIME-Version: 1.0\r\n"
 		    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
 		    "\tboundary=\"=_sg_%s\"\r\n"
@@ -262,7 +280,7 @@ int delivery_dsn_write(const struct delivery_conf *conf, const struct spool_env 
 		    "Your message (queue ID %s) could not be delivered to one or more\r\n"
 		    "recipients. The reasons are listed below; the %s attached.\r\n"
 		    "\r\n",
-		    from, to, date, bid, host, bid, bid, host, env->id,
+		    from, to, date, msgid, marker, bid, bid, host, env->id,
 		    is_full ? "original message is" : "headers of the original message are") < 0)
 		goto out;
 	/* Streamed recipient by recipient: a bounce for 100k recipients does

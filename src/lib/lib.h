@@ -227,8 +227,10 @@ bool sg_mail_id_is_valid(const char *id);
  *     X-Sealgate-Marker: <mail ID>; <MAC>
  * MAC = base64(HMAC-SHA256(key  = the server secret's bytes,
  *                          data = "sealgate-marker-1" NUL <mail ID> NUL <msgid>))
- * where <mail ID> is the generated message's own ID (sg_mail_id_is_valid)
- * and <msgid> its Message-ID field without blanks (CR, LF, SP, TAB) and
+ * where <mail ID> is the ID of the message the generated mail is about
+ * (the input of a notification, the bounced message; sg_mail_id_is_valid)
+ * and <msgid> the generated message's Message-ID without blanks (CR, LF,
+ * SP, TAB) and
  * without the enclosing angle brackets. The label keeps these MACs apart
  * from other uses of the same secret. A message whose marker verifies was
  * made by this gateway (or one sharing its secret) and is not processed

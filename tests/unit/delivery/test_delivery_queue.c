@@ -697,6 +697,50 @@ static void test_bounce_ret_hdrs_system_mail_from(void **state)
 	bounce_free(&b);
 }
 
+/* F-FLOW-7: with the server secret a bounce carries the own-mail marker,
+ * naming the bounced message and valid for the bounce's Message-ID under
+ * that secret only; without a secret there is no marker. */
+static void test_bounce_marker(void **state)
+{
+	struct fx *f = *state;
+	struct msg_spec m = {.sender = "s@int.test", .rcpts = {"c@ext.test"}};
+	struct stub_conf sc = {0};
+	char id[SG_MAIL_ID_LEN + 1];
+	enum delivery_outcome out;
+	struct idlist bl;
+	struct bounce b;
+	const char *marker, *msgid;
+	const char *secret = "6f1c2a9be07d4e5f8a3b2c1d0e9f8a7b";
+	struct sg_error err;
+
+	sc.rcpt_rules[0] = (struct stub_rcpt_rule){"c@ext.test", "550 5.1.1 unknown"};
+	stub_set_conf(&f->stub, &sc);
+	f->conf.server_secret = secret;
+	put_msg(f, &m, id);
+	assert_int_equal(deliver(f, id, &out), 0);
+	assert_int_equal(bounces_in_outgoing(f, &bl), 1);
+	bounce_load(f, bl.ids[0], &b);
+	marker = g_mime_object_get_header(GMIME_OBJECT(b.msg), SG_MARKER_HEADER);
+	msgid = g_mime_object_get_header(GMIME_OBJECT(b.msg), "Message-ID");
+	assert_non_null(marker);
+	assert_non_null(msgid);
+	assert_true(strncmp(marker, id, SG_MAIL_ID_LEN) == 0);
+	assert_true(sg_marker_verify(secret, marker, msgid));
+	assert_false(sg_marker_verify("another-secret-of-32-characters!", marker, msgid));
+	assert_false(sg_marker_verify(secret, marker, "<other@gw.test>"));
+	bounce_free(&b);
+	assert_int_equal(spool_delete(f->sp, SPOOL_Q_OUTGOING, bl.ids[0], &err), 0);
+
+	f->conf.server_secret = NULL;
+	put_msg(f, &m, id);
+	assert_int_equal(deliver(f, id, &out), 0);
+	assert_int_equal(bounces_in_outgoing(f, &bl), 1);
+	bounce_load(f, bl.ids[0], &b);
+	assert_null(g_mime_object_get_header(GMIME_OBJECT(b.msg), SG_MARKER_HEADER));
+	assert_null(strstr(b.raw, SG_MARKER_HEADER));
+	bounce_free(&b);
+}
+
 static void test_bounce_several_failed(void **state)
 {
 	struct fx *f = *state;
@@ -1059,6 +1103,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifetime_not_expired_defers, fx_setup,
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bounce_content_full, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bounce_marker, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bounce_ret_hdrs_system_mail_from, fx_setup,
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bounce_several_failed, fx_setup, fx_teardown),
