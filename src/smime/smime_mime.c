@@ -163,6 +163,25 @@ split_headers(GMimeMessage *gm, GMimeObject *part, size_t len, struct smime_spli
 	return 0;
 }
 
+/* header_section_len - bytes up to and including the first empty line (the
+ * end of the RFC 5322 header section), or len when there is none. */
+static size_t
+header_section_len(const char *p, size_t len)
+{
+	const char *q = p, *end = p + len;
+
+	if (len > 0 && (p[0] == '\n' || (len > 1 && p[0] == '\r' && p[1] == '\n')))
+		return p[0] == '\n' ? 1 : 2;
+	while ((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+		q++;
+		if (q < end && *q == '\n')
+			return (size_t)(q + 1 - p);
+		if (q + 1 < end && q[0] == '\r' && q[1] == '\n')
+			return (size_t)(q + 2 - p);
+	}
+	return len;
+}
+
 int
 smime_split_msg(const void *msg, size_t len, size_t max, struct smime_split *s,
 	struct sg_error *err)
@@ -180,7 +199,9 @@ smime_split_msg(const void *msg, size_t len, size_t max, struct smime_split *s,
 	sg_buf_init(&s->outer, max);
 	sg_buf_init(&s->entity, max);
 	sg_buf_init(&s->ctype, 64 * 1024);
-	stream = g_mime_stream_mem_new_with_buffer(msg, len);
+	/* GMime sees the header section only: the body is never parsed here (no
+	 * cost, no memory per part on hostile structure - see mime.h) */
+	stream = g_mime_stream_mem_new_with_buffer(msg, header_section_len(p, len));
 	parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	gm = g_mime_parser_construct_message(parser, NULL);

@@ -96,6 +96,33 @@ reason_from_queue(char *buf, size_t n, const char *fallback)
 /* ------------------------------------------------------------ reading */
 
 /*
+ * check_two_parts - a multipart/signed has exactly two parts (RFC 1847), so
+ * at most three delimiter lines of its boundary. More is refused before
+ * OpenSSL's reader, which keeps one memory BIO per part (hostile input:
+ * 2 MB of empty parts cost it seconds and ~80 MB).
+ */
+static int
+check_two_parts(const char *body, size_t blen, const char *boundary, struct sg_error *err)
+{
+	size_t blen_b = strlen(boundary), n = 0;
+	const char *p = body, *end = body + blen;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+
+		if ((size_t)(end - p) >= blen_b + 2 && p[0] == '-' && p[1] == '-' &&
+		    memcmp(p + 2, boundary, blen_b) == 0 && ++n > 3) {
+			sg_error_set(err, SG_E_PARSE, "multipart/signed with more than two parts");
+			return -1;
+		}
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+/*
  * read_cms - the CMS of an S/MIME entity (kind 1 multipart/signed, 2
  * pkcs7-mime). OpenSSL gets a minimal entity: the Content-Type field and the
  * body. For multipart/signed *bcont_r receives the signed content.
@@ -112,7 +139,8 @@ read_cms(const struct smime_split *s, int kind, BIO **bcont_r, struct sg_error *
 	*bcont_r = NULL;
 	sg_buf_init(&in, s->entity.max + 1024);
 	if (kind == 1) {
-		if (smime_split_signed_ctype(s, &in, err) < 0)
+		if (smime_split_signed_ctype(s, &in, err) < 0 ||
+		    check_two_parts(body, blen, s->boundary, err) < 0)
 			goto out;
 	} else if (sg_buf_append_str(&in, "Content-Type: application/pkcs7-mime\r\n", err) < 0) {
 		goto out;
