@@ -10,7 +10,10 @@ sg_skip_unless_built
 
 sg_recv_start sink
 SG_NEXT_HOP=127.0.0.1:${SG_PORTS[sink]}
-sg_daemon_config smtp.mode=postfix
+# A listener certificate: STARTTLS is offered and used by swaks below.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" \
+	-days 2 -subj /CN=sealgate.e2e.test >/dev/null 2>&1 || sg_fail "openssl req"
+sg_daemon_config smtp.mode=postfix "smtp.tls_certificate=$T/tls.crt" "smtp.tls_key=$T/tls.key"
 sg_cli init >/dev/null || sg_fail "sealgate init"
 sg_daemon_start
 
@@ -60,6 +63,14 @@ for body in plain dots eightbit longline; do
 	sg_wait_until 20 "the pipeline's log line for $id" grep -Eq "$id: .*action=pass, outputs=1" "$SG_LOG"
 	sg_wait_until 20 "log of the delivery of $id" grep -Eq "[0-9A-F]{16}: to=<bob@dest.e2e.test>, parent=$id, relay=.*status=sent" "$SG_LOG"
 done
+
+# STARTTLS: swaks negotiates TLS (required), the message passes.
+out=$(sg_swaks --server "127.0.0.1:$SG_PORT" --tls --from alice@ext.e2e.test \
+	--to bob@dest.e2e.test --header "Message-ID: <pt-tls@e2e.test>" 2>&1) || sg_fail "swaks --tls: $out"
+sg_assert_match "$out" 'STARTTLS' "swaks used STARTTLS"
+sg_assert_match "$out" '<~  250' "replies over TLS (swaks marks them <~)"
+sg_assert_match "$out" '250 2\.0\.0 Ok: queued as [0-9A-F]{16}' "250 over TLS"
+sg_wait_until 30 "the TLS message at the receiver" sh -c "grep -lq 'pt-tls@e2e.test' '$T/sink'/*.eml"
 
 # Every log line that names a message starts with its ID.
 if grep -E 'from=<|to=<' "$SG_LOG" | grep -Ev '[0-9A-F]{16}: ' | grep -q .; then
