@@ -227,11 +227,18 @@ struct ca_crl_opts {
 	size_t n_serials;
 	unsigned next_update_days;      /* 0 = 7 */
 	int md;                         /* -1 = the CA's */
+	int reason;                     /* CRLReason of these serials (RFC 5280
+	                                   5.3.1, ca_crl_reason_parse), -1 = none */
 	unsigned flags;
 };
+/* ca_crl_reason_parse - "keyCompromise", "superseded", ... (case-insensitive,
+ * not "removeFromCRL") to the RFC 5280 code; -1 when unknown. */
+int ca_crl_reason_parse(const char *s);
 /*
  * ca_crl - create or update the CRL of the CA's intermediate (CRL number + 1,
- * AKI, revocation time = first revocation), import it into the PKI CRL store
+ * AKI, revocation time = first revocation; a reason given later replaces the
+ * earlier one, e.g. certificateHold -> keyCompromise), import it into the PKI
+ * CRL store
  * and append its DER to der_out (may be NULL). SG_E_INVAL names a bad serial.
  */
 int ca_crl(struct ca *ca, const struct ca_crl_opts *o, struct sg_buf *der_out,

@@ -18,6 +18,22 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+static const char *const reasons[] = {
+	"unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded",
+	"cessationOfOperation", "certificateHold", NULL, NULL, "privilegeWithdrawn",
+	"aACompromise",
+};
+
+int ca_crl_reason_parse(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i] != NULL && strcasecmp(s, reasons[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
 /* serial_norm - "0x00:1A:2b" -> "1a2b"; -1 when not hex or too long */
 static int serial_norm(const char *in, char *out, size_t outsz)
 {
@@ -66,8 +82,15 @@ static int revoked_add(struct ca *ca, const char *lc, const struct ca_crl_opts *
 		}
 		store_stmt_free(&st);
 	}
-	st = store_prepare(ca->db, "INSERT INTO ca_revoked (ca_name_lc, serial, revoked_at) "
-		"VALUES (?, ?, ?) ON CONFLICT (ca_name_lc, serial) DO NOTHING", err);
+	if (o->reason >= (int)(sizeof(reasons) / sizeof(reasons[0])) ||
+		(o->reason >= 0 && reasons[o->reason] == NULL)) {
+		sg_error_set(err, SG_E_INVAL, "bad revocation reason %d", o->reason);
+		return -1;
+	}
+	st = store_prepare(ca->db, "INSERT INTO ca_revoked (ca_name_lc, serial, revoked_at, "
+		"reason) VALUES (?, ?, ?, ?) ON CONFLICT (ca_name_lc, serial) DO UPDATE SET "
+		"reason = CASE WHEN excluded.reason >= 0 THEN excluded.reason ELSE "
+		"ca_revoked.reason END", err);
 	if (st == NULL)
 		return -1;
 	for (i = 0; i < o->n_serials; i++) {
@@ -81,6 +104,7 @@ static int revoked_add(struct ca *ca, const char *lc, const struct ca_crl_opts *
 		store_bind_text(st, 1, lc);
 		store_bind_text(st, 2, s);
 		store_bind_int64(st, 3, now);
+		store_bind_int64(st, 4, o->reason < 0 ? -1 : o->reason);
 		if (store_stmt_step(st, err) < 0) {
 			store_stmt_free(&st);
 			return -1;
@@ -90,11 +114,26 @@ static int revoked_add(struct ca *ca, const char *lc, const struct ca_crl_opts *
 	return 0;
 }
 
+/* revoked_reason - the reasonCode entry extension when reason >= 0; *why is
+ * a scratch value reused across entries */
+static int revoked_reason(X509_REVOKED *rev, int64_t reason, ASN1_ENUMERATED **why)
+{
+	if (reason < 0)
+		return 0;
+	if (*why == NULL)
+		*why = ASN1_ENUMERATED_new();
+	if (*why == NULL || ASN1_ENUMERATED_set(*why, (long)reason) != 1 ||
+		X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, *why, 0, 0) != 1)
+		return -1;
+	return 0;
+}
+
 /* revoked_fill - every revoked serial of the CA into crl */
 static int revoked_fill(struct ca *ca, const char *lc, X509_CRL *crl, struct sg_error *err)
 {
-	struct store_stmt *st = store_prepare(ca->db, "SELECT serial, revoked_at FROM "
-		"ca_revoked WHERE ca_name_lc = ? ORDER BY serial", err);
+	struct store_stmt *st = store_prepare(ca->db, "SELECT serial, revoked_at, reason "
+		"FROM ca_revoked WHERE ca_name_lc = ? ORDER BY serial", err);
+	ASN1_ENUMERATED *why = NULL;
 	X509_REVOKED *rev = NULL;
 	ASN1_TIME *t = NULL;
 	ASN1_INTEGER *ai = NULL;
@@ -114,6 +153,7 @@ static int revoked_fill(struct ca *ca, const char *lc, X509_CRL *crl, struct sg_
 		if (rev == NULL || t == NULL || ai == NULL ||
 			X509_REVOKED_set_serialNumber(rev, ai) != 1 ||
 			X509_REVOKED_set_revocationDate(rev, t) != 1 ||
+			revoked_reason(rev, store_col_int64(st, 2), &why) < 0 ||
 			X509_CRL_add0_revoked(crl, rev) != 1) {
 			sg_error_set_openssl(err, SG_E_CRYPTO, "CRL entry %s", hex != NULL ? hex : "");
 			r = -1;
@@ -128,6 +168,7 @@ static int revoked_fill(struct ca *ca, const char *lc, X509_CRL *crl, struct sg_
 	X509_REVOKED_free(rev);
 	ASN1_INTEGER_free(ai);
 	ASN1_TIME_free(t);
+	ASN1_ENUMERATED_free(why);
 	BN_free(bn);
 	store_stmt_free(&st);
 	return r < 0 ? -1 : 0;

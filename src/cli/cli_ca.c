@@ -640,6 +640,7 @@ static int cli_ca_crl(struct cli_ctx *ctx, int argc, char **argv)
 	const char *next = opt_value(&argc, argv, "--next-update", &bad);
 	const char *sig = opt_value(&argc, argv, "--sig", &bad);
 	const char *outpath = opt_value(&argc, argv, "--out", &bad);
+	const char *reason = opt_value(&argc, argv, "--reason", &bad);
 	struct ca_crl_opts o = {0};
 	struct pki_crl_info info;
 	struct ca_cli c;
@@ -649,12 +650,20 @@ static int cli_ca_crl(struct cli_ctx *ctx, int argc, char **argv)
 	int i, first = 1, rc = 1;
 
 	o.md = -1;
+	o.reason = -1;
 	if (has_flag(&argc, argv, "--new"))
 		o.flags |= CA_CRL_NEW;
 	has_flag(&argc, argv, "--revoke");   /* the serials follow; may be none */
 	if (bad || no_options(argc, argv, "crl") != 0)
 		return cli_usage("ca", "crl");
 	o.ca_name = caname;
+	if (reason != NULL) {
+		o.reason = ca_crl_reason_parse(reason);
+		if (o.reason < 0)
+			return cli_error("--reason: keyCompromise, cACompromise, affiliationChanged, "
+				"superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, "
+				"aACompromise or unspecified expected");
+	}
 	if (parse_days(next, "--next-update", &o.next_update_days) < 0)
 		return 1;
 	if (sig != NULL) {
@@ -827,8 +836,9 @@ static const struct cli_command cli_ca_commands[] = {
 		"issue an S/MIME certificate; prints its thumbprint last"},
 	{"ca", "bulk", cli_ca_bulk, "FILE.csv [--preview] [--handler built-in|delayed|cmp]",
 		"request certificates for the rows of a CSV file (guide App. G)"},
-	{"ca", "crl", cli_ca_crl, "[--ca NAME] --revoke [SERIAL_HEX...] [--next-update DAYS] "
-		"[--sig MD] [--new] [--out FILE.crl]", "create or update a CA's CRL"},
+	{"ca", "crl", cli_ca_crl, "[--ca NAME] --revoke [SERIAL_HEX...] [--reason REASON] "
+		"[--next-update DAYS] [--sig MD] [--new] [--out FILE.crl]",
+		"create or update a CA's CRL"},
 	{"ca", "pending", cli_ca_pending, "[list [--state S]|cancel ID|retry ID|run]",
 		"delayed certificate requests"},
 	{"ca", "send", cli_ca_send, "THUMBPRINT... --to ADDR [--password-file F] [--sms] "

@@ -24,6 +24,37 @@ static bool is_valid(struct cenv *e, const char *thumb)
 	return v.is_valid;
 }
 
+struct reasons {
+	char serial[4][64];
+	int reason[4];
+	size_t n;
+};
+
+static int reasons_cb(const char *serial, int64_t at, int reason, void *arg,
+	struct sg_error *err)
+{
+	struct reasons *r = arg;
+
+	(void)at;
+	(void)err;
+	if (r->n < 4) {
+		sg_strlcpy(r->serial[r->n], serial, sizeof(r->serial[0]));
+		r->reason[r->n++] = reason;
+	}
+	return 0;
+}
+
+static int reason_of(const struct reasons *r, const char *serial)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		if (strcmp(r->serial[i], serial) == 0)
+			return r->reason[i];
+	fail_msg("serial %s not in the CRL", serial);
+	return -2;
+}
+
 static X509_CRL *crl_parse(const struct sg_buf *b)
 {
 	const unsigned char *p = (const unsigned char *)b->data;
@@ -56,6 +87,7 @@ static void test_crl_revokes_in_pki(void **state)
 	o.n_serials = 1;
 	o.next_update_days = 3;
 	o.md = -1;
+	o.reason = -1;
 	sg_buf_init(&der, 1 << 20);
 	assert_int_equal(ca_crl(e->ca, &o, &der, &info, &err), 0);
 	assert_int_equal(info.n_entries, 1);
@@ -105,6 +137,8 @@ static void test_crl_update_and_new(void **state)
 	o.serials = s1;
 	o.n_serials = 1;
 	o.md = CA_MD_SHA512;
+	o.reason = ca_crl_reason_parse("certificateHold");
+	assert_int_equal(o.reason, 6);
 	assert_int_equal(ca_crl(e->ca, &o, NULL, &info, &err), 0);
 	/* update with b given with upper case, colons and 0x */
 	{
@@ -119,9 +153,45 @@ static void test_crl_update_and_new(void **state)
 		up[j] = '\0';
 		s2[0] = up;
 		o.serials = s2;
+		o.reason = -1;
 		assert_int_equal(ca_crl(e->ca, &o, NULL, &info, &err), 0);
 	}
 	assert_int_equal(info.n_entries, 2);
+	/* a hold becomes a key compromise; b has no reason */
+	o.serials = s1;
+	o.reason = ca_crl_reason_parse("KEYCOMPROMISE");
+	{
+		struct reasons got = {0};
+		struct sg_buf der;
+		X509_CRL *crl;
+		STACK_OF(X509_REVOKED) *revs;
+		int i, with_reason = 0;
+
+		sg_buf_init(&der, 1 << 20);
+		assert_int_equal(ca_crl(e->ca, &o, &der, &info, &err), 0);
+		/* the pki module reads the reason back */
+		assert_int_equal(pki_crl_entries(e->pki, info.id, reasons_cb, &got, &err), 0);
+		assert_int_equal(got.n, 2);
+		assert_int_equal(reason_of(&got, a.serial), 1);
+		/* and only a's entry carries a reasonCode */
+		crl = crl_parse(&der);
+		revs = X509_CRL_get_REVOKED(crl);
+		for (i = 0; i < sk_X509_REVOKED_num(revs); i++) {
+			ASN1_ENUMERATED *why = X509_REVOKED_get_ext_d2i(sk_X509_REVOKED_value(revs, i),
+				NID_crl_reason, NULL, NULL);
+
+			if (why != NULL) {
+				with_reason++;
+				assert_int_equal(ASN1_ENUMERATED_get(why), 1);
+			}
+			ASN1_ENUMERATED_free(why);
+		}
+		assert_int_equal(with_reason, 1);
+		X509_CRL_free(crl);
+		sg_buf_deinit(&der);
+	}
+	o.serials = s2;
+	o.reason = -1;
 	assert_false(is_valid(e, a.thumbprint));
 	assert_false(is_valid(e, b.thumbprint));
 	/* a new CRL with only b: a is valid again */
@@ -148,6 +218,9 @@ static void test_crl_errors(void **state)
 	size_t i;
 
 	o.md = -1;
+	o.reason = -1;
+	assert_int_equal(ca_crl_reason_parse("removeFromCRL"), -1);
+	assert_int_equal(ca_crl_reason_parse("nonsense"), -1);
 	assert_int_equal(ca_crl(e->ca, &o, NULL, NULL, &err), -1);
 	assert_int_equal(err.code, SG_E_NOTFOUND);
 	cenv_ca(e, "corp", CA_KEY_P256, CA_MD_SHA256);

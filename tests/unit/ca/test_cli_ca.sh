@@ -104,9 +104,14 @@ certutil -A -d sql:nss -n ec-inter -t ",," -a -i inter2.pem
 vfychain -d sql:nss -u 4 -a dave.pem >vf.txt 2>&1 || fail "EC vfychain: $(cat vf.txt)"
 
 # F-CA-7: revoke alice; openssl -crl_check and the pki module say revoked
-$SG ca crl --ca Corp --revoke "$ASERIAL" --next-update 5 --out corp.crl > crl.txt
+$SG ca crl --ca Corp --revoke "$ASERIAL" --reason keyCompromise --next-update 5 --out corp.crl \
+	> crl.txt
 grep -q "entries 1" crl.txt || fail "crl output: $(cat crl.txt)"
 openssl crl -inform DER -in corp.crl -out corp.crl.pem
+openssl crl -in corp.crl.pem -noout -text > crltext.txt
+grep -q "Key Compromise" crltext.txt || fail "no reasonCode in the CRL"
+grep -qi "X509v3 CRL Number" crltext.txt || fail "no CRL number"
+if $SG ca crl --revoke 01 --reason bogus 2>/dev/null; then fail "bad reason accepted"; fi
 if openssl verify -crl_check -CRLfile corp.crl.pem -CAfile root.pem -untrusted inter.pem \
 	alice.pem >v.txt 2>&1; then
 	fail "revoked certificate verified"
