@@ -89,6 +89,14 @@ $SG ca issue carol@example.com --pfx carol.p12 --legacy --password-out carol.pw 
 openssl pkcs12 -legacy -in carol.p12 -passin file:carol.pw -info -nokeys -out /dev/null \
 	2>info.txt || fail "legacy pfx: $(cat info.txt)"
 grep -q "pbeWithSHA1And3-KeyTripleDES-CBC" info.txt || fail "legacy pfx is not 3DES"
+# gpgsm imports only 3DES PKCS#12 (NOTES): the legacy file must import with its key
+if command -v gpgsm >/dev/null; then
+	mkdir -m 700 gpghome
+	timeout 60 gpgsm --homedir gpghome --batch --pinentry-mode loopback --passphrase-fd 3 \
+		--import carol.p12 3<carol.pw >gpg.txt 2>&1 || true
+	gpgconf --homedir gpghome --kill all 2>/dev/null || true
+	grep -q "secret keys imported: 1" gpg.txt || fail "gpgsm import: $(cat gpg.txt)"
+fi
 
 # EC CA, EC end-user key: keyAgreement, verifies with openssl and NSS
 ROOT2=$(jq -r '.[] | select(.name=="Ec") | .root_thumbprint' cas.json)
