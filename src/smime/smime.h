@@ -172,6 +172,10 @@ struct smime_rid {
 
 /* smime_rid_match - 1 if rid names cert (issuer+serial or SKI), else 0. */
 int smime_rid_match(const struct smime_rid *rid, X509 *cert);
+/* smime_rid_serial_hex - the rid's serial as lower-case hex without leading
+ * zeros ("0" for 0), the form pki_cert_query.serial takes, into buf (n >= 3).
+ * 0, or -1 when the rid has no serial (SKI or other) or buf is too small. */
+int smime_rid_serial_hex(const struct smime_rid *rid, char *buf, size_t n);
 
 /*
  * smime_decrypt_fn - decrypt cms (an EnvelopedData or AuthEnvelopedData,

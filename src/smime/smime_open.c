@@ -16,6 +16,7 @@
  * Invariant: the output is either the input unchanged or the outer fields of
  * the input + MIME-Version + the innermost entity unwrapped (CRLF).
  */
+#include <ctype.h>
 #include <string.h>
 #include <time.h>
 
@@ -218,6 +219,33 @@ smime_rid_match(const struct smime_rid *rid, X509 *cert)
 		return k != NULL && ASN1_OCTET_STRING_cmp(k, rid->ski) == 0;
 	}
 	return 0;
+}
+
+int
+smime_rid_serial_hex(const struct smime_rid *rid, char *buf, size_t n)
+{
+	BIGNUM *bn;
+	char *hex = NULL, *p;
+	int rc = -1;
+
+	if (rid == NULL || rid->serial == NULL || n < 3)
+		return -1;
+	bn = ASN1_INTEGER_to_BN(rid->serial, NULL);
+	hex = bn ? BN_bn2hex(bn) : NULL;
+	if (hex != NULL) {
+		p = hex + (*hex == '-');
+		while (p[0] == '0' && p[1] != '\0')
+			p++;
+		if (strlen(p) + (*hex == '-') < n) {
+			snprintf(buf, n, "%s%s", *hex == '-' ? "-" : "", p);
+			for (char *q = buf; *q; q++)
+				*q = (char)tolower((unsigned char)*q);
+			rc = 0;
+		}
+	}
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return rc;
 }
 
 /* collect_rids - one smime_rid per key transport recipient and per key

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <cmocka.h>
 #include <sys/resource.h>
@@ -401,6 +402,55 @@ test_decrypt_no_allowed_key(void **state)
 	free(msg);
 }
 
+/* The serial of a recipient in pki's form (lower-case hex, no leading 0). */
+static int
+serial_cb(void *arg, CMS_ContentInfo *cms, const struct smime_rid *rids, size_t n, BIO *out,
+	size_t *used_r, struct sg_error *err)
+{
+	char *buf = arg;
+
+	if (n != 1 || smime_rid_serial_hex(&rids[0], buf, 64) < 0)
+		return -1;
+	return 0;
+}
+
+static void
+test_rid_serial_hex(void **state)
+{
+	struct tkey *bob = tkey_get("bob", "rsa2048");
+	STACK_OF(X509) *rc = sk_X509_new_null();
+	struct smime_open_opts o = { .decrypt = serial_cb };
+	struct smime_result res = { 0 };
+	struct sg_error e = { 0 };
+	struct sg_buf enc, out;
+	char got[64] = "", want[64];
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(bob->cert), NULL);
+	char *hex = BN_bn2hex(bn);
+	size_t len;
+	char *msg = tmsg_sample(1, &len);
+
+	snprintf(want, sizeof(want), "%s", hex + strspn(hex, "0"));
+	for (char *p = want; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	o.decrypt_arg = got;
+	sk_X509_push(rc, bob->cert);
+	sg_buf_init(&enc, 1 << 24);
+	sg_buf_init(&out, 1 << 24);
+	assert_int_equal(smime_encrypt(msg, len, rc, NULL, &enc, &e), 0);
+	assert_int_equal(smime_open(enc.data, enc.len, &o, &res, &out, &e), 0);
+	assert_string_equal(got, want);
+	/* independent of BN: the small serial as a number, no leading zero */
+	assert_int_equal(strtol(got, NULL, 16), ASN1_INTEGER_get(X509_get0_serialNumber(bob->cert)));
+	assert_true(got[0] != '0');
+	smime_result_deinit(&res);
+	sg_buf_deinit(&enc);
+	sg_buf_deinit(&out);
+	sk_X509_free(rc);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	free(msg);
+}
+
 /* F-SMIME-6 encrypt headers: only transport fields outside, Subject hidden;
  * the whole original message comes back inside as message/rfc822. */
 static void
@@ -669,6 +719,7 @@ main(void)
 		cmocka_unit_test(test_encrypt_matrix),
 		cmocka_unit_test(test_decrypt_no_allowed_key),
 		cmocka_unit_test(test_encrypt_fail_closed),
+		cmocka_unit_test(test_rid_serial_hex),
 		cmocka_unit_test(test_encrypt_protect_headers),
 		cmocka_unit_test(test_nested_layers),
 		cmocka_unit_test(test_depth_limit),
