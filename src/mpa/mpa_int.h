@@ -180,12 +180,15 @@ const struct mpa_method *mpa_method_find(enum policy_method m);
  * decision's method through the table. */
 enum mpa_result mpa_stage_method(struct mpa_ctx *ctx, struct sg_error *err);
 
-/* mpa_notify.c: mpa_notify_dropped - after the outputs: one D-4
- * notification to an internal originator naming every group that got
+/* mpa_notify.c: mpa_notify_dropped - after the outputs: D-4 notifications
+ * (template encryption_failed of the originator, with the own-mail marker)
+ * to an internal originator, one per distinct reason of the groups that got
  * nothing (action other than MPA_ACT_PASS: encryption failed, size limit
- * D-7) with its reason; appended to ctx->extras. Nothing when every group
- * was sent, for generated mail, or for an external or missing originator.
- * MPA_NEXT or MPA_DEFER (database down while deciding "internal"). */
+ * D-7), naming their recipients; appended to ctx->extras. Nothing when every
+ * group was sent, for generated mail (spool kind or valid marker), or for
+ * an external or missing originator. MPA_NEXT, MPA_DEFER (database down
+ * while deciding "internal", loading the template or the secret) or
+ * MPA_ERROR. */
 enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, struct sg_error *err);
 
 /*
