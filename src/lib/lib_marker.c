@@ -8,9 +8,10 @@
  *
  * What it proves: the gateway made a message with this Message-ID. It does
  * not cover the body, so a party that received a genuine generated message
- * can re-send its marker and Message-ID with another body and have it passed
- * through unprocessed. Generated mail goes to internal originators only
- * (D-4), which limits who holds genuine markers.
+ * can re-send its marker and Message-ID with another body. Generated mail
+ * goes to internal originators only (D-4), and the pipeline accepts a
+ * marker only on mail with the null envelope sender, which a mail client
+ * does not send; binding a canonical body hash would close the gap.
  *
  * Pure functions; any thread.
  */

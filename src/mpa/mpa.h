@@ -25,10 +25,10 @@
  * mpa_method_fn in mpa_int.h.
  *
  * Own mail (F-FLOW-7): generated messages carry X-Sealgate-Marker (HMAC
- * with the server secret, lib.h). An incoming message whose marker verifies
- * passes through unchanged to all its recipients (no policy, no triggers,
- * no notification); an invalid marker is removed from every output and the
- * message is processed as ordinary mail.
+ * with the server secret, lib.h). An incoming message with envelope sender
+ * <> whose marker verifies passes through unchanged to all its recipients
+ * (no policy, no triggers, no notification); any other marker is removed
+ * from every output and the message is processed as ordinary mail.
  *
  * Without a database (conf.db NULL: `sealgate process` without -c) there is
  * no policy (src/policy needs a store): every message passes through

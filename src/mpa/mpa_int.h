@@ -193,7 +193,7 @@ enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, struct sg_error *err);
 
 /*
  * mpa_marker.c (F-FLOW-7): mpa_marker_check - before the policy: a valid
- * X-Sealgate-Marker sets ctx->is_own_mail (one pass-through group, no
+ * X-Sealgate-Marker on mail with envelope sender <> sets ctx->is_own_mail (one pass-through group, no
  * stages' edits, no notification), any other marker ctx->is_marker_forged
  * (the "edit" stage removes it). Needs the server secret: MPA_DEFER on a
  * database error. Nothing without a database.

@@ -3,13 +3,17 @@
  * HMAC itself is sg_marker_make/sg_marker_verify in src/lib, shared with
  * the bounces of src/delivery).
  *
- * Incoming: a message with exactly one X-Sealgate-Marker field that
- * verifies against its (single) Message-ID under the server secret is the
- * gateway's own mail: it passes through unchanged to every recipient, with
- * no policy, no triggers and no notification (mpa_decide_groups makes the
- * one pass-through group). Any other marker (wrong MAC, no or several
- * Message-IDs, several markers, no server secret) is forged: every marker
- * field is removed (mpa_stage.c "edit") and the message is ordinary mail.
+ * Incoming: a message with the null envelope sender <> (all generated mail
+ * has it, D-4) and exactly one X-Sealgate-Marker field that verifies
+ * against its (single) Message-ID under the server secret is the gateway's
+ * own mail: it passes through unchanged to every recipient, with no
+ * policy, no triggers and no notification (mpa_decide_groups makes the one
+ * pass-through group). Any other marker (wrong MAC, no or several
+ * Message-IDs, several markers, no server secret, or a genuine marker
+ * re-sent with a sender: the MAC does not cover the body, so a user who
+ * got a notification could otherwise reuse its marker to send anything
+ * past the policy) is invalid: every marker field is removed (mpa_stage.c
+ * "edit") and the message is ordinary mail.
  * Without a database there is no secret and no policy: markers are neither
  * checked nor removed, and every message passes through unchanged anyway.
  *
@@ -66,7 +70,8 @@ enum mpa_result mpa_marker_check(struct mpa_ctx *ctx, struct sg_error *err)
 		return MPA_NEXT;
 	if (mpa_secret(ctx, &secret, err) < 0)
 		return mpa_result_of_error(err);
-	is_valid = n == 1 && mime_msg_header_count(ctx->msg, "Message-ID") == 1 &&
+	is_valid = n == 1 && ctx->env->sender[0] == '\0' &&
+		mime_msg_header_count(ctx->msg, "Message-ID") == 1 &&
 		sg_marker_verify(secret, mime_msg_header_get_raw(ctx->msg, SG_MARKER_HEADER),
 			mime_msg_header_get_raw(ctx->msg, "Message-ID"));
 	mpa_secret_free(&secret);
@@ -76,8 +81,9 @@ enum mpa_result mpa_marker_check(struct mpa_ctx *ctx, struct sg_error *err)
 			"unprocessed", SG_MARKER_HEADER);
 	} else {
 		ctx->is_marker_forged = true;
-		sg_log_mail(SG_LOG_WARN, ctx->id, "invalid %s (%u field(s)): removed, "
-			"processed as ordinary mail", SG_MARKER_HEADER, n);
+		sg_log_mail(SG_LOG_WARN, ctx->id, "invalid %s (%u field(s)%s): removed, "
+			"processed as ordinary mail", SG_MARKER_HEADER, n,
+			ctx->env->sender[0] != '\0' ? ", envelope sender not <>" : "");
 	}
 	return MPA_NEXT;
 }

@@ -366,8 +366,10 @@ static void test_valid_marker_passthrough(void **state)
 	free(hand);
 }
 
-/* Invalid markers of every kind: removed from the output and the message
- * processed as ordinary mail (bob gets nothing, alice the notification,
+/* Invalid markers of every kind (with the null envelope sender of
+ * generated mail, and a genuine marker re-sent by a user with their own
+ * sender): removed from the output and the message processed as ordinary
+ * mail (bob gets nothing, alice the notification,
  * carol the message with the trigger removed from the subject and without
  * the marker). */
 static void test_forged_marker_removed(void **state)
@@ -382,7 +384,8 @@ static void test_forged_marker_removed(void **state)
 	struct {
 		const char *name;
 		char *fields; /* Message-ID and marker fields */
-	} cases[6];
+		const char *sender;
+	} cases[7];
 
 	policy_std(f);
 	sg_mail_id_new(mid);
@@ -407,6 +410,12 @@ static void test_forged_marker_removed(void **state)
 		SG_MARKER_HEADER, good, SG_MARKER_HEADER, good);
 	cases[5].name = "garbage";
 	cases[5].fields = sg_xasprintf("Message-ID: %s\n%s: yes\n", msgid, SG_MARKER_HEADER);
+	cases[6].name = "genuine marker, envelope sender not <>";
+	cases[6].fields = sg_xasprintf("Message-ID: %s\n%s: %s\n", msgid, SG_MARKER_HEADER,
+		good);
+	for (c = 0; c < 6; c++)
+		cases[c].sender = ""; /* as generated mail has: only the MAC is wrong */
+	cases[6].sender = "alice@example.com";
 
 	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		char *msg = sg_xasprintf("From: alice@example.com\nSubject: Plan [encrypt]\n%s\n"
@@ -415,7 +424,7 @@ static void test_forged_marker_removed(void **state)
 		const struct out *x;
 		struct outs o;
 
-		run(f, "alice@example.com", rcpts, msg, strlen(msg), id, &log);
+		run(f, cases[c].sender, rcpts, msg, strlen(msg), id, &log);
 		collect(f, &o);
 		if (o.n != 2)
 			fail_msg("%s: %zu outputs, want 2", cases[c].name, o.n);
@@ -433,6 +442,8 @@ static void test_forged_marker_removed(void **state)
 		check_own_marker(f, x, id);
 		assert_non_null(strstr(log, "invalid " SG_MARKER_HEADER));
 		assert_null(strstr(log, "own mail"));
+		if (c == 6)
+			assert_non_null(strstr(log, "envelope sender not <>"));
 		outs_free(&o);
 		free(log);
 		free(msg);
@@ -461,7 +472,7 @@ static void test_no_secret(void **state)
 	msg = sg_xasprintf("From: alice@example.com\nSubject: Memo\n"
 		"Message-ID: <n.1@gw.example.com>\n%s: %s\n\n" SECRET "\n",
 		SG_MARKER_HEADER, val);
-	run(f, "alice@example.com", rcpts, msg, strlen(msg), id, &log);
+	run(f, "", rcpts, msg, strlen(msg), id, &log);
 	collect(f, &o);
 	assert_int_equal(o.n, 2);
 	x = find_to(&o, "carol@example.com");
@@ -473,6 +484,7 @@ static void test_no_secret(void **state)
 	assert_null(strstr(x->body, SG_MARKER_HEADER));
 	assert_non_null(strstr(log, "no server secret"));
 	assert_non_null(strstr(log, "invalid " SG_MARKER_HEADER));
+	assert_null(strstr(log, "envelope sender not <>"));
 	outs_free(&o);
 	free(log);
 	free(msg);
