@@ -80,9 +80,6 @@ static int
 one(const struct job *j)
 {
 	struct smime_signer s = { cert, NULL, sign_cb, NULL };
-	struct smime_open_opts oo = { .decrypt = decrypt_cb,
-		.flags = SMIME_OPEN_REMOVE_SIGNATURE };
-	struct smime_result res = { 0 };
 	struct sg_error err;
 	struct sg_buf a, b;
 	int rc = -1;
@@ -103,7 +100,6 @@ one(const struct job *j)
 			rc = smime_encrypt(a.data, a.len, recips, NULL, &b, &err);
 		break;
 	}
-	(void)res;
 	if (rc < 0)
 		fprintf(stderr, "%s: %s\n", op_names[j->op], err.msg);
 	sg_buf_deinit(&a);
@@ -205,13 +201,11 @@ main(int argc, char **argv)
 	for (size_t si = 0; si < 2; si++) {
 		size_t len;
 		char *msg = make_msg(sizes[si], &len);
-		struct job pre = { OP_SIGN, msg, len, 0, NULL, NULL };
 		struct smime_signer s = { cert, NULL, sign_cb, NULL };
 		struct sg_error err;
 		struct sg_buf a, b;
 		struct rusage ru;
 
-		(void)pre;
 		sg_buf_init(&a, 64u << 20);
 		sg_buf_init(&b, 64u << 20);
 		if (smime_sign(msg, len, &s, NULL, &a, &err) < 0 ||
