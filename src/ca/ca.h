@@ -119,7 +119,9 @@ int ca_default_set(struct ca *ca, const char *name, struct sg_error *err);
  *   handler (built-in|delayed|cmp, default built-in), cmp_url (http://host:
  *   port/path), cmp_ref + cmp_secret (secret: MAC-protected messages, IR) or
  *   cmp_client_cert + cmp_client_key (PEM files: signature-protected, CR),
- *   cmp_trusted (PEM file: trust anchors for signed CMP responses).
+ *   cmp_trusted (PEM file: trust anchors for signed CMP responses),
+ *   cmp_recipient (/CN=.../O=...: the PKIHeader recipient, e.g. the CA's DN),
+ *   cmp_key_type (key generated for CMP requests, default rsa2048).
  */
 struct ca_setting_def {
 	const char *name;

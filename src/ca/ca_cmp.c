@@ -30,6 +30,11 @@
 #define CA_CMP_MSG_TIMEOUT 30
 #define CA_CMP_TOTAL_TIMEOUT 120
 
+static int setting(struct ca *ca, const char *name, char **v_r, struct sg_error *err)
+{
+	return ca_setting_get(ca, name, v_r, err);
+}
+
 /* cmp_log - OpenSSL's CMP diagnostics into our log (not to stderr) */
 static int cmp_log(const char *func, const char *file, int line, OSSL_CMP_severity level,
 	const char *msg)
@@ -44,9 +49,58 @@ static int cmp_log(const char *func, const char *file, int line, OSSL_CMP_severi
 	return 1;
 }
 
-static int setting(struct ca *ca, const char *name, char **v_r, struct sg_error *err)
+
+/* name_parse - "/CN=Mock CA/O=Example" (OpenSSL's one-line form, no escapes)
+ * into a name; NULL with err on a bad component */
+static X509_NAME *name_parse(const char *s, struct sg_error *err)
 {
-	return ca_setting_get(ca, name, v_r, err);
+	X509_NAME *n = X509_NAME_new();
+	char *copy = sg_xstrdup(s), *p, *next, *eq;
+
+	if (n == NULL || copy[0] != '/')
+		goto bad;
+	for (p = copy + 1; p != NULL && *p != '\0'; p = next) {
+		next = strchr(p, '/');
+		if (next != NULL)
+			*next++ = '\0';
+		eq = strchr(p, '=');
+		if (eq == NULL || eq == p)
+			goto bad;
+		*eq = '\0';
+		if (X509_NAME_add_entry_by_txt(n, p, MBSTRING_UTF8, (unsigned char *)eq + 1, -1,
+			-1, 0) != 1)
+			goto bad;
+	}
+	if (X509_NAME_entry_count(n) == 0)
+		goto bad;
+	free(copy);
+	return n;
+bad:
+	sg_error_set_openssl(err, SG_E_CONFIG, "cmp_recipient: /TYPE=value/... expected");
+	free(copy);
+	X509_NAME_free(n);
+	return NULL;
+}
+
+/* cmp_recipient - the optional recipient name (RFC 4210 PKIHeader) */
+static int cmp_recipient(struct ca *ca, OSSL_CMP_CTX *ctx, struct sg_error *err)
+{
+	X509_NAME *n = NULL;
+	char *v = NULL;
+	int rc = -1;
+
+	if (setting(ca, "cmp_recipient", &v, err) < 0)
+		return -1;
+	if (v == NULL)
+		return 0;
+	n = name_parse(v, err);
+	if (n != NULL && OSSL_CMP_CTX_set1_recipient(ctx, n) == 1)
+		rc = 0;
+	else if (n != NULL)
+		sg_error_set_openssl(err, SG_E_CONFIG, "cmp_recipient");
+	X509_NAME_free(n);
+	free(v);
+	return rc;
 }
 
 /* cmp_server - host, port and path from the cmp_url setting */
@@ -273,7 +327,8 @@ int ca_cmp_request(struct ca *ca, const struct ca_request *rq, struct ca_issued 
 	OSSL_CMP_CTX_set_log_cb(ctx, cmp_log);
 	OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_MSG_TIMEOUT, CA_CMP_MSG_TIMEOUT);
 	OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_TOTAL_TIMEOUT, CA_CMP_TOTAL_TIMEOUT);
-	if (cmp_server(ctx, url, err) < 0 || cmp_auth(ca, ctx, &type, err) < 0)
+	if (cmp_server(ctx, url, err) < 0 || cmp_auth(ca, ctx, &type, err) < 0 ||
+		cmp_recipient(ca, ctx, err) < 0)
 		goto out;
 	if (rq->key_pem != NULL) {
 		key = ca_key_from_pem(rq->key_pem, err);

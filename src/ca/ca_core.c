@@ -180,6 +180,8 @@ static const struct ca_setting_def settings[] = {
 	{"cmp_client_key", NULL, "CMP client key PEM file", false},
 	{"cmp_trusted", NULL, "PEM file with the CMP server's trusted certificate(s)",
 		false},
+	{"cmp_recipient", NULL, "CMP recipient name /CN=.../O=... (EJBCA: the CA's DN)",
+		false},
 	{NULL, NULL, NULL, false},
 };
 
@@ -229,6 +231,8 @@ static int setting_validate(const char *name, const char *v, struct sg_error *er
 		bad = !sg_str_has_prefix_ci(v, "http://") || strlen(v) > 1024;
 	else if (strcmp(name, "ca_email") == 0)
 		bad = !sg_addr_is_valid(v);
+	else if (strcmp(name, "cmp_recipient") == 0)
+		bad = v[0] != '/' || strchr(v, '=') == NULL || strlen(v) > 1024;
 	else
 		bad = strlen(v) > 4096;
 	if (bad) {

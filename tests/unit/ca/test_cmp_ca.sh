@@ -87,6 +87,12 @@ $SG cert show "$T1" --json > show.json
 $SG cert list --json | jq -e '.[] | select(.subject == "CN=Mock CMP CA") | .is_root == false' \
 	>/dev/null || fail "caPubs not stored as an untrusted certificate"
 grep -q "Received request" mock.log || fail "mock server saw no request"
+# with an explicit recipient name (EJBCA wants the CA's DN there)
+$SG ca settings "cmp_recipient=/CN=Mock CMP CA"
+$SG ca issue user1@example.com --handler cmp --key-file user1.key > out.txt 2>&1 ||
+	fail "IR with recipient: $(cat out.txt)"
+if $SG ca settings "cmp_recipient=CN=no slash" 2>/dev/null; then fail "bad recipient set"; fi
+$SG ca settings cmp_recipient=
 # a fresh key: the mock's certificate does not match it -> refused, nothing stored
 if $SG ca issue user1@example.com --handler cmp 2>err.txt; then fail "mismatching cert accepted"; fi
 grep -q "CMP IR" err.txt || fail "refusal message: $(cat err.txt)"
