@@ -294,10 +294,14 @@ int ca_request_submit(struct ca *ca, int h, const struct ca_request *rq,
 	struct ca_issued *issued, int64_t *id_r, struct sg_error *err);
 
 /*
- * ca_auto_request - F-CA-5: for a sender without a usable signing
- * certificate, request one from the default handler. 1 issued (usable now),
- * 0 queued or already pending (the message goes on unsigned/per policy: the
- * caller decides), -1 error (no CA: SG_E_NOTFOUND).
+ * ca_auto_request - F-CA-5: the caller (MPA) found no usable signing
+ * certificate for sender email (pki_select_signing) and the sender has
+ * smime_auto_request_certificate; request one from the default handler
+ * (setting "handler") and the default CA. 1 issued (key and certificate are
+ * stored: select again and sign now), 0 queued or a request is already
+ * pending (nothing to sign with yet: the caller applies its policy, e.g.
+ * sends unsigned unless signing is mandatory), -1 error (no default CA:
+ * SG_E_NOTFOUND; CMP server down: SG_E_PEER_TEMP).
  */
 int ca_auto_request(struct ca *ca, const char *email, struct ca_issued *issued,
 	struct sg_error *err);
@@ -335,8 +339,9 @@ int ca_worker_run(struct ca *ca, size_t max, struct sg_error *err);
  * ca_bulk - F-CA-6: for each row, skip an address that already has a usable
  * signing certificate with a key, else submit through handler h. cb (may be
  * NULL) is told each row's outcome: "issued THUMB", "queued ID", "skipped
- * (valid signing certificate)", or "error ..." (a row error does not stop the
- * others). Returns the number of rows that failed, or -1.
+ * (valid signing certificate)", "skipped (request pending)" (a delayed request
+ * for the address waits), or "error line N: ..." (a row error does not stop
+ * the others). Returns the number of rows that failed, or -1 (store error).
  */
 typedef void ca_bulk_cb(const struct ca_csv_row *row, const char *outcome, void *arg);
 int ca_bulk(struct ca *ca, const struct ca_csv *csv, int h, ca_bulk_cb *cb, void *arg,
