@@ -341,6 +341,19 @@ static void test_F_PDF_1_attachments_byte_identical(void **state)
 	assert_has(text, "dave@example.com");
 	assert_has(text, "Inner body text.");
 	free(text);
+	{
+		/* nothing readable without the password: names, subject, text */
+		size_t rawlen;
+		char *raw = test_read_file(path, &rawlen);
+
+		assert_non_null(raw);
+		assert_null(memmem(raw, rawlen, "report.bin", 10));
+		assert_null(memmem(raw, rawlen, "inner.csv", 9));
+		assert_null(memmem(raw, rawlen, "files", 5)); /* the subject (title) */
+		assert_null(memmem(raw, rawlen, "dave@example.com", 16));
+		assert_null(memmem(raw, rawlen, "a;b", 3));
+		free(raw);
+	}
 	assert_int_equal(test_run(lst, &list, 0), 0);
 	assert_has(list, "6 embedded files");
 	assert_has(list, "r\xc3\xa9sum\xc3\xa9.txt");
