@@ -111,10 +111,12 @@ int pdf_otp_client_secret_new(char *out, size_t outsz, struct sg_error *err);
  *         (password_id as its ASCII bytes, no terminating NUL)
  *   Read mac as a big-endian bit string; character i (0-based) of the OTP is
  *   PDF_PASSWORD_ALPHABET[bits 5i .. 5i+4 of mac] (the 5-bit value with the
- *   first bit most significant). len characters are taken (len <= 51).
+ *   first bit most significant). The first len characters are the OTP
+ *   (the scheme defines up to 51; this function takes the password bounds).
  *
- * Example (tests/unit/pdf/test_pdf_secret.c): secret "secret", ID
- * "ABCDEFGHJKLM", len 16 -> see the known-answer test there.
+ * Known answers (tests/unit/pdf/test_pdf_secret.c): secret "secret", ID
+ * "ABCDEFGHJKLM": len 16 -> "YJQDU4EFRWZP2QMJ", len 32 ->
+ * "YJQDU4EFRWZP2QMJBAL3YVNGPECYS62W".
  * len must be PDF_PASSWORD_MIN_LEN..PDF_PASSWORD_MAX_LEN, client_secret and
  * password_id non-empty; out must hold len + 1 bytes. 0 or -1 (SG_E_INVAL,
  * SG_E_CRYPTO).
@@ -229,7 +231,7 @@ enum pdf_cipher {
 	PDF_CIPHER_AES128,     /* AES-128, R4 (older readers) */
 };
 
-/* Default page cap when pdf_options.max_pages is 0 (about 400,000 lines). */
+/* Default page cap when pdf_options.max_pages is 0 (about 300,000 lines). */
 #define PDF_DEFAULT_MAX_PAGES 5000
 
 struct pdf_options {
@@ -252,7 +254,8 @@ struct pdf_options {
 	/* 0 = no limit. Else SG_E_LIMIT when the decoded attachments together
 	 * or the finished PDF are larger (the pdf_max_size setting). */
 	uint64_t max_size;
-	unsigned max_pages;   /* 0 = PDF_DEFAULT_MAX_PAGES; more -> SG_E_LIMIT */
+	unsigned max_pages;   /* 0 = PDF_DEFAULT_MAX_PAGES; more -> SG_E_LIMIT
+	                         (header pages count) */
 	const char *mail_id;  /* for log lines; NULL = NOQUEUE */
 };
 
@@ -310,9 +313,10 @@ struct pdf_result {
  * a time); see bench/pdf.
  * Returns 0 (res_r, may be NULL, filled) or -1 with err:
  *  - SG_E_INVAL: missing/invalid password, cipher or arguments;
- *  - SG_E_LIMIT: more than MIME_MAX_PARTS parts or deeper than
- *    MIME_MAX_DEPTH (so 999+ attachments fail: 998 plus body and
- *    multipart is the most), an opaque message (mime_msg_is_opaque), more
+ *  - SG_E_LIMIT: more than MIME_MAX_PARTS (1,000) parts, multiparts and
+ *    bodies included (so a message with 1,000 attachments fails; 998 plus
+ *    a body in a multipart/mixed work), deeper than MIME_MAX_DEPTH, an
+ *    opaque message (mime_msg_is_opaque), more
  *    than max_pages pages, over max_size (the decoded attachments together,
  *    checked while decoding, or the finished PDF);
  *  - SG_E_IO / SG_E_NOSPACE: work files or out_fd;
