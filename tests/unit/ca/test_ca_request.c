@@ -5,6 +5,8 @@
  */
 #include "ca_test.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +121,64 @@ static void test_worker_recovers_stale(void **state)
 	assert_int_equal(err.code, SG_E_INVAL);
 }
 
+struct worker {
+	const struct cenv *e;
+	int issued;
+};
+
+/* worker_main - a second process' worth of context: own connection, pki,
+ * key store and ca */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct sg_error err;
+	struct store *db = store_open(w->e->url, &err);
+	struct pki *pki = db != NULL ? pki_open(db, &err) : NULL;
+	struct pki_keys *keys = pki != NULL ? pki_keys_open(pki, w->e->dir, &err) : NULL;
+	struct ca *ca = keys != NULL ? ca_open(pki, keys, &err) : NULL;
+
+	w->issued = ca != NULL ? ca_worker_run(ca, 0, &err) : -1;
+	if (w->issued < 0)
+		fprintf(stderr, "worker: %s\n", err.msg);
+	ca_close(&ca);
+	pki_keys_close(&keys);
+	pki_close(&pki);
+	store_close(&db);
+	return NULL;
+}
+
+/* two workers on their own connections issue every request exactly once */
+static void test_two_workers_no_double_issue(void **state)
+{
+	struct cenv *e = *state;
+	struct ca_request rq = {{0}, NULL, NULL};
+	struct ca_issued is;
+	struct worker w[2] = {{e, 0}, {e, 0}};
+	pthread_t th[2];
+	struct sg_error err;
+	char email[64], thumbs[4][PKI_THUMBPRINT_LEN + 1];
+	int64_t id;
+	int i;
+
+	cenv_ca(e, "corp", CA_KEY_P256, CA_MD_SHA256);
+	for (i = 0; i < 16; i++) {
+		snprintf(email, sizeof(email), "w%d@example.com", i);
+		rq.subject.email = email;
+		assert_int_equal(ca_request_submit(e->ca, CA_HANDLER_DELAYED, &rq, &is, &id, &err),
+			CA_REQ_QUEUED);
+	}
+	for (i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	assert_true(w[0].issued >= 0 && w[1].issued >= 0);
+	assert_int_equal(w[0].issued + w[1].issued, 16);
+	for (i = 0; i < 16; i++) {
+		snprintf(email, sizeof(email), "w%d@example.com", i);
+		assert_int_equal(pki_cert_find_email(e->pki, email, thumbs, 4, &err), 1);
+	}
+}
+
 /* F-CA-5: built-in issues at once; delayed queues once (no duplicate) */
 static void test_auto_request(void **state)
 {
@@ -222,6 +282,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delayed_queue_and_worker, cenv_setup,
 			cenv_teardown),
 		cmocka_unit_test_setup_teardown(test_worker_recovers_stale, cenv_setup,
+			cenv_teardown),
+		cmocka_unit_test_setup_teardown(test_two_workers_no_double_issue, cenv_setup,
 			cenv_teardown),
 		cmocka_unit_test_setup_teardown(test_auto_request, cenv_setup, cenv_teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_skips_valid_signers, cenv_setup,
