@@ -26,6 +26,7 @@ struct daemon {
 	struct daemon_workq *dlv_q;
 	pthread_mutex_t mta_lock;
 	struct daemon_mta_ref *mta;      /* current snapshot, under mta_lock */
+	char *server_secret;             /* own-mail marker key (F-FLOW-7), under mta_lock */
 	_Atomic bool store_ok;           /* last database health check */
 	_Atomic bool stopping;
 	pthread_mutex_t sleep_lock;

@@ -35,6 +35,7 @@
 #include "delivery/delivery.h"
 #include "mpa/mpa.h"
 #include "pki/pki.h"
+#include "policy/policy.h"
 #include "sms/sms.h"
 #include "smtp/smtp.h"
 #include "store/store.h"
@@ -91,11 +92,51 @@ static void daemon_mta_install(struct daemon *d, struct mta_settings *s)
 	daemon_mta_release(&old);
 }
 
+/* daemon_secret_reload - the server secret as the pipeline sees it (the
+ * global policy property server_secret, which an admin may override), for
+ * the marker on bounces. Kept when it cannot be read. */
+static void daemon_secret_reload(struct daemon *d, struct store *db)
+{
+	struct sg_error err;
+	struct policy_opts o = {.hostname = d->cfg->hostname};
+	struct policy *p = policy_new(db, &o);
+	struct policy_props *gp = NULL;
+	const char *v;
+
+	if (p == NULL || policy_resolve_global(p, &gp, &err) < 0) {
+		sg_log(SG_LOG_WARN, "cannot read the server secret: %s",
+			p == NULL ? "policy" : err.msg);
+		policy_free(&p);
+		return;
+	}
+	v = policy_props_get(gp, POLICY_P_SERVER_SECRET, NULL);
+	pthread_mutex_lock(&d->mta_lock);
+	free(d->server_secret);
+	d->server_secret = v != NULL && v[0] != '\0' ? sg_xstrdup(v) : NULL;
+	pthread_mutex_unlock(&d->mta_lock);
+	policy_props_free(&gp);
+	policy_free(&p);
+}
+
+/* daemon_secret_get - a copy of the current server secret or NULL; free it. */
+static char *daemon_secret_get(struct daemon *d)
+{
+	char *s;
+
+	pthread_mutex_lock(&d->mta_lock);
+	s = d->server_secret != NULL ? sg_xstrdup(d->server_secret) : NULL;
+	pthread_mutex_unlock(&d->mta_lock);
+	return s;
+}
+
 /* daemon_mta_reload - reload MTA settings from db; keep the old ones on error. */
 static int daemon_mta_reload(struct daemon *d, struct store *db)
 {
 	struct sg_error err;
-	struct mta_settings *s = mta_settings_load(db, d->cfg->hostname, &err);
+	struct mta_settings *s;
+
+	daemon_secret_reload(d, db);
+	s = mta_settings_load(db, d->cfg->hostname, &err);
 
 	if (s == NULL) {
 		sg_log(SG_LOG_WARN, "cannot load MTA settings, keeping the current ones: %s",
@@ -246,12 +287,16 @@ static void *daemon_delivery_worker(void *arg)
 	daemon_delivery_conf(d, &conf);
 	while (daemon_workq_pop(d->dlv_q, id) == 1) {
 		struct daemon_mta_ref *mta = daemon_mta_get(d);
+		char *secret = daemon_secret_get(d);
 		enum delivery_outcome outcome;
 
+		conf.server_secret = secret;
 		if (delivery_message(&conf, mta->s, d->spool, id, &outcome, &err) < 0
 			&& err.code != SG_E_NOTFOUND)
 			sg_log_mail(SG_LOG_WARN, id, "delivery failed locally: %s", err.msg);
 		daemon_mta_release(&mta);
+		conf.server_secret = NULL;
+		free(secret);
 		daemon_workq_done(d->dlv_q, id);
 	}
 	return NULL;
@@ -497,6 +542,7 @@ static int daemon_start(struct daemon *d)
 		goto out;
 	}
 	daemon_mta_install(d, mta);
+	daemon_secret_reload(d, db);
 	store_close(&db);
 
 	snprintf(spool_dir, sizeof(spool_dir), "%s/spool", d->cfg->data_dir);
@@ -659,6 +705,7 @@ int main(int argc, char **argv)
 	daemon_workq_free(&d.mpa_q);
 	daemon_workq_free(&d.dlv_q);
 	daemon_mta_release(&d.mta);
+	free(d.server_secret);
 	sg_config_free(&d.cfg);
 	g_mime_shutdown();
 	return rc;

@@ -70,6 +70,9 @@ m = email.message_from_binary_file(open(sys.argv[2], "rb"))
 assert m.get_content_type() == "multipart/report", m.get_content_type()
 assert m.get_param("report-type") == "delivery-status"
 assert m["Auto-Submitted"] == "auto-generated", m["Auto-Submitted"]
+# own mail (F-FLOW-7): the daemon signs its bounces with the server secret
+import re
+assert re.match(r"^[0-9A-F]{16}; [A-Za-z0-9+/=]{40,}$", m["X-Sealgate-Marker"] or ""), m["X-Sealgate-Marker"]
 status = [p for p in m.walk() if p.get_content_type() == "message/delivery-status"]
 assert status, "no message/delivery-status part"
 text = status[0].as_string()
