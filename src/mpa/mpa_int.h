@@ -52,6 +52,10 @@ struct mpa_group {
 	struct mime_msg *msg;   /* output message if a stage made one (owned),
 	                           NULL = the input message (ctx->msg) */
 	char reason[160];       /* why dropped, human text ("" otherwise) */
+	/* what the method stage made of a group that is sent (action stays
+	 * MPA_ACT_PASS): "smime-sign", "smime-encrypt", "smime-sign-encrypt",
+	 * "already-encrypted", "decrypt", ... (static string), NULL = as is */
+	const char *done;
 };
 
 /* A generated message (notification, bounce) waiting for the sink. */
@@ -190,6 +194,25 @@ enum mpa_result mpa_stage_method(struct mpa_ctx *ctx, struct sg_error *err);
  * while deciding "internal", loading the template or the secret) or
  * MPA_ERROR. */
 enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, struct sg_error *err);
+
+/*
+ * mpa_smime.c, mpa_smime_in.c: the S/MIME methods (F-SMIME-0..5), contract as
+ * mpa_method_fn. mpa_smime_out - method smime (external recipients): sign
+ * (when the decision says so and the originator has a usable signing
+ * certificate with key), then encrypt to the certificates of every recipient
+ * of the group plus the additional certificates; already encrypted mail
+ * passes. mpa_smime_sign_only - method plain with POLICY_D_SIGN_OUTPUT:
+ * sign when possible, else send as is. mpa_smime_in - method decrypt
+ * (internal recipients): spoofed X-Sealgate-* fields removed, decrypt
+ * (strict or not), verify, collect signer certificates, X-Sealgate-Info-*
+ * fields and subject tags.
+ */
+enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
+	struct sg_error *err);
+enum mpa_result mpa_smime_sign_only(struct mpa_ctx *ctx, struct mpa_group *g,
+	struct sg_error *err);
+enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
+	struct sg_error *err);
 
 /*
  * mpa_marker.c (F-FLOW-7): mpa_marker_check - before the policy: a valid

@@ -21,29 +21,15 @@
 #include <stdio.h>
 #include <string.h>
 
-/* mpa_method_plain - sent as it is. XXX: the S/MIME feature signs here when
- * g->dec->flags has POLICY_D_SIGN_OUTPUT and the originator has a signing
- * certificate (pki_select_signing); until then plain mail goes unsigned. */
+/* mpa_method_plain - sent without encryption; signed (multipart/signed)
+ * when g->dec->flags has POLICY_D_SIGN_OUTPUT and the originator has a
+ * usable signing certificate (mpa_smime.c). */
 static enum mpa_result mpa_method_plain(struct mpa_ctx *ctx, struct mpa_group *g,
 	struct sg_error *err)
 {
-	(void)ctx;
-	(void)g;
-	(void)err;
-	return MPA_NEXT;
-}
-
-/* mpa_method_decrypt - internal recipients: candidates for decryption and
- * signature verification (F-POL-5, F-SMIME-3). XXX: the S/MIME feature
- * replaces this; until then the message is delivered as received (nothing
- * is made weaker by not decrypting). */
-static enum mpa_result mpa_method_decrypt(struct mpa_ctx *ctx, struct mpa_group *g,
-	struct sg_error *err)
-{
-	(void)ctx;
-	(void)g;
-	(void)err;
-	return MPA_NEXT;
+	if (!(g->dec->flags & POLICY_D_SIGN_OUTPUT))
+		return MPA_NEXT;
+	return mpa_smime_sign_only(ctx, g, err);
 }
 
 /* mpa_method_none - F-POL-6: required but impossible, or blocked */
@@ -64,9 +50,9 @@ static enum mpa_result mpa_method_none(struct mpa_ctx *ctx, struct mpa_group *g,
 /* The dispatch table, indexed by nothing: looked up by method. */
 static const struct mpa_method mpa_methods[] = {
 	{POLICY_METHOD_PLAIN, "plain", mpa_method_plain},
-	{POLICY_METHOD_SMIME, "smime", NULL},   /* src/smime (issue 5) */
+	{POLICY_METHOD_SMIME, "smime", mpa_smime_out},   /* mpa_smime.c */
 	{POLICY_METHOD_PDF, "pdf", NULL},       /* src/pdf */
-	{POLICY_METHOD_DECRYPT, "decrypt", mpa_method_decrypt},
+	{POLICY_METHOD_DECRYPT, "decrypt", mpa_smime_in},   /* mpa_smime_in.c */
 	{POLICY_METHOD_NONE, "none", mpa_method_none},
 };
 

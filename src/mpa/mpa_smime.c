@@ -1,0 +1,562 @@
+/*
+ * mpa_smime.c - the outgoing S/MIME method (F-SMIME-0/1/2/6): for a group of
+ * external recipients whose decision is "smime", sign the message with the
+ * originator's signing certificate when the decision says so, then encrypt
+ * it to every selected, valid encryption certificate of every recipient of
+ * the group plus the additional certificates. Also signing alone for method
+ * "plain" (POLICY_D_SIGN_OUTPUT), and the helpers the incoming side
+ * (mpa_smime_in.c) shares.
+ *
+ * Called by the method dispatch (mpa_method.c) in an MPA worker thread with
+ * that worker's PKI context and policy resolver. Private keys stay behind
+ * pki_key.h: signing goes through pki_key_sign as smime's raw-signature
+ * callback.
+ *
+ * Invariants: fail closed - a group whose output must be encrypted gets the
+ * encrypted message or nothing (MPA_REJECT, the encryption-failed
+ * notification); a signing failure does not stop encryption (F-SMIME-0).
+ * Privacy: one output's recipient infos name only the certificates of that
+ * group's recipients (+ additional certificates); groups are never merged.
+ * Already encrypted mail (S/MIME enveloped, PGP/MIME) passes unchanged.
+ * What is signed/encrypted is the message's original entity (smime.h).
+ */
+#include "mpa_smime_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Recipient certificates of one output at most (union over the group). */
+#define MPA_SMIME_MAX_CERTS 1000
+/* Room for base64, the signature and the CMS structure over the input. */
+#define MPA_SMIME_OUT_MAX(n) ((n) / 3 * 4 + (n) / 38 + (1u << 20))
+
+/* ----------------------------------------------------------- helpers */
+
+int mpa_chain_of(const struct policy_props *pp, struct mpa_chain *c, struct sg_error *err)
+{
+	size_t i, n = 0;
+
+	c->n = 0;
+	if (policy_owner_chain(pp, c->owners, &n) < 0) {
+		sg_error_set(err, SG_E_INTERNAL, "policy: no owner chain");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		const char *o = c->owners[i];
+
+		if (strncmp(o, "user:", 5) == 0)
+			c->v[c->n++] = (struct pki_owner){PKI_OWNER_USER, o + 5};
+		else if (strncmp(o, "domain:", 7) == 0)
+			c->v[c->n++] = (struct pki_owner){PKI_OWNER_DOMAIN, o + 7};
+		else if (strncmp(o, "wildcard:", 9) == 0)
+			c->v[c->n++] = (struct pki_owner){PKI_OWNER_DOMAIN, o + 9};
+		else if (strcmp(o, "global") == 0)
+			c->v[c->n++] = (struct pki_owner){PKI_OWNER_GLOBAL, ""};
+	}
+	return 0;
+}
+
+const struct policy_decision *mpa_rcpt_dec(const struct mpa_ctx *ctx, size_t i)
+{
+	return &ctx->results[i / POLICY_RCPT_MAX]->rcpt[i % POLICY_RCPT_MAX];
+}
+
+bool mpa_is_temporary(const struct sg_error *err)
+{
+	return sg_errc_class(err->code) == SG_EC_TEMPORARY;
+}
+
+static int mpa_buf_write(void *arg, const void *data, size_t len, struct sg_error *err)
+{
+	return sg_buf_append(arg, data, len, err);
+}
+
+int mpa_msg_bytes(struct mime_msg *m, size_t max, struct sg_buf *out, struct sg_error *err)
+{
+	sg_buf_init(out, max);
+	return mime_msg_write(m, max, mpa_buf_write, out, NULL, err);
+}
+
+struct mime_msg *mpa_msg_from_bytes(const void *data, size_t len, struct sg_error *err)
+{
+	const char *p = data;
+	size_t off = 0;
+	struct mime_msg *m;
+	int fd;
+
+	fd = memfd_create("sealgate-smime", MFD_CLOEXEC);
+	if (fd < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "memfd_create");
+		return NULL;
+	}
+	while (off < len) {
+		ssize_t w = write(fd, p + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			sg_error_set_errno(err, SG_E_IO, errno, "write memfd");
+			close(fd);
+			return NULL;
+		}
+		off += (size_t)w;
+	}
+	m = mime_msg_parse_fd(fd, 0, len, err);
+	close(fd);   /* the message holds its own dup */
+	return m;
+}
+
+struct pki_keys *mpa_keys_open(struct mpa_ctx *ctx, struct sg_error *err)
+{
+	const struct sg_config *cfg = ctx->mpa->conf.cfg;
+
+	if (cfg == NULL || cfg->data_dir == NULL || cfg->data_dir[0] == '\0') {
+		sg_error_set(err, SG_E_CONFIG, "no data directory: private keys unavailable");
+		return NULL;
+	}
+	return pki_keys_open(ctx->mpa->pki, cfg->data_dir, err);
+}
+
+enum mpa_ct_kind mpa_msg_ct_kind(struct mime_msg *m)
+{
+	GMimeObject *top = g_mime_message_get_mime_part(mime_msg_get0_gmime(m));
+	const char *raw = mime_msg_header_get_raw(m, "Content-Type");
+	enum mpa_ct_kind k = MPA_CT_OTHER;
+	GMimeContentType *ct;
+	const char *p;
+
+	/* GMime keeps the Content-* fields with the top-level part; the
+	 * message's own list has them only when there is no part */
+	if (top != NULL)
+		ct = g_object_ref(g_mime_object_get_content_type(top));
+	else if (raw != NULL)
+		ct = g_mime_content_type_parse(NULL, raw);
+	else
+		return MPA_CT_OTHER;
+	if (ct == NULL)
+		return MPA_CT_OTHER;
+	if (g_mime_content_type_is_type(ct, "application", "pkcs7-mime") ||
+	    g_mime_content_type_is_type(ct, "application", "x-pkcs7-mime")) {
+		p = g_mime_content_type_get_parameter(ct, "smime-type");
+		k = p != NULL && (strcasecmp(p, "enveloped-data") == 0 ||
+			strcasecmp(p, "authEnveloped-data") == 0) ? MPA_CT_ENCRYPTED : MPA_CT_SMIME;
+	} else if (g_mime_content_type_is_type(ct, "multipart", "encrypted")) {
+		p = g_mime_content_type_get_parameter(ct, "protocol");
+		if (p != NULL && strcasecmp(p, "application/pgp-encrypted") == 0)
+			k = MPA_CT_ENCRYPTED;
+	} else if (g_mime_content_type_is_type(ct, "multipart", "signed")) {
+		p = g_mime_content_type_get_parameter(ct, "protocol");
+		if (p != NULL && (strcasecmp(p, "application/pkcs7-signature") == 0 ||
+			strcasecmp(p, "application/x-pkcs7-signature") == 0))
+			k = MPA_CT_SMIME;
+	}
+	g_object_unref(ct);
+	return k;
+}
+
+/* ------------------------------------------------------------- signing */
+
+struct mpa_sign_arg {
+	struct pki_keys *keys;
+	const char *thumbprint;
+};
+
+/* mpa_sign_cb - smime_sign_fn over the key store */
+static int mpa_sign_cb(void *arg, const char *md, const void *tbs, size_t len,
+	struct sg_buf *sig, struct sg_error *err)
+{
+	struct mpa_sign_arg *a = arg;
+
+	return pki_key_sign(a->keys, a->thumbprint, md, tbs, len, sig, err);
+}
+
+/* mpa_issuer_chain - the issuers of c (without c itself) from the store */
+static STACK_OF(X509) *mpa_issuer_chain(struct pki *pki, const struct pki_cert *c,
+	struct sg_error *err)
+{
+	const char *t = c->thumbprint;
+	struct pki_cert_list l = {0};
+	struct sg_buf pem;
+	STACK_OF(X509) *sk = NULL;
+	size_t i;
+
+	sg_buf_init(&pem, PKI_IMPORT_MAX);
+	if (pki_certs_export(pki, &t, 1, PKI_FMT_PEM, PKI_EXPORT_CHAIN, &pem, err) < 0 ||
+	    pki_certs_parse(pem.data, pem.len, &l, err) < 0)
+		goto out;
+	sk = sk_X509_new_null();
+	if (sk == NULL) {
+		sg_error_set(err, SG_E_NOMEM, "chain");
+		goto out;
+	}
+	for (i = 0; i < l.n; i++) {
+		if (strcmp(l.v[i]->thumbprint, c->thumbprint) == 0)
+			continue;
+		if (!X509_up_ref(l.v[i]->x509) || !sk_X509_push(sk, l.v[i]->x509)) {
+			sg_error_set(err, SG_E_NOMEM, "chain");
+			sk_X509_pop_free(sk, X509_free);
+			sk = NULL;
+			goto out;
+		}
+	}
+out:
+	pki_cert_list_free(&l);
+	sg_buf_deinit(&pem);
+	return sk;
+}
+
+/*
+ * mpa_smime_sign - sign in[0..len) for the group's decision with the
+ * originator's signing certificate into out (initialised here). 1 signed,
+ * 0 not signed (no usable certificate, no key, or signing failed: logged;
+ * signing never stops the message), -1 temporary error (err set).
+ */
+static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
+	const void *in, size_t len, struct sg_buf *out, struct sg_error *err)
+{
+	const struct policy_result *res = ctx->results[0];
+	const struct policy_props *sp = res->sender_props;
+	struct pki *pki = ctx->mpa->pki;
+	struct mpa_chain chain;
+	struct pki_selected sel;
+	struct pki_cert *cert = NULL;
+	struct pki_keys *keys = NULL;
+	STACK_OF(X509) *issuers = NULL;
+	struct smime_sign_opts opts = {0};
+	struct smime_signer signer;
+	struct mpa_sign_arg arg;
+	unsigned flags = 0, vflags = 0;
+	struct sg_error e;
+	char esc[POLICY_ADDR_MAX * 4];
+	int rc = -1, found;
+
+	sg_buf_init(out, MPA_SMIME_OUT_MAX(len));
+	if (res->originator[0] == '\0' || sp == NULL)
+		return 0;
+	sg_log_esc(esc, sizeof(esc), res->originator, strlen(res->originator));
+	if (mpa_chain_of(sp, &chain, err) < 0)
+		goto fail;
+	if (policy_props_is_true(sp, POLICY_P_SMIME_AUTO_SELECT_CERTIFICATES))
+		flags |= PKI_SELECT_AUTO;
+	if (policy_props_is_true(sp, POLICY_P_SMIME_ALWAYS_USE_FRESHEST_SIGNING_CERTIFICATE))
+		flags |= PKI_SELECT_FRESHEST;
+	if (policy_props_is_true(sp, POLICY_P_CRL_REQUIRED))
+		vflags |= PKI_VERIFY_CRL_REQUIRED;
+	found = pki_select_signing(pki, res->originator, chain.v, chain.n, flags, vflags,
+		&sel, err);
+	if (found < 0)
+		goto fail;
+	if (found == 0) {
+		sg_log_mail(SG_LOG_INFO, ctx->id, "not signed: no valid signing certificate "
+			"with a key for <%s>", esc);
+		return 0;
+	}
+	found = pki_cert_get(pki, sel.thumbprint, &cert, err);
+	if (found <= 0) {
+		if (found == 0)
+			sg_error_set(err, SG_E_NOTFOUND, "signing certificate vanished");
+		goto fail;
+	}
+	issuers = mpa_issuer_chain(pki, cert, err);
+	if (issuers == NULL)
+		goto fail;
+	keys = mpa_keys_open(ctx, err);
+	if (keys == NULL)
+		goto fail;
+	arg = (struct mpa_sign_arg){keys, cert->thumbprint};
+	signer = (struct smime_signer){cert->x509, issuers, mpa_sign_cb, &arg};
+	if (d->sign_alg != NULL && smime_digest_parse(d->sign_alg, &opts.digest) < 0)
+		opts.digest = SMIME_DIGEST_SHA256;
+	opts.max_output = out->max;
+	if (smime_sign(in, len, &signer, &opts, out, err) < 0)
+		goto fail;
+	rc = 1;
+	goto out;
+fail:
+	if (mpa_is_temporary(err))
+		goto out;   /* rc -1: retried later */
+	e = *err;
+	sg_log_mail(SG_LOG_WARN, ctx->id, "not signed for <%s>: %s", esc, e.msg);
+	sg_buf_reset(out);
+	rc = 0;
+out:
+	pki_keys_close(&keys);
+	if (issuers != NULL)
+		sk_X509_pop_free(issuers, X509_free);
+	pki_cert_free(&cert);
+	return rc;
+}
+
+/* ---------------------------------------------------------- encryption */
+
+struct mpa_certs {
+	STACK_OF(X509) *sk;
+	char (*thumbs)[PKI_THUMBPRINT_LEN + 1];
+	size_t n;
+};
+
+static void mpa_certs_free(struct mpa_certs *c)
+{
+	if (c->sk != NULL)
+		sk_X509_pop_free(c->sk, X509_free);
+	free(c->thumbs);
+	memset(c, 0, sizeof(*c));
+}
+
+/* mpa_certs_add - the certificates of sel into c, each thumbprint once */
+static int mpa_certs_add(struct pki *pki, const struct pki_selection *sel, struct mpa_certs *c,
+	struct sg_error *err)
+{
+	size_t i, k;
+
+	for (i = 0; i < sel->n; i++) {
+		struct pki_cert *pc = NULL;
+		int rc;
+
+		if (!sel->v[i].is_usable)
+			continue;
+		for (k = 0; k < c->n; k++)
+			if (strcmp(c->thumbs[k], sel->v[i].thumbprint) == 0)
+				break;
+		if (k < c->n)
+			continue;
+		if (c->n >= MPA_SMIME_MAX_CERTS) {
+			sg_error_set(err, SG_E_LIMIT, "more than %d recipient certificates",
+				MPA_SMIME_MAX_CERTS);
+			return -1;
+		}
+		rc = pki_cert_get(pki, sel->v[i].thumbprint, &pc, err);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			continue;   /* deleted meanwhile */
+		if (!sk_X509_push(c->sk, pc->x509)) {
+			pki_cert_free(&pc);
+			sg_error_set(err, SG_E_NOMEM, "certificates");
+			return -1;
+		}
+		pc->x509 = NULL;   /* now the stack's */
+		c->thumbs = sg_xrealloc(c->thumbs, (c->n + 1) * sizeof(*c->thumbs));
+		sg_strlcpy(c->thumbs[c->n++], sel->v[i].thumbprint, sizeof(c->thumbs[0]));
+		pki_cert_free(&pc);
+	}
+	return 0;
+}
+
+/* mpa_group_certs - every usable encryption certificate of every recipient
+ * of g, plus the additional certificates when the decision says so. */
+static int mpa_group_certs(struct mpa_ctx *ctx, const struct mpa_group *g,
+	struct mpa_certs *c, struct sg_error *err)
+{
+	struct pki *pki = ctx->mpa->pki;
+	size_t i;
+
+	c->sk = sk_X509_new_null();
+	if (c->sk == NULL) {
+		sg_error_set(err, SG_E_NOMEM, "certificates");
+		return -1;
+	}
+	for (i = 0; i < g->nrcpts; i++) {
+		const struct policy_decision *d = mpa_rcpt_dec(ctx, g->rcpts[i]);
+		struct pki_selection sel = {0};
+		struct mpa_chain chain;
+		unsigned flags = 0, vflags = 0;
+		int rc;
+
+		if (mpa_chain_of(d->props, &chain, err) < 0)
+			return -1;
+		if (policy_props_is_true(d->props, POLICY_P_SMIME_AUTO_SELECT_CERTIFICATES))
+			flags |= PKI_SELECT_AUTO;
+		if (policy_props_is_true(d->props, POLICY_P_CRL_REQUIRED))
+			vflags |= PKI_VERIFY_CRL_REQUIRED;
+		if (pki_select_encryption(pki, d->recipient, chain.v, chain.n, flags, vflags,
+			&sel, err) < 0) {
+			sg_error_prefix(err, "certificates of %s: ", d->recipient);
+			return -1;
+		}
+		rc = mpa_certs_add(pki, &sel, c, err);
+		pki_selection_free(&sel);
+		if (rc < 0)
+			return -1;
+		if (!(d->flags & POLICY_D_ADD_ADDITIONAL_CERTS))
+			continue;
+		if (pki_select_additional(pki, chain.v, chain.n, 0, vflags, &sel, err) < 0) {
+			sg_error_prefix(err, "additional certificates: ");
+			return -1;
+		}
+		rc = mpa_certs_add(pki, &sel, c, err);
+		pki_selection_free(&sel);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* mpa_add_users - "add user" (guide §4.2.4): a user object for every
+ * recipient whose message was S/MIME encrypted. */
+static int mpa_add_users(struct mpa_ctx *ctx, const struct mpa_group *g,
+	struct sg_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < g->nrcpts; i++) {
+		const struct policy_decision *d = mpa_rcpt_dec(ctx, g->rcpts[i]);
+
+		if (!(d->flags & POLICY_D_ADD_USER))
+			continue;
+		if (policy_object_add(ctx->mpa->policy, POLICY_KIND_USER, d->recipient, err) < 0
+			&& err->code != SG_E_EXISTS)
+			return -1;
+	}
+	return 0;
+}
+
+/* mpa_set_output - g's output becomes the message in data[0..len) */
+static int mpa_set_output(struct mpa_group *g, const struct sg_buf *b, const char *done,
+	struct sg_error *err)
+{
+	struct mime_msg *m = mpa_msg_from_bytes(b->data, b->len, err);
+
+	if (m == NULL)
+		return -1;
+	mime_msg_free(&g->msg);
+	g->msg = m;
+	g->done = done;
+	return 0;
+}
+
+/* mpa_reject_failed - fail closed with the reason (log + notification) */
+static enum mpa_result mpa_reject_failed(struct mpa_group *g, const char *what,
+	const struct sg_error *e)
+{
+	char reason[sizeof(g->reason)];
+
+	snprintf(reason, sizeof(reason), "S/MIME encryption failed: %s%s%s", what,
+		e != NULL ? ": " : "", e != NULL ? e->msg : "");
+	mpa_group_reject(g, MPA_ACT_ENCRYPT_FAILED, reason);
+	return MPA_REJECT;
+}
+
+enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
+	struct sg_error *err)
+{
+	const struct policy_decision *d = g->dec;
+	struct mime_msg *m = g->msg != NULL ? g->msg : ctx->msg;
+	struct sg_buf in = {0}, sig = {0}, enc = {0};
+	struct smime_encrypt_opts opts = {0};
+	struct mpa_certs certs = {0};
+	enum mpa_result r = MPA_ERROR;
+	size_t max = d->smime_max_size > 0 && d->smime_max_size < SIZE_MAX / 2 ?
+		(size_t)d->smime_max_size : SMIME_DEFAULT_MAX;
+	const void *body;
+	size_t blen;
+	int signed_ = 0;
+
+	if (mpa_msg_ct_kind(m) == MPA_CT_ENCRYPTED) {
+		/* F-SMIME-0: already encrypted end to end: passes unchanged */
+		g->done = "already-encrypted";
+		return MPA_NEXT;
+	}
+	if (mpa_msg_bytes(m, max, &in, err) < 0) {
+		if (err->code == SG_E_LIMIT) {
+			r = mpa_reject_failed(g, "the message is larger than the S/MIME maximum "
+				"size", NULL);
+			goto out;
+		}
+		r = mpa_result_of_error(err);
+		goto out;
+	}
+	if (mpa_group_certs(ctx, g, &certs, err) < 0) {
+		r = mpa_is_temporary(err) ? MPA_DEFER : mpa_reject_failed(g,
+			"recipient certificates", err);
+		goto out;
+	}
+	if (certs.n == 0) {
+		r = mpa_reject_failed(g, "no valid encryption certificate for the recipient",
+			NULL);
+		goto out;
+	}
+	body = in.data;
+	blen = in.len;
+	if (d->flags & POLICY_D_SIGN_OUTPUT) {
+		signed_ = mpa_smime_sign(ctx, d, in.data, in.len, &sig, err);
+		if (signed_ < 0) {
+			r = MPA_DEFER;
+			goto out;
+		}
+		if (signed_ == 1) {
+			body = sig.data;
+			blen = sig.len;
+		}
+	}
+	if (d->enc_alg != NULL && smime_cipher_parse(d->enc_alg, &opts.cipher) < 0) {
+		sg_error_set(err, SG_E_CONFIG, "unknown S/MIME encryption algorithm %s",
+			d->enc_alg);
+		r = mpa_reject_failed(g, "configuration", err);
+		goto out;
+	}
+	opts.kt = d->key_transport != NULL && strcmp(d->key_transport, "oaep") == 0 ?
+		SMIME_KT_OAEP : SMIME_KT_PKCS1;
+	if (d->flags & POLICY_D_ENCRYPT_HEADERS)
+		opts.flags |= SMIME_ENC_PROTECT_HEADERS;
+	opts.max_output = MPA_SMIME_OUT_MAX(blen);
+	sg_buf_init(&enc, opts.max_output);
+	if (smime_encrypt(body, blen, certs.sk, &opts, &enc, err) < 0) {
+		r = mpa_is_temporary(err) ? MPA_DEFER : mpa_reject_failed(g, "encrypt", err);
+		goto out;
+	}
+	if (mpa_set_output(g, &enc, signed_ == 1 ? "smime-sign-encrypt" : "smime-encrypt",
+		err) < 0) {
+		r = mpa_result_of_error(err);
+		goto out;
+	}
+	if (mpa_add_users(ctx, g, err) < 0) {
+		r = mpa_result_of_error(err);
+		goto out;
+	}
+	sg_log_mail(SG_LOG_INFO, ctx->id, "S/MIME encrypted for %zu recipient(s) to %zu "
+		"certificate(s), %s%s", g->nrcpts, certs.n,
+		smime_cipher_name(opts.cipher), signed_ == 1 ? ", signed" : "");
+	r = MPA_NEXT;
+out:
+	mpa_certs_free(&certs);
+	sg_buf_deinit(&in);
+	sg_buf_deinit(&sig);
+	sg_buf_deinit(&enc);
+	return r;
+}
+
+enum mpa_result mpa_smime_sign_only(struct mpa_ctx *ctx, struct mpa_group *g,
+	struct sg_error *err)
+{
+	const struct policy_decision *d = g->dec;
+	struct mime_msg *m = g->msg != NULL ? g->msg : ctx->msg;
+	struct sg_buf in = {0}, sig = {0};
+	enum mpa_result r = MPA_NEXT;
+	size_t max = d->smime_max_size > 0 && d->smime_max_size < SIZE_MAX / 2 ?
+		(size_t)d->smime_max_size : SMIME_DEFAULT_MAX;
+	int rc;
+
+	if (!(d->flags & POLICY_D_SIGN_OUTPUT) || mpa_msg_ct_kind(m) != MPA_CT_OTHER)
+		return MPA_NEXT;   /* encrypted or S/MIME already: not signed again */
+	if (mpa_msg_bytes(m, max, &in, err) < 0) {
+		if (err->code != SG_E_LIMIT)
+			r = mpa_result_of_error(err);
+		goto out;   /* too big to sign: sent unsigned (policy checked it too) */
+	}
+	rc = mpa_smime_sign(ctx, d, in.data, in.len, &sig, err);
+	if (rc < 0) {
+		r = MPA_DEFER;
+		goto out;
+	}
+	if (rc == 1 && mpa_set_output(g, &sig, "smime-sign", err) < 0)
+		r = mpa_result_of_error(err);
+out:
+	sg_buf_deinit(&in);
+	sg_buf_deinit(&sig);
+	return r;
+}

@@ -1,0 +1,54 @@
+/*
+ * mpa_smime_int.h - helpers shared by mpa_smime.c (outgoing: sign, encrypt)
+ * and mpa_smime_in.c (incoming: decrypt, verify, result fields). Private to
+ * src/mpa.
+ */
+#ifndef SG_MPA_SMIME_INT_H
+#define SG_MPA_SMIME_INT_H
+
+#include "mpa_int.h"
+#include "pki/pki_key.h"
+#include "smime/smime.h"
+
+/* An owner chain for src/pki built from policy_owner_chain (names point into
+ * owners). */
+struct mpa_chain {
+	char owners[4][POLICY_OWNER_MAX];
+	struct pki_owner v[4];
+	size_t n;
+};
+
+/* mpa_chain_of - the owner chain of pp (user, domain, wildcard, global);
+ * 0, or -1 with err. */
+int mpa_chain_of(const struct policy_props *pp, struct mpa_chain *c, struct sg_error *err);
+
+/* mpa_rcpt_dec - the decision of envelope recipient i (borrowed). */
+const struct policy_decision *mpa_rcpt_dec(const struct mpa_ctx *ctx, size_t i);
+
+/* mpa_msg_bytes - serialise m into out (initialised here with cap max; the
+ * caller deinitialises it in every case). 0, or -1 (SG_E_LIMIT over max). */
+int mpa_msg_bytes(struct mime_msg *m, size_t max, struct sg_buf *out, struct sg_error *err);
+
+/* mpa_msg_from_bytes - a parsed message over a copy of data (an anonymous
+ * memory file, so the result is copied byte for byte unless changed). NULL +
+ * err on failure. */
+struct mime_msg *mpa_msg_from_bytes(const void *data, size_t len, struct sg_error *err);
+
+/* mpa_keys_open - the private-key API on the worker's PKI (data_dir from the
+ * configuration); NULL with err when there is no configuration or the KEK
+ * cannot be read. Callers close it with pki_keys_close. */
+struct pki_keys *mpa_keys_open(struct mpa_ctx *ctx, struct sg_error *err);
+
+enum mpa_ct_kind {
+	MPA_CT_OTHER,
+	MPA_CT_ENCRYPTED,   /* S/MIME enveloped/authEnveloped or PGP/MIME encrypted */
+	MPA_CT_SMIME,       /* any other S/MIME (signed, or pkcs7-mime without a
+	                       smime-type we can rely on) */
+};
+/* mpa_msg_ct_kind - classify m by its top-level Content-Type field. */
+enum mpa_ct_kind mpa_msg_ct_kind(struct mime_msg *m);
+
+/* mpa_is_temporary - err is of the temporary class (database, I/O). */
+bool mpa_is_temporary(const struct sg_error *err);
+
+#endif

@@ -1,0 +1,917 @@
+/* test_mpa_smime.c - the S/MIME methods of the pipeline (F-SMIME-0..5,
+ * F-FLOW-8): outgoing encryption read back by `openssl cms -decrypt`
+ * byte-identical, sign+encrypt verified by `openssl cms -verify`, one output
+ * per group naming only its recipients, fail closed (no certificate,
+ * expired, revoked, black-listed, too large) with the notification while
+ * other recipients are unaffected, signing alone for plain mail; incoming
+ * decryption with X-Sealgate-Info fields, signer certificates collected,
+ * strict mode rules a/b/c and the archiver example (guide §4.1.4), spoofed
+ * fields removed, a tampered signature reported invalid with a reason.
+ * SQLite store in a temp dir, certificates from tests/unit/pki's helpers,
+ * peers through the openssl command line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <sys/wait.h>
+
+#include <openssl/pem.h>
+
+#include "mpa_test.h"
+#include "mime/mime.h"
+#include "mta/mta.h"
+#include "pki/pki.h"
+#include "pki/pki_key.h"
+#include "policy/policy.h"
+#include "../pki/pki_test.h"
+
+#define MAXOUT 8
+#define NKEYS 4
+
+static EVP_PKEY *keys[NKEYS];  /* RSA-2048, made once */
+
+struct fixture {
+	char *dir;
+	char *url;
+	struct spool *sp;
+	struct store *db;
+	struct policy *pol;
+	struct pki *pki;
+	struct pki_keys *keys;
+	struct sg_config *cfg;
+	struct tcert *root;
+};
+
+static int group_setup(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < NKEYS; i++) {
+		keys[i] = EVP_RSA_gen(2048);
+		assert_non_null(keys[i]);
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < NKEYS; i++)
+		EVP_PKEY_free(keys[i]);
+	return 0;
+}
+
+/* fpath - dir/name (static buffer, one at a time per slot) */
+static const char *fpath(const struct fixture *f, const char *name)
+{
+	static char buf[4][4096];
+	static int slot;
+
+	slot = (slot + 1) % 4;
+	snprintf(buf[slot], sizeof(buf[0]), "%s/%s", f->dir, name);
+	return buf[slot];
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *fp = fopen(path, "wb");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(data, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static char *read_file(const char *path, size_t *len_r)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (fp == NULL)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = sg_xmalloc((size_t)n + 1);
+	assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	buf[n] = '\0';
+	fclose(fp);
+	*len_r = (size_t)n;
+	return buf;
+}
+
+/* sh - run a shell command (stdout/stderr to dir/sh.log); its exit code */
+static int sh(const struct fixture *f, const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	assert_true(n > 0 && (size_t)n < sizeof(cmd) - 200);
+	snprintf(cmd + n, sizeof(cmd) - (size_t)n, " >>%s/sh.log 2>&1", f->dir);
+	rc = system(cmd);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* export - cert and key of t as PEM files dir/<name>.pem, dir/<name>.key */
+static void export(const struct fixture *f, const struct tcert *t, const char *name)
+{
+	char p[300];
+	char *pem = tcert_pem(t);
+	FILE *fp;
+
+	snprintf(p, sizeof(p), "%s.pem", name);
+	write_file(fpath(f, p), pem, strlen(pem));
+	free(pem);
+	snprintf(p, sizeof(p), "%s.key", name);
+	fp = fopen(fpath(f, p), "w");
+	assert_non_null(fp);
+	assert_int_equal(PEM_write_PrivateKey(fp, t->k, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(fp);
+}
+
+/* add - t into the store (as root with PKI_ADD_ROOT) */
+static void add(struct fixture *f, const struct tcert *t, unsigned flags)
+{
+	size_t len;
+	unsigned char *der = tcert_der(t, &len);
+	struct sg_error err;
+	struct pki_cert *c = pki_cert_from_der(der, len, &err);
+
+	assert_non_null(c);
+	assert_true(pki_cert_add(f->pki, c, flags, &err) >= 0);
+	pki_cert_free(&c);
+	free(der);
+}
+
+/* add_key - t with its private key (PKCS#12 import) */
+static void add_key(struct fixture *f, const struct tcert *t)
+{
+	size_t len;
+	unsigned char *p12 = tp12_make(t, (const struct tcert *const *)&f->root, 1, "pw", &len);
+	struct sg_error err;
+
+	if (pki_key_import_p12(f->keys, p12, len, "pw", NULL, NULL, &err) < 0)
+		fail_msg("p12 import: %s", err.msg);
+	free(p12);
+}
+
+/* leaf - an RSA certificate under the fixture root for email */
+static struct tcert *leaf(struct fixture *f, const char *cn, const char *email, int key,
+	long serial, long na_days)
+{
+	char san[200];
+
+	snprintf(san, sizeof(san), "email:%s", email);
+	return tcert_make(&(struct tspec){.cn = cn, .san = email != NULL ? san : NULL,
+		.issuer = f->root, .nb_days = -1, .na_days = na_days,
+		.ku = "digitalSignature,keyEncipherment", .eku = "emailProtection",
+		.serial = serial, .key = keys[key]});
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = sg_xcalloc(1, sizeof(*f));
+	struct sg_error err;
+
+	f->dir = mt_tmpdir();
+	f->sp = spool_open(f->dir, &err);
+	assert_non_null(f->sp);
+	f->url = sg_xasprintf("sqlite:%s/sealgate.db", f->dir);
+	f->db = store_open(f->url, &err);
+	assert_non_null(f->db);
+	assert_int_equal(store_migrate(f->db, &err), 0);
+	assert_int_equal(mta_setting_set(f->db, "relay_domains", "example.com", &err), 0);
+	f->pol = policy_new(f->db, NULL);
+	f->pki = pki_open(f->db, &err);
+	assert_non_null(f->pki);
+	f->keys = pki_keys_open(f->pki, f->dir, &err);
+	assert_non_null(f->keys);
+	f->cfg = sg_config_defaults();
+	free(f->cfg->data_dir);
+	f->cfg->data_dir = sg_xstrdup(f->dir);
+	f->root = tcert_make(&(struct tspec){.cn = "MPA S/MIME Root", .ca = true,
+		.nb_days = -2, .na_days = 3650, .key = keys[0]});
+	add(f, f->root, PKI_ADD_ROOT);
+	export(f, f->root, "root");
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	tcert_free(&f->root);
+	sg_config_free(&f->cfg);
+	pki_keys_close(&f->keys);
+	pki_close(&f->pki);
+	policy_free(&f->pol);
+	store_close(&f->db);
+	spool_close(&f->sp);
+	mt_rm_rf(f->dir);
+	free(f->dir);
+	free(f->url);
+	free(f);
+	return 0;
+}
+
+static void set(struct fixture *f, enum policy_kind kind, const char *name,
+	const char *prop, const char *value)
+{
+	struct policy_change ch = {prop, value};
+	struct sg_error err;
+
+	if (policy_object_apply(f->pol, kind, name, &ch, 1, &err) < 0)
+		fail_msg("set %s=%s: %s", prop, value, err.msg);
+}
+
+struct out {
+	struct spool_env env;
+	char *body;
+	size_t len;
+};
+
+struct outs {
+	struct out v[MAXOUT];
+	size_t n;
+};
+
+static void outs_free(struct outs *o)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++) {
+		spool_env_free_fields(&o->v[i].env);
+		free(o->v[i].body);
+	}
+	o->n = 0;
+}
+
+static void collect(struct fixture *f, struct outs *o)
+{
+	char path[4096];
+	struct dirent *de;
+	struct sg_error err;
+	DIR *d;
+
+	memset(o, 0, sizeof(*o));
+	snprintf(path, sizeof(path), "%s/outgoing", f->dir);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		struct out *x;
+
+		if (de->d_name[0] == '.')
+			continue;
+		assert_true(o->n < MAXOUT);
+		x = &o->v[o->n++];
+		if (spool_env_read(f->sp, SPOOL_Q_OUTGOING, de->d_name, &x->env, NULL, &err) < 0)
+			fail_msg("env %s: %s", de->d_name, err.msg);
+		x->body = mt_body(f->sp, SPOOL_Q_OUTGOING, de->d_name, &x->len);
+		assert_non_null(x->body);
+	}
+	closedir(d);
+}
+
+/* find_to - the output whose first envelope recipient is addr */
+static const struct out *find_to(const struct outs *o, const char *addr)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++)
+		if (o->v[i].env.nrcpts > 0 && strcmp(o->v[i].env.rcpts[0].addr, addr) == 0)
+			return &o->v[i];
+	return NULL;
+}
+
+static bool has_rcpt(const struct out *x, const char *addr)
+{
+	size_t i;
+
+	for (i = 0; i < x->env.nrcpts; i++)
+		if (strcmp(x->env.rcpts[i].addr, addr) == 0)
+			return true;
+	return false;
+}
+
+/* clear_outgoing - remove the outputs of an earlier run */
+static void clear_outgoing(struct fixture *f)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d = opendir(fpath(f, "outgoing"));
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/outgoing/%s", f->dir, de->d_name);
+		assert_int_equal(unlink(path), 0);
+	}
+	closedir(d);
+}
+
+/* run - msg (len bytes) from sender to rcpts through a fresh pipeline;
+ * outputs into o, the log into *log_r (caller frees) */
+static void run(struct fixture *f, const char *sender, const char *const *rcpts,
+	const char *msg, size_t len, struct outs *o, char **log_r)
+{
+	struct mpa_conf conf = {f->cfg, f->db, 0};
+	struct spool_env env;
+	struct sg_error err;
+	struct mpa *mpa;
+	struct mt_log log;
+	char id[SG_MAIL_ID_LEN + 1];
+	size_t i;
+	int rc;
+
+	clear_outgoing(f);
+	memset(&env, 0, sizeof(env));
+	env.sender = sg_xstrdup(sender);
+	env.arrival = 1700000000;
+	for (i = 0; rcpts[i] != NULL; i++)
+		spool_env_add_rcpt(&env, rcpts[i], NULL, 0);
+	assert_int_equal(mt_put(f->sp, &env, msg, len, id), 0);
+	spool_env_free_fields(&env);
+	mpa = mpa_new(&conf, &err);
+	assert_non_null(mpa);
+	mt_log_start(&log);
+	rc = mpa_process_spooled(mpa, f->sp, id, &err);
+	*log_r = mt_log_stop(&log);
+	mpa_free(&mpa);
+	if (rc != 0)
+		fail_msg("process: %s\n%s", err.msg, *log_r);
+	assert_int_equal(mt_count(f->dir, "error"), 0);
+	collect(f, o);
+}
+
+/* crlf - s with every bare LF made CRLF (malloc'ed) */
+static char *crlf(const char *s, size_t len, size_t *len_r)
+{
+	char *o = sg_xmalloc(2 * len + 1);
+	size_t i, k = 0;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r'))
+			o[k++] = '\r';
+		o[k++] = s[i];
+	}
+	o[k] = '\0';
+	*len_r = k;
+	return o;
+}
+
+/* decrypt_as - `openssl cms -decrypt` of x with name's key into dir/dec.out;
+ * returns the exit code */
+static int decrypt_as(struct fixture *f, const struct out *x, const char *name)
+{
+	write_file(fpath(f, "enc.eml"), x->body, x->len);
+	return sh(f, "openssl cms -decrypt -in %s -recip %s/%s.pem -inkey %s/%s.key -out %s",
+		fpath(f, "enc.eml"), f->dir, name, f->dir, name, fpath(f, "dec.out"));
+}
+
+#define ENTITY_HDR "Content-Type: multipart/mixed; boundary=\"b1\"\n"
+#define ENTITY_BODY \
+	"\n--b1\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n" \
+	"Gr\xc3\xbc\xc3\x9f" "e, \xe6\x97\xa5\xe6\x9c\xac SECRET-4711\nline two \n\n" \
+	"--b1\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: binary\n" \
+	"Content-Disposition: attachment; filename=\"b.bin\"\n\n" \
+	"\x01\x02\x7f\x80\x81\xfe\xff\r\x03\tbinary\n--b1--\n"
+#define OUT_MSG "From: Alice <alice@example.com>\nTo: bob@partner.net\n" \
+	"Subject: Offer\nMIME-Version: 1.0\n" ENTITY_HDR ENTITY_BODY
+
+/* A recipient with a valid certificate gets application/pkcs7-mime
+ * enveloped-data (AES-256-CBC) that openssl decrypts to the original entity
+ * byte for byte (8-bit text, a binary attachment; CRLF canonical form). */
+static void test_encrypt_openssl_byte_identical(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 1, 101, 0);
+	const char *rcpts[] = {"bob@partner.net", NULL};
+	const struct out *x;
+	struct outs o;
+	char *log, *dec, *want;
+	size_t dlen, wlen;
+
+	add(f, bob, 0);
+	export(f, bob, "bob");
+	run(f, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	assert_int_equal(o.n, 1);
+	x = find_to(&o, "bob@partner.net");
+	assert_non_null(x);
+	assert_non_null(strstr(x->body, "application/pkcs7-mime"));
+	assert_non_null(strstr(x->body, "enveloped-data"));
+	assert_null(strstr(x->body, "SECRET-4711"));
+	assert_non_null(strstr(x->body, "Subject: Offer"));
+	assert_int_equal(decrypt_as(f, x, "bob"), 0);
+	dec = read_file(fpath(f, "dec.out"), &dlen);
+	assert_non_null(dec);
+	want = crlf(ENTITY_HDR ENTITY_BODY, strlen(ENTITY_HDR ENTITY_BODY), &wlen);
+	assert_int_equal(dlen, wlen);
+	assert_memory_equal(dec, want, wlen);
+	/* the cipher is the default AES-256-CBC */
+	assert_int_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -q aes-256-cbc",
+		fpath(f, "enc.eml")), 0);
+	assert_non_null(strstr(log, "S/MIME encrypted"));
+	free(dec);
+	free(want);
+	outs_free(&o);
+	free(log);
+	tcert_free(&bob);
+}
+
+/* Sign then encrypt: the originator's signing certificate (with key)
+ * signs; the decrypted entity is multipart/signed that openssl verifies
+ * against the root, giving the original entity. SHA-512 as configured. */
+static void test_sign_encrypt_verify(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 1, 101, 0);
+	struct tcert *alice = leaf(f, "Alice", "alice@example.com", 2, 102, 0);
+	const char *rcpts[] = {"bob@partner.net", NULL};
+	const struct out *x;
+	struct outs o;
+	char *log, *dec, *want;
+	size_t dlen, wlen;
+
+	add(f, bob, 0);
+	export(f, bob, "bob");
+	add_key(f, alice);
+	set(f, POLICY_KIND_DOMAIN, "partner.net", "smime_signing_algorithm", "sha512");
+	run(f, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	assert_int_equal(o.n, 1);
+	x = find_to(&o, "bob@partner.net");
+	assert_non_null(x);
+	assert_int_equal(decrypt_as(f, x, "bob"), 0);
+	dec = read_file(fpath(f, "dec.out"), &dlen);
+	assert_non_null(strstr(dec, "multipart/signed"));
+	assert_non_null(strstr(dec, "sha-512"));
+	free(dec);
+	assert_int_equal(sh(f, "openssl cms -verify -in %s -CAfile %s/root.pem -out %s",
+		fpath(f, "dec.out"), f->dir, fpath(f, "ver.out")), 0);
+	dec = read_file(fpath(f, "ver.out"), &dlen);
+	want = crlf(ENTITY_HDR ENTITY_BODY, strlen(ENTITY_HDR ENTITY_BODY), &wlen);
+	assert_int_equal(dlen, wlen);
+	assert_memory_equal(dec, want, wlen);
+	assert_non_null(strstr(log, "signed"));
+	free(dec);
+	free(want);
+	outs_free(&o);
+	free(log);
+	tcert_free(&alice);
+	tcert_free(&bob);
+}
+
+/* Plain method with signing: a recipient without a certificate gets a
+ * clear-signed multipart/signed that openssl verifies. */
+static void test_plain_signed(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *alice = leaf(f, "Alice", "alice@example.com", 2, 102, 0);
+	const char *rcpts[] = {"dave@plain.org", NULL};
+	const struct out *x;
+	struct outs o;
+	char *log, *ver, *want;
+	size_t vlen, wlen;
+
+	add_key(f, alice);
+	run(f, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	assert_int_equal(o.n, 1);
+	x = find_to(&o, "dave@plain.org");
+	assert_non_null(x);
+	assert_non_null(strstr(x->body, "multipart/signed"));
+	assert_non_null(strstr(x->body, "SECRET-4711"));
+	write_file(fpath(f, "signed.eml"), x->body, x->len);
+	assert_int_equal(sh(f, "openssl cms -verify -in %s -CAfile %s/root.pem -out %s",
+		fpath(f, "signed.eml"), f->dir, fpath(f, "ver.out")), 0);
+	ver = read_file(fpath(f, "ver.out"), &vlen);
+	want = crlf(ENTITY_HDR ENTITY_BODY, strlen(ENTITY_HDR ENTITY_BODY), &wlen);
+	assert_int_equal(vlen, wlen);
+	assert_memory_equal(ver, want, wlen);
+	free(ver);
+	free(want);
+	outs_free(&o);
+	free(log);
+	tcert_free(&alice);
+}
+
+/* Two recipients with different decisions (carol's domain uses AES-128)
+ * get two outputs; each names only its own recipient's certificate, so
+ * neither can decrypt the other's. */
+static void test_groups_separate_outputs(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 1, 101, 0);
+	struct tcert *carol = leaf(f, "Carol", "carol@other.org", 3, 303, 0);
+	const char *rcpts[] = {"bob@partner.net", "carol@other.org", NULL};
+	const struct out *xb, *xc;
+	struct outs o;
+	char *log;
+
+	add(f, bob, 0);
+	add(f, carol, 0);
+	export(f, bob, "bob");
+	export(f, carol, "carol");
+	set(f, POLICY_KIND_DOMAIN, "other.org", "smime_encryption_algorithm", "aes128");
+	run(f, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	assert_int_equal(o.n, 2);
+	xb = find_to(&o, "bob@partner.net");
+	xc = find_to(&o, "carol@other.org");
+	assert_non_null(xb);
+	assert_non_null(xc);
+	assert_int_equal(xb->env.nrcpts, 1);
+	assert_int_equal(xc->env.nrcpts, 1);
+	assert_false(has_rcpt(xb, "carol@other.org"));
+	assert_int_equal(decrypt_as(f, xb, "bob"), 0);
+	assert_int_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -c 'd.ktri' | "
+		"grep -qx 1", fpath(f, "enc.eml")), 0);
+	assert_int_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -q 'serialNumber: 101'",
+		fpath(f, "enc.eml")), 0);
+	assert_int_not_equal(decrypt_as(f, xb, "carol"), 0);
+	assert_int_equal(decrypt_as(f, xc, "carol"), 0);
+	assert_int_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -q aes-128-cbc",
+		fpath(f, "enc.eml")), 0);
+	assert_int_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -c 'd.ktri' | "
+		"grep -qx 1", fpath(f, "enc.eml")), 0);
+	assert_int_not_equal(decrypt_as(f, xc, "bob"), 0);
+	outs_free(&o);
+	free(log);
+	tcert_free(&carol);
+	tcert_free(&bob);
+}
+
+/* Must-encrypt recipients with no certificate, an expired one, a revoked
+ * one (CRL), a black-listed one, or a message over the S/MIME maximum size
+ * get nothing; the originator gets the encryption-failed notification
+ * naming them; the recipient with a valid certificate gets the encrypted
+ * message. */
+static void test_fail_closed(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *ok = leaf(f, "Ok", "ok@secure.org", 1, 501, 0);
+	struct tcert *exp = leaf(f, "Exp", "exp@secure.org", 1, 502, -1);
+	struct tcert *rev = leaf(f, "Rev", "rev@secure.org", 1, 503, 0);
+	struct tcert *blk = leaf(f, "Blk", "blk@secure.org", 1, 504, 0);
+	struct tcert *big = leaf(f, "Big", "big@small.org", 1, 505, 0);
+	const char *rcpts[] = {"ok@secure.org", "none@secure.org", "exp@secure.org",
+		"rev@secure.org", "blk@secure.org", "big@small.org", NULL};
+	const long revoked[] = {503};
+	const struct out *x, *n;
+	unsigned char *crl;
+	size_t crl_len, i;
+	struct sg_error err;
+	struct outs o;
+	char *log;
+
+	add(f, ok, 0);
+	add(f, exp, 0);
+	add(f, rev, 0);
+	add(f, blk, 0);
+	add(f, big, 0);
+	export(f, ok, "ok");
+	crl = tcrl_make(f->root, revoked, 1, -1, 30, NULL, 1, &crl_len);
+	assert_int_equal(pki_crl_import(f->pki, crl, crl_len, "import", NULL, &err),
+		PKI_CRL_ADDED);
+	free(crl);
+	assert_int_equal(pki_ctl_set(f->pki, blk->thumb, PKI_CTL_BLACK, 0, &err), 0);
+	set(f, POLICY_KIND_DOMAIN, "secure.org", "encrypt_mode", "mandatory");
+	set(f, POLICY_KIND_DOMAIN, "small.org", "encrypt_mode", "mandatory");
+	set(f, POLICY_KIND_DOMAIN, "small.org", "smime_max_size", "100");
+	set(f, POLICY_KIND_DOMAIN, "small.org", "pdf_encryption_allowed", "false");
+	run(f, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	x = find_to(&o, "ok@secure.org");
+	assert_non_null(x);
+	assert_int_equal(x->env.nrcpts, 1);
+	assert_int_equal(decrypt_as(f, x, "ok"), 0);
+	for (i = 0; i < o.n; i++) {
+		assert_false(has_rcpt(&o.v[i], "none@secure.org"));
+		assert_false(has_rcpt(&o.v[i], "exp@secure.org"));
+		assert_false(has_rcpt(&o.v[i], "rev@secure.org"));
+		assert_false(has_rcpt(&o.v[i], "blk@secure.org"));
+		assert_false(has_rcpt(&o.v[i], "big@small.org"));
+		assert_null(strstr(o.v[i].body, "SECRET-4711"));
+	}
+	n = find_to(&o, "alice@example.com");
+	assert_non_null(n);
+	assert_int_equal(n->env.kind, SPOOL_KIND_NOTIFICATION);
+	assert_non_null(strstr(n->body, "none@secure.org"));
+	assert_non_null(strstr(n->body, "exp@secure.org"));
+	assert_non_null(strstr(n->body, "rev@secure.org"));
+	assert_non_null(strstr(n->body, "blk@secure.org"));
+	assert_non_null(strstr(n->body, "big@small.org"));
+	assert_null(strstr(n->body, "ok@secure.org"));
+	assert_non_null(strstr(log, "encrypt-failed"));
+	outs_free(&o);
+	free(log);
+	tcert_free(&big);
+	tcert_free(&blk);
+	tcert_free(&rev);
+	tcert_free(&exp);
+	tcert_free(&ok);
+}
+
+/* Already encrypted mail passes unchanged (F-SMIME-0). */
+static void test_already_encrypted_passes(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 1, 101, 0);
+	const char *msg = "From: alice@example.com\nTo: bob@partner.net\nSubject: PGP\n"
+		"MIME-Version: 1.0\nContent-Type: multipart/encrypted; "
+		"protocol=\"application/pgp-encrypted\"; boundary=\"p\"\n\n--p\n"
+		"Content-Type: application/pgp-encrypted\n\nVersion: 1\n--p\n"
+		"Content-Type: application/octet-stream\n\n-----BEGIN PGP MESSAGE-----\nxx\n"
+		"-----END PGP MESSAGE-----\n--p--\n";
+	const char *rcpts[] = {"bob@partner.net", NULL};
+	struct outs o;
+	char *log;
+
+	add(f, bob, 0);
+	run(f, "alice@example.com", rcpts, msg, strlen(msg), &o, &log);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.v[0].len, strlen(msg));
+	assert_memory_equal(o.v[0].body, msg, strlen(msg));
+	outs_free(&o);
+	free(log);
+	tcert_free(&bob);
+}
+
+/* ------------------------------------------------------------ incoming */
+
+#define IN_BODY "Content-Type: text/plain; charset=utf-8\n" \
+	"Content-Transfer-Encoding: 8bit\n\nHall\xc3\xb6 INCOMING-SECRET-99\n"
+
+/* make_in - an incoming message: IN_BODY signed by signer (name of exported
+ * files, or NULL) then encrypted to the certificates in to (space-separated
+ * file names, or NULL), with outer header fields; malloc'ed */
+static char *make_in(struct fixture *f, const char *signer, const char *to, size_t *len_r)
+{
+	const char *cur = fpath(f, "in.txt");
+
+	write_file(cur, IN_BODY, strlen(IN_BODY));
+	if (signer != NULL) {
+		assert_int_equal(sh(f, "openssl cms -sign -in %s -signer %s/%s.pem -inkey "
+			"%s/%s.key -out %s", cur, f->dir, signer, f->dir, signer,
+			fpath(f, "in.sig")), 0);
+		cur = fpath(f, "in.sig");
+	}
+	if (to != NULL) {
+		assert_int_equal(sh(f, "cd %s && openssl cms -encrypt -aes256 -in %s -out %s %s",
+			f->dir, cur, fpath(f, "in.enc"), to), 0);
+		cur = fpath(f, "in.enc");
+	}
+	{
+		size_t len;
+		char *body = read_file(cur, &len);
+		char *msg = sg_xasprintf("From: bob@partner.net\nTo: dave@example.com\n"
+			"Subject: Report\nX-Sealgate-Info-Signed-0: True\n"
+			"X-Sealgate-Info-Signer-Verified-0-0: True\nMIME-Version: 1.0\n%s", body);
+
+		free(body);
+		*len_r = strlen(msg);
+		return msg;
+	}
+}
+
+/* An encrypted and signed message for an internal user with a key is
+ * delivered decrypted; the X-Sealgate-Info fields describe both layers; the
+ * spoofed ones are gone; the signer's certificate is now in the store. */
+static void test_incoming_decrypt_verify(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *dave = leaf(f, "Dave", "dave@example.com", 1, 601, 0);
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 2, 602, 0);
+	const char *rcpts[] = {"dave@example.com", NULL};
+	char thumbs[2][PKI_THUMBPRINT_LEN + 1];
+	const struct out *x;
+	struct sg_error err;
+	struct outs o;
+	char *log, *msg;
+	size_t len;
+
+	set(f, POLICY_KIND_DOMAIN, "example.com", "locality", "internal");
+	set(f, POLICY_KIND_DOMAIN, "example.com", "add_security_info", "true");
+	add_key(f, dave);
+	export(f, dave, "dave");
+	export(f, bob, "bob");
+	msg = make_in(f, "bob", "dave.pem", &len);
+	assert_int_equal(pki_cert_find_email(f->pki, "bob@partner.net", thumbs, 2, &err), 0);
+	run(f, "bob@partner.net", rcpts, msg, len, &o, &log);
+	assert_int_equal(o.n, 1);
+	x = find_to(&o, "dave@example.com");
+	assert_non_null(x);
+	if (strstr(x->body, "INCOMING-SECRET-99") == NULL)
+		fail_msg("not decrypted:\n%s\n%s", x->body, log);
+	assert_non_null(strstr(x->body, "Hall\xc3\xb6 INCOMING-SECRET-99"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Encrypted-0: True"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Encryption-Algorithm-0: AES-256-CBC"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Encryption-Recipient-0-0: issuer="));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Signed-1: True"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Signer-Verified-0-1: True"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Signer-Trusted-0-1: True"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Signer-Email-0-1: bob@partner.net"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Signer-Mismatch-0-1: False"));
+	assert_non_null(strstr(x->body, "serial=25a"));   /* 602 */
+	assert_null(strstr(x->body, "Decryption-Key-Not-Found"));
+	/* the spoofed fields of the input are gone */
+	assert_null(strstr(x->body, "X-Sealgate-Info-Signed-0:"));
+	assert_null(strstr(x->body, "X-Sealgate-Info-Signer-Verified-0-0:"));
+	assert_non_null(strstr(x->body, "Subject: Report [decrypted] [signed]"));
+	assert_int_equal(pki_cert_find_email(f->pki, "bob@partner.net", thumbs, 2, &err), 1);
+	assert_string_equal(thumbs[0], bob->thumb);
+	outs_free(&o);
+	free(log);
+	free(msg);
+	tcert_free(&bob);
+	tcert_free(&dave);
+}
+
+/* A tampered clear-signed message is reported invalid with a reason, and
+ * tagged; spoofed fields on a plain message are removed too. */
+static void test_incoming_tampered(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 2, 602, 0);
+	const char *rcpts[] = {"dave@example.com", NULL};
+	const char *plain = "From: bob@partner.net\nSubject: Hi\n"
+		"X-Sealgate-Info-Signed-0: True\nx-sealgate-info-encrypted-0: True\n\nhello\n";
+	const struct out *x;
+	struct outs o;
+	char *log, *msg, *p;
+	size_t len;
+
+	set(f, POLICY_KIND_DOMAIN, "example.com", "locality", "internal");
+	set(f, POLICY_KIND_DOMAIN, "example.com", "add_security_info", "true");
+	export(f, bob, "bob");
+	msg = make_in(f, "bob", NULL, &len);
+	p = strstr(msg, "INCOMING-SECRET-99");
+	assert_non_null(p);
+	p[0] = 'X';   /* tamper with the signed content */
+	run(f, "bob@partner.net", rcpts, msg, len, &o, &log);
+	assert_int_equal(o.n, 1);
+	x = &o.v[0];
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Signed-0: True"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Signer-Verified-0-0: False"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Signer-Verification-Info-0-0: "));
+	assert_non_null(strstr(x->body, "[invalid signature!]"));
+	assert_null(strstr(x->body, "[signed]"));
+	outs_free(&o);
+	free(log);
+	run(f, "bob@partner.net", rcpts, plain, strlen(plain), &o, &log);
+	assert_int_equal(o.n, 1);
+	assert_null(strstr(o.v[0].body, "X-Sealgate"));
+	assert_null(strstr(o.v[0].body, "x-sealgate"));
+	assert_non_null(strstr(o.v[0].body, "hello"));
+	outs_free(&o);
+	free(log);
+	free(msg);
+	tcert_free(&bob);
+}
+
+/* is_decrypted - out x carries the plain text */
+static bool is_decrypted(const struct out *x)
+{
+	return x != NULL && strstr(x->body, "INCOMING-SECRET-99") != NULL &&
+		strstr(x->body, "Decryption-Key-Not-Found") == NULL;
+}
+
+/* Strict mode (F-SMIME-3): a key may decrypt for a recipient only if its
+ * certificate (a) has the recipient's address, (b) is selected for the
+ * recipient, or (c) for the recipient's domain; otherwise the message stays
+ * encrypted (Decryption-Key-Not-Found). Non-strict: any stored key. */
+static void test_strict_rules(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *dave = leaf(f, "Dave", "dave@example.com", 1, 701, 0);
+	struct tcert *sel = leaf(f, "Shared", "shared@example.com", 2, 702, 0);
+	struct tcert *dom = leaf(f, "Domain", "gateway@example.com", 3, 703, 0);
+	struct tcert *other = leaf(f, "Other", "other@elsewhere.org", 3, 704, 0);
+	const struct pki_owner u = {PKI_OWNER_USER, "dave@example.com"};
+	const struct pki_owner d = {PKI_OWNER_DOMAIN, "example.com"};
+	const char *rcpts[] = {"dave@example.com", NULL};
+	struct sg_error err;
+	struct outs o;
+	char *log, *msg;
+	size_t len;
+
+	set(f, POLICY_KIND_DOMAIN, "example.com", "locality", "internal");
+	set(f, POLICY_KIND_GLOBAL, NULL, "smime_strict", "true");
+	add_key(f, dave);
+	add_key(f, sel);
+	add_key(f, dom);
+	add_key(f, other);
+	export(f, dave, "dave");
+	export(f, sel, "sel");
+	export(f, dom, "dom");
+	export(f, other, "other");
+	/* (a) the recipient's own address */
+	msg = make_in(f, NULL, "dave.pem", &len);
+	run(f, "bob@partner.net", rcpts, msg, len, &o, &log);
+	assert_true(is_decrypted(find_to(&o, "dave@example.com")));
+	outs_free(&o);
+	free(log);
+	free(msg);
+	/* (b) not selected yet: stays encrypted; selected for the user: decrypted */
+	msg = make_in(f, NULL, "sel.pem", &len);
+	run(f, "bob@partner.net", rcpts, msg, len, &o, &log);
+	assert_false(is_decrypted(find_to(&o, "dave@example.com")));
+	assert_non_null(strstr(o.v[0].body, "X-Sealgate-Info-Decryption-Key-Not-Found-0: True"));
+	assert_non_null(strstr(o.v[0].body, "application/pkcs7-mime"));
+	outs_free(&o);
+	free(log);
+	assert_int_equal(pki_select_add(f->pki, &u, PKI_SEL_ENCRYPT, sel->thumb, &err), 1);
+	run(f, "bob@partner.net", rcpts, msg, len, &o, &log);
+	assert_true(is_decrypted(find_to(&o, "dave@example.com")));
+	outs_free(&o);
+	free(log);
+	free(msg);
+	/* (c) selected for the domain */
+	msg = make_in(f, NULL, "dom.pem", &len);
+	run(f, "bob@partner.net", rcpts, msg, len, &o, &log);
+	assert_false(is_decrypted(find_to(&o, "dave@example.com")));
+	outs_free(&o);
+	free(log);
+	assert_int_equal(pki_select_add(f->pki, &d, PKI_SEL_ENCRYPT, dom->thumb, &err), 1);
+	run(f, "bob@partner.net", rcpts, msg, len, &o, &log);
+	assert_true(is_decrypted(find_to(&o, "dave@example.com")));
+	outs_free(&o);
+	free(log);
+	free(msg);
+	/* a key of an unrelated certificate: only without strict mode */
+	msg = make_in(f, NULL, "other.pem", &len);
+	run(f, "bob@partner.net", rcpts, msg, len, &o, &log);
+	assert_false(is_decrypted(find_to(&o, "dave@example.com")));
+	outs_free(&o);
+	free(log);
+	set(f, POLICY_KIND_GLOBAL, NULL, "smime_strict", "false");
+	run(f, "bob@partner.net", rcpts, msg, len, &o, &log);
+	assert_true(is_decrypted(find_to(&o, "dave@example.com")));
+	outs_free(&o);
+	free(log);
+	free(msg);
+	tcert_free(&other);
+	tcert_free(&dom);
+	tcert_free(&sel);
+	tcert_free(&dave);
+}
+
+/* Guide §4.1.4: strict mode globally, off for the archiver. A message for
+ * dave (Bcc to the archiver and to eve) is decrypted for dave (rule a) and
+ * for the archiver (non-strict), and stays encrypted for eve. */
+static void test_strict_archiver(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *dave = leaf(f, "Dave", "dave@example.com", 1, 801, 0);
+	const char *rcpts[] = {"dave@example.com", "archive@example.com", "eve@example.com",
+		NULL};
+	struct outs o;
+	char *log, *msg;
+	size_t len;
+
+	set(f, POLICY_KIND_DOMAIN, "example.com", "locality", "internal");
+	set(f, POLICY_KIND_GLOBAL, NULL, "smime_strict", "true");
+	set(f, POLICY_KIND_USER, "archive@example.com", "smime_strict", "false");
+	add_key(f, dave);
+	export(f, dave, "dave");
+	msg = make_in(f, NULL, "dave.pem", &len);
+	run(f, "bob@partner.net", rcpts, msg, len, &o, &log);
+	assert_int_equal(o.n, 3);
+	assert_true(is_decrypted(find_to(&o, "dave@example.com")));
+	assert_true(is_decrypted(find_to(&o, "archive@example.com")));
+	assert_non_null(find_to(&o, "eve@example.com"));
+	assert_false(is_decrypted(find_to(&o, "eve@example.com")));
+	assert_non_null(strstr(find_to(&o, "eve@example.com")->body,
+		"X-Sealgate-Info-Decryption-Key-Not-Found-0: True"));
+	outs_free(&o);
+	free(log);
+	free(msg);
+	tcert_free(&dave);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_encrypt_openssl_byte_identical, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_sign_encrypt_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plain_signed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_groups_separate_outputs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_already_encrypted_passes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_incoming_decrypt_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_incoming_tampered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_strict_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_strict_archiver, setup, teardown),
+	};
+
+	sg_log_init("test_mpa_smime", SG_LOGDEST_STDERR, SG_LOG_INFO);
+	g_mime_init();
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
