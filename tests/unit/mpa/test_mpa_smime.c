@@ -618,6 +618,66 @@ static void test_fail_closed(void **state)
 	tcert_free(&ok);
 }
 
+/* The recipient's algorithm properties: AES-256-GCM (AuthEnvelopedData),
+ * RSA-OAEP key transport, encrypted headers (the whole message inside,
+ * Subject "..." outside); openssl still decrypts it. */
+static void test_recipient_algorithms(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 1, 101, 0);
+	const char *rcpts[] = {"bob@partner.net", NULL};
+	const struct out *x;
+	struct outs o;
+	char *log, *dec;
+	size_t dlen;
+
+	add(f, bob, 0);
+	export(f, bob, "bob");
+	set(f, POLICY_KIND_USER, "bob@partner.net", "smime_encryption_algorithm", "aes256-gcm");
+	set(f, POLICY_KIND_USER, "bob@partner.net", "smime_key_transport", "oaep");
+	set(f, POLICY_KIND_USER, "bob@partner.net", "smime_encrypt_headers", "true");
+	run(f, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	assert_int_equal(o.n, 1);
+	x = find_to(&o, "bob@partner.net");
+	assert_non_null(x);
+	assert_non_null(strstr(x->body, "authEnveloped-data"));
+	assert_null(strstr(x->body, "Subject: Offer"));
+	assert_int_equal(decrypt_as(f, x, "bob"), 0);
+	assert_int_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -q rsaesOaep",
+		fpath(f, "enc.eml")), 0);
+	assert_int_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -qi aes-256-gcm",
+		fpath(f, "enc.eml")), 0);
+	dec = read_file(fpath(f, "dec.out"), &dlen);
+	assert_non_null(dec);
+	assert_non_null(strstr(dec, "Subject: Offer"));
+	assert_non_null(strstr(dec, "SECRET-4711"));
+	free(dec);
+	outs_free(&o);
+	free(log);
+	tcert_free(&bob);
+}
+
+/* Only sign when encrypted (sender property): a recipient without a
+ * certificate gets the message unsigned, byte for byte. */
+static void test_only_sign_when_encrypt(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *alice = leaf(f, "Alice", "alice@example.com", 2, 102, 0);
+	const char *rcpts[] = {"dave@plain.org", NULL};
+	struct outs o;
+	char *log;
+
+	add_key(f, alice);
+	set(f, POLICY_KIND_USER, "alice@example.com", "smime_only_sign_when_encrypt", "true");
+	run(f, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.v[0].len, strlen(OUT_MSG));
+	assert_memory_equal(o.v[0].body, OUT_MSG, strlen(OUT_MSG));
+	outs_free(&o);
+	free(log);
+	tcert_free(&alice);
+}
+
 /* Already encrypted mail passes unchanged (F-SMIME-0). */
 static void test_already_encrypted_passes(void **state)
 {
@@ -775,6 +835,43 @@ static void test_incoming_tampered(void **state)
 	tcert_free(&bob);
 }
 
+/* Remove signature (recipient property): the signed content is delivered
+ * without the signature, the fields still say it was signed; the From
+ * address is not the signer's: Signer-Mismatch and the signed-by tag. */
+static void test_incoming_remove_signature_signed_by(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 2, 602, 0);
+	const char *rcpts[] = {"dave@example.com", NULL};
+	const struct out *x;
+	struct outs o;
+	char *log, *msg, *p;
+	size_t len;
+
+	set(f, POLICY_KIND_DOMAIN, "example.com", "locality", "internal");
+	set(f, POLICY_KIND_DOMAIN, "example.com", "add_security_info", "true");
+	set(f, POLICY_KIND_USER, "dave@example.com", "smime_remove_signature", "true");
+	export(f, bob, "bob");
+	msg = make_in(f, "bob", NULL, &len);
+	p = strstr(msg, "From: bob@");
+	assert_non_null(p);
+	memcpy(p, "From: eve@", 10);   /* someone else's address, same length */
+	run(f, "eve@partner.net", rcpts, msg, len, &o, &log);
+	assert_int_equal(o.n, 1);
+	x = &o.v[0];
+	assert_null(strstr(x->body, "multipart/signed"));
+	assert_null(strstr(x->body, "pkcs7-signature"));
+	assert_non_null(strstr(x->body, "Hall\xc3\xb6 INCOMING-SECRET-99"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Signed-0: True"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Signer-Verified-0-0: True"));
+	assert_non_null(strstr(x->body, "X-Sealgate-Info-Signer-Mismatch-0-0: True"));
+	assert_non_null(strstr(x->body, "Subject: Report [signed by: bob@partner.net]"));
+	outs_free(&o);
+	free(log);
+	free(msg);
+	tcert_free(&bob);
+}
+
 /* is_decrypted - out x carries the plain text */
 static bool is_decrypted(const struct out *x)
 {
@@ -904,9 +1001,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plain_signed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_groups_separate_outputs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recipient_algorithms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_only_sign_when_encrypt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_already_encrypted_passes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_incoming_decrypt_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_incoming_tampered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_incoming_remove_signature_signed_by, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_strict_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strict_archiver, setup, teardown),
 	};
