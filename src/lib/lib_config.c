@@ -81,11 +81,11 @@ struct sg_config *sg_config_defaults(void)
 	c->mode = SG_MODE_STANDALONE;
 	c->smtp_listen = sg_xstrdup("127.0.0.1:10025");
 	c->next_hop = sg_xstrdup("127.0.0.1:10026");
-	c->smtp_threads = 2;
+	c->smtp_threads = 4;
 	c->max_sessions = 200;
 	c->idle_timeout = 300;
-	c->mpa_workers = 4;
-	c->delivery_workers = 8;
+	c->mpa_workers = 8;
+	c->delivery_workers = 16;
 	c->http_listen = sg_xstrdup("127.0.0.1:8443");
 	c->portal_listen = sg_xstrdup("");
 	c->refcount = 1;

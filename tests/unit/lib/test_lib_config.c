@@ -24,6 +24,10 @@ static void test_defaults(void **state)
 	assert_string_equal(c->http_listen, "127.0.0.1:8443");
 	assert_string_equal(c->database, "sqlite:/var/lib/sealgate/sealgate.db");
 	assert_int_equal(c->mode, SG_MODE_STANDALONE);
+	/* sized for fsync latency: several commits in flight (bench/throughput) */
+	assert_int_equal(c->smtp_threads, 4);
+	assert_int_equal(c->mpa_workers, 8);
+	assert_int_equal(c->delivery_workers, 16);
 	sg_config_free(&c);
 	assert_null(c);
 }
