@@ -32,9 +32,11 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
+#include "ca/ca.h"
 #include "delivery/delivery.h"
 #include "mpa/mpa.h"
 #include "pki/pki.h"
+#include "pki/pki_key.h"
 #include "policy/policy.h"
 #include "sms/sms.h"
 #include "smtp/smtp.h"
@@ -45,8 +47,10 @@
 /* How often the CRL thread asks the PKI module for due distribution points
  * (each point has its own schedule there: 12 h, backing off on failures). */
 #define DAEMON_CRL_CHECK_SECONDS 300
-/* How often the background thread sends due SMS (F-SMS-1). */
+/* How often the background thread sends due SMS (F-SMS-1) and issues
+ * delayed certificate requests (F-CA-3). */
 #define DAEMON_SMS_SECONDS 10
+#define DAEMON_CA_SECONDS 10
 
 /* Set by the signal thread on SIGHUP; read by the scheduler. */
 static _Atomic bool daemon_reload_requested;
@@ -398,10 +402,32 @@ static void daemon_sms_round(struct store *db)
 			st.deferred, st.failed);
 }
 
+/* daemon_ca_round - issue queued (delayed handler) certificate requests. */
+static void daemon_ca_round(struct daemon *d, struct store *db)
+{
+	struct sg_error err;
+	struct pki *pki = pki_open(db, &err);
+	struct pki_keys *keys = pki != NULL ? pki_keys_open(pki, d->cfg->data_dir, &err) : NULL;
+	struct ca *ca = keys != NULL ? ca_open(pki, keys, &err) : NULL;
+	int n;
+
+	if (ca == NULL) {
+		sg_log(SG_LOG_WARN, "ca worker: %s", err.msg);
+	} else if ((n = ca_worker_run(ca, 100, &err)) < 0) {
+		sg_log(SG_LOG_WARN, "ca worker: %s", err.msg);
+	} else if (n > 0) {
+		sg_log(SG_LOG_INFO, "ca worker: issued %d certificate(s)", n);
+	}
+	ca_close(&ca);
+	pki_keys_close(&keys);
+	pki_close(&pki);
+}
+
 /*
  * daemon_background_thread - jobs that may block for a network timeout and so
  * run outside the scheduler: CRL downloads (the PKI module keeps each
- * distribution point's schedule: 12 h, backoff on failure) and the SMS queue.
+ * distribution point's schedule: 12 h, backoff on failure), the SMS queue and
+ * delayed certificate requests (every 10 s).
  * Its own store connection; a database outage only delays the next round.
  */
 static void *daemon_background_thread(void *arg)
@@ -423,8 +449,10 @@ static void *daemon_background_thread(void *arg)
 		if (db == NULL) {
 			sg_log(SG_LOG_DEBUG, "background jobs: %s", err.msg);
 		} else {
-			if (now >= next_sms)
+			if (now >= next_sms) {
 				daemon_sms_round(db);
+				daemon_ca_round(d, db);
+			}
 			if (now >= next_crl)
 				daemon_crl_round(db);
 		}
