@@ -10,14 +10,21 @@
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "ca/ca.h"
+#include "mime/mime.h"
 #include "policy/policy.h"
+#include "sms/sms.h"
+#include "spool/spool.h"
+#include "template/template.h"
 
 struct ca_cli {
 	struct pki *pki;
@@ -353,6 +360,172 @@ static int store_password(void *arg, const char *email, const char *password,
 
 	policy_free(&p);
 	return rc;
+}
+
+/* Hooks of ca_send (F-CA-8): the CLI's store and configuration. */
+struct ca_send_ctx {
+	struct store *db;
+	const struct sg_config *cfg;
+};
+
+/* send_global - the global policy properties (server secret, phone numbers). */
+static int send_global(struct store *db, const struct sg_config *cfg,
+	struct policy **p_r, struct policy_props **gp_r, struct sg_error *err)
+{
+	struct policy_opts o = {.hostname = cfg->hostname};
+
+	*gp_r = NULL;
+	*p_r = policy_new(db, &o);
+	if (*p_r == NULL) {
+		sg_error_set(err, SG_E_NOMEM, "policy");
+		return -1;
+	}
+	return policy_resolve_global(*p_r, gp_r, err);
+}
+
+static int spool_write_cb(void *arg, const void *data, size_t len, struct sg_error *err)
+{
+	return spool_writer_write(arg, data, len, err);
+}
+
+/*
+ * send_pfx - the PFX email (template pfx_email, global only) with the PKCS#12
+ * attached, put straight into outgoing/ of the spool: it is delivered by the
+ * running daemon, not processed by the pipeline (never encrypted by the
+ * gateway, SPEC F-CA-8), with envelope sender <> and the own-mail marker.
+ */
+static int send_pfx(void *arg, const char *from, const char *to, const void *p12,
+	size_t len, struct sg_error *err)
+{
+	struct ca_send_ctx *c = arg;
+	struct template_src *src = NULL;
+	struct mime_msg *msg = NULL;
+	struct policy *p = NULL;
+	struct policy_props *gp = NULL;
+	struct spool *sp = NULL;
+	struct spool_writer *w = NULL;
+	struct spool_env env;
+	struct template_render_opts ro = {.msgid_domain = c->cfg->hostname};
+	const char *owners[] = {"global"};
+	const char *secret, *msgid;
+	char path[4096], marker[SG_MARKER_MAX];
+	int fd = -1, rc = -1;
+	struct template_var vars[] = {
+		{"from", from}, {"to", to}, {"email", to}, {"phone", ""},
+	};
+
+	memset(&env, 0, sizeof(env));
+	if (template_load(c->db, TEMPLATE_PFX_EMAIL, owners, 1, &src, err) < 0 ||
+	    template_render_mail(src->id, src->text, vars, sizeof(vars) / sizeof(vars[0]), &ro,
+		    &msg, err) < 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/pfx.XXXXXX", c->cfg->data_dir);
+	fd = mkstemp(path);
+	if (fd < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "%s", path);
+		goto out;
+	}
+	unlink(path);
+	if (sg_write_all(fd, p12, len) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "pkcs12 temp file");
+		goto out;
+	}
+	if (template_msg_attach(msg, "application/x-pkcs12", "certificate.p12", fd, err) < 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/spool", c->cfg->data_dir);
+	sp = spool_open(path, err);
+	if (sp == NULL)
+		goto out;
+	env.sender = (char *)"";
+	env.kind = SPOOL_KIND_NOTIFICATION;
+	env.arrival = sg_now();
+	env.rcpts = sg_xcalloc(1, sizeof(*env.rcpts));
+	env.rcpts[0].addr = (char *)to;
+	env.nrcpts = 1;
+	w = spool_writer_new(sp, &env, 0, err);
+	free(env.rcpts);
+	if (w == NULL)
+		goto out;
+	/* own mail (F-FLOW-7): marked with the server secret when there is one */
+	msgid = mime_msg_header_get_raw(msg, "Message-ID");
+	if (send_global(c->db, c->cfg, &p, &gp, err) < 0)
+		goto out;
+	secret = policy_props_get(gp, POLICY_P_SERVER_SECRET, NULL);
+	if (secret != NULL && secret[0] != '\0' && msgid != NULL) {
+		if (sg_marker_make(secret, spool_writer_id(w), msgid, marker, sizeof(marker),
+			    err) < 0 ||
+		    mime_msg_header_set(msg, SG_MARKER_HEADER, marker, err) < 0)
+			goto out;
+	}
+	if (mime_msg_write(msg, 0, spool_write_cb, w, NULL, err) < 0 ||
+	    spool_writer_commit(&w, SPOOL_Q_OUTGOING, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	spool_writer_abort(&w);
+	spool_close(&sp);
+	if (fd >= 0)
+		close(fd);
+	mime_msg_free(&msg);
+	template_src_free(&src);
+	policy_props_free(&gp);
+	policy_free(&p);
+	return rc;
+}
+
+/*
+ * sms_password - the PKCS#12 password by SMS (template sms_pfx_password) to
+ * the phone number of the user (property sms_phone_number); queued, sent by
+ * the daemon. SG_E_CONFIG when the user has no phone number.
+ */
+static int sms_password(void *arg, const char *to, const char *password,
+	struct sg_error *err)
+{
+	struct ca_send_ctx *c = arg;
+	struct policy_opts o = {.hostname = c->cfg->hostname};
+	struct policy *p = policy_new(c->db, &o);
+	struct policy_props *up = NULL, *gp = NULL;
+	struct template_src *src = NULL;
+	const char *owners[] = {"global"};
+	const char *phone, *cc;
+	char e164[SMS_PHONE_MAX], *text = NULL;
+	int rc = -1;
+	struct template_var vars[] = {{"password", password}, {"email", to}};
+
+	if (p == NULL || policy_resolve_user(p, to, &up, err) < 0 ||
+	    policy_resolve_global(p, &gp, err) < 0)
+		goto out;
+	phone = policy_props_get(up, POLICY_P_SMS_PHONE_NUMBER, NULL);
+	if (phone == NULL || phone[0] == '\0') {
+		sg_error_set(err, SG_E_CONFIG, "%s has no sms_phone_number", to);
+		goto out;
+	}
+	cc = policy_props_get(gp, POLICY_P_SMS_DEFAULT_COUNTRY_CODE, NULL);
+	if (sms_phone_normalize(phone, cc, e164, sizeof(e164), err) < 0 ||
+	    template_load(c->db, TEMPLATE_SMS_PFX_PASSWORD, owners, 1, &src, err) < 0 ||
+	    template_render_sms(src->id, src->text, vars, sizeof(vars) / sizeof(vars[0]),
+		    &text, err) < 0 ||
+	    sms_enqueue(c->db, e164, text, NULL, NULL, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (text != NULL)
+		explicit_bzero(text, strlen(text));
+	free(text);
+	template_src_free(&src);
+	policy_props_free(&up);
+	policy_props_free(&gp);
+	policy_free(&p);
+	return rc;
+}
+
+/* store_password_hook - store_password for ca_send's hooks */
+static int store_password_hook(void *arg, const char *email, const char *password,
+	struct sg_error *err)
+{
+	struct ca_send_ctx *c = arg;
+
+	return store_password(c->db, email, password, err);
 }
 
 struct pfx_req {
@@ -779,7 +952,8 @@ static int cli_ca_send(struct cli_ctx *ctx, int argc, char **argv)
 	bool bad = false;
 	const char *to = opt_value(&argc, argv, "--to", &bad);
 	const char *pwfile = opt_value(&argc, argv, "--password-file", &bad);
-	struct ca_delivery d = {NULL, NULL, store_password, NULL};
+	struct ca_send_ctx sc;
+	struct ca_delivery d = {send_pfx, sms_password, store_password_hook, &sc};
 	struct ca_cli c;
 	struct sg_error err;
 	unsigned flags = 0;
@@ -796,7 +970,8 @@ static int cli_ca_send(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_usage("ca", "send");
 	if (ca_cli_open(ctx, &c) < 0)
 		return 1;
-	d.arg = cli_db(ctx);
+	sc.db = cli_db(ctx);
+	sc.cfg = ctx->cfg;
 	if (pwfile != NULL)
 		pw = cli_read_secret_file(pwfile, &err);
 	else if (ca_pfx_password_new(c.ca, 0, &pw, &err) < 0)
@@ -805,8 +980,6 @@ static int cli_ca_send(struct cli_ctx *ctx, int argc, char **argv)
 		cli_error("password: %s", err.msg);
 		goto out;
 	}
-	/* XXX: d.send_pfx / d.sms_password stay NULL until src/template and
-	 * src/sms exist; ca_send then fails with a clear SG_E_CONFIG message. */
 	if (ca_send(c.ca, (const char *const *)argv + 1, (size_t)argc - 1, to, pw, flags, &d,
 		&err) < 0) {
 		cli_error("ca send: %s", err.msg);

@@ -1,0 +1,52 @@
+#!/bin/bash
+# e2e_ca_send - F-CA-8 end to end: `sealgate ca send THUMBPRINT --to ADDR --sms`
+# puts the PFX email (template pfx_email, PKCS#12 attached, own-mail marker,
+# envelope <>) into the spool and the password into the SMS queue; the running
+# daemon delivers both; the delivered PKCS#12 opens with the password from the
+# SMS and holds the user's certificate and key.
+. "$(dirname "$0")/harness/lib.sh"
+sg_begin ca-send
+sg_skip_unless_built
+
+sg_recv_start recv
+SG_NEXT_HOP=127.0.0.1:${SG_PORTS[recv]}
+sg_daemon_config smtp.mode=postfix
+sg_cli init >/dev/null || sg_fail "sealgate init"
+sg_cli sms settings set transport=file "file.path=$T/sms.out" >/dev/null || sg_fail "sms settings"
+sg_cli ca create --name E2E --key p256 >/dev/null || sg_fail "ca create"
+sg_cli ca settings ca_email=ca@corp.e2e.test >/dev/null || sg_fail "ca settings"
+th=$(sg_cli ca issue dave@corp.e2e.test | tail -1)
+[[ $th =~ ^[0-9a-f]{128}$ ]] || sg_fail "ca issue: no thumbprint ($th)"
+sg_cli user add dave@corp.e2e.test >/dev/null
+sg_cli user set dave@corp.e2e.test sms_phone_number=+31612345678 >/dev/null || sg_fail "phone"
+sg_daemon_start
+sg_cli ca send "$th" --to dave@corp.e2e.test --sms >"$T/send.out" 2>&1 || sg_fail "ca send: $(cat "$T/send.out")"
+
+sg_wait_msgs "$T/recv" 1 30
+sg_wait_until 30 "the password SMS" grep -qs '+31612345678' "$T/sms.out"
+pw=$(grep -o 'dave@corp.e2e.test: [A-Za-z0-9]*' "$T/sms.out" | head -1 | sed 's/.*: //')
+[ -n "$pw" ] || sg_fail "no password in the SMS: $(cat "$T/sms.out")"
+j=$(ls "$T/recv"/*.json | head -1)
+$SG_PY - "$j" "${j%.json}.eml" "$T/got.p12" <<'PY' || sg_fail "PFX email malformed"
+import json, sys, email
+meta = json.load(open(sys.argv[1]))
+assert meta["from"] == "", meta["from"]
+assert meta["to"] == ["dave@corp.e2e.test"], meta["to"]
+m = email.message_from_binary_file(open(sys.argv[2], "rb"))
+assert m["X-Sealgate-Marker"], "no own-mail marker"
+assert "ca@corp.e2e.test" in m["From"], m["From"]
+parts = [p for p in m.walk() if p.get_content_type() == "application/x-pkcs12"]
+assert len(parts) == 1, [p.get_content_type() for p in m.walk()]
+open(sys.argv[3], "wb").write(parts[0].get_payload(decode=True))
+PY
+openssl pkcs12 -in "$T/got.p12" -passin "pass:$pw" -nodes -out "$T/got.pem" 2>"$T/p12.err" \
+	|| openssl pkcs12 -legacy -in "$T/got.p12" -passin "pass:$pw" -nodes -out "$T/got.pem" 2>>"$T/p12.err" \
+	|| sg_fail "PKCS#12 does not open with the SMS password: $(cat "$T/p12.err")"
+grep -q 'PRIVATE KEY' "$T/got.pem" || sg_fail "no private key in the PKCS#12"
+openssl x509 -in "$T/got.pem" -noout -ext subjectAltName | grep -q 'dave@corp.e2e.test' \
+	|| sg_fail "certificate of the PKCS#12 is not dave's"
+# a wrong password does not open it
+if openssl pkcs12 -in "$T/got.p12" -passin pass:wrong -nodes -out /dev/null 2>/dev/null; then
+	sg_fail "PKCS#12 opens with a wrong password"
+fi
+sg_daemon_stop
