@@ -503,9 +503,9 @@ static void test_plain_signed(void **state)
 	tcert_free(&alice);
 }
 
-/* Two recipients with different decisions (carol's domain uses AES-128)
- * get two outputs; each names only its own recipient's certificate, so
- * neither can decrypt the other's. */
+/* Two recipients with different decisions (carol's domain uses AES-128 and
+ * "add user") get two outputs; each names only its own recipient's
+ * certificate, so neither can decrypt the other's. */
 static void test_groups_separate_outputs(void **state)
 {
 	struct fixture *f = *state;
@@ -513,6 +513,7 @@ static void test_groups_separate_outputs(void **state)
 	struct tcert *carol = leaf(f, "Carol", "carol@other.org", 3, 303, 0);
 	const char *rcpts[] = {"bob@partner.net", "carol@other.org", NULL};
 	const struct out *xb, *xc;
+	struct sg_error err;
 	struct outs o;
 	char *log;
 
@@ -521,8 +522,14 @@ static void test_groups_separate_outputs(void **state)
 	export(f, bob, "bob");
 	export(f, carol, "carol");
 	set(f, POLICY_KIND_DOMAIN, "other.org", "smime_encryption_algorithm", "aes128");
+	set(f, POLICY_KIND_DOMAIN, "other.org", "smime_add_user", "true");
 	run(f, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
 	assert_int_equal(o.n, 2);
+	/* "add user" (guide §4.2.4): a user object for carol, none for bob */
+	assert_int_equal(policy_object_exists(f->pol, POLICY_KIND_USER, "carol@other.org",
+		&err), 1);
+	assert_int_equal(policy_object_exists(f->pol, POLICY_KIND_USER, "bob@partner.net",
+		&err), 0);
 	xb = find_to(&o, "bob@partner.net");
 	xc = find_to(&o, "carol@other.org");
 	assert_non_null(xb);
@@ -992,6 +999,113 @@ static void test_strict_archiver(void **state)
 	tcert_free(&dave);
 }
 
+/* corpus_dir - $SMIME_CORPUS or $SG_SRC/../shared/interop-corpus */
+static void corpus_dir(char *out, size_t n)
+{
+	const char *c = getenv("SMIME_CORPUS"), *src = getenv("SG_SRC");
+
+	if (c != NULL)
+		snprintf(out, n, "%s", c);
+	else
+		snprintf(out, n, "%s/../shared/interop-corpus", src != NULL ? src : ".");
+}
+
+/* The Thunderbird/NSS corpus (02-thunderbird-nss/smime, expectations from its
+ * expected.tsv) through the pipeline for an internal recipient with Bob's
+ * key (PKCS#12 import) and TestCA as the root: every message listed with
+ * decrypt(Bob)=OK is decrypted (Thunderbird's text visible, signatures
+ * removed on request), every outermost signature is reported as the OpenSSL
+ * reference says (valid / content verify error), and the valid ones with
+ * Thunderbird's sig_good=true are trusted. */
+static void test_corpus_thunderbird(void **state)
+{
+	struct fixture *f = *state;
+	const char *rcpts[] = {"bob@example.com", NULL};
+	char dir[600], path[1200], line[2048];
+	struct pki_cert_list roots = {0};
+	struct sg_error err;
+	char *data, *log;
+	size_t len, i, rows = 0;
+	FILE *tsv;
+
+	corpus_dir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/02-thunderbird-nss/expected.tsv", dir);
+	tsv = fopen(path, "r");
+	if (tsv == NULL)
+		fail_msg("missing corpus file %s", path);
+	snprintf(path, sizeof(path), "%s/02-thunderbird-nss/smime/TestCA.pem", dir);
+	data = read_file(path, &len);
+	assert_non_null(data);
+	assert_int_equal(pki_certs_parse(data, len, &roots, &err), 0);
+	free(data);
+	for (i = 0; i < roots.n; i++)
+		assert_true(pki_cert_add(f->pki, roots.v[i], PKI_ADD_ROOT, &err) >= 0);
+	pki_cert_list_free(&roots);
+	snprintf(path, sizeof(path), "%s/02-thunderbird-nss/smime/Bob.p12", dir);
+	data = read_file(path, &len);
+	assert_non_null(data);
+	if (pki_key_import_p12(f->keys, data, len, "nss", NULL, NULL, &err) < 0)
+		fail_msg("Bob.p12: %s", err.msg);
+	free(data);
+	set(f, POLICY_KIND_DOMAIN, "example.com", "locality", "internal");
+	set(f, POLICY_KIND_DOMAIN, "example.com", "smime_remove_signature", "true");
+	while (fgets(line, sizeof(line), tsv) != NULL) {
+		char *file = line, *tb, *ref, *text, want[256], fld[96];
+		bool dec, ok, bad, good;
+		int level;
+		struct outs o;
+		const struct out *x;
+
+		if (strncmp(line, "smime/", 6) != 0)
+			continue;
+		tb = strchr(line, '\t');
+		assert_non_null(tb);
+		*tb++ = '\0';
+		ref = strchr(tb, '\t');
+		assert_non_null(ref);
+		*ref++ = '\0';
+		dec = strstr(ref, "decrypt(Bob)=OK") != NULL;
+		ok = strstr(ref, "verify=CMS Verification successful") != NULL;
+		bad = strstr(ref, "verify=CMS_verify") != NULL;
+		good = strstr(tb, "sig_good=true") != NULL;
+		want[0] = '\0';
+		text = strstr(tb, "text=\"");
+		if (text != NULL) {
+			char *q = strchr(text + 6, '"');
+
+			if (q != NULL)
+				snprintf(want, sizeof(want), "%.*s", (int)(q - text - 6), text + 6);
+		}
+		snprintf(path, sizeof(path), "%s/02-thunderbird-nss/%s", dir, file);
+		data = read_file(path, &len);
+		if (data == NULL)
+			fail_msg("missing corpus file %s", path);
+		run(f, "alice@example.com", rcpts, data, len, &o, &log);
+		free(data);
+		x = find_to(&o, "bob@example.com");
+		if (x == NULL)
+			fail_msg("%s: no output\n%s", file, log);
+		if (dec && (strstr(x->body, "X-Sealgate-Info-Encrypted-0: True") == NULL ||
+		    strstr(x->body, "Decryption-Key-Not-Found") != NULL))
+			fail_msg("%s: not decrypted\n%s", file, log);
+		if (dec && want[0] != '\0' && strstr(x->body, want) == NULL)
+			fail_msg("%s: text \"%s\" missing:\n%s", file, want, x->body);
+		level = dec ? 1 : 0;
+		snprintf(fld, sizeof(fld), "X-Sealgate-Info-Signer-Verified-0-%d: %s", level,
+			ok ? "True" : "False");
+		if ((ok || bad) && strstr(x->body, fld) == NULL)
+			fail_msg("%s: \"%s\" missing:\n%s", file, fld, x->body);
+		snprintf(fld, sizeof(fld), "X-Sealgate-Info-Signer-Trusted-0-%d: True", level);
+		if (ok && good && strstr(x->body, fld) == NULL)
+			fail_msg("%s: \"%s\" missing:\n%s", file, fld, x->body);
+		outs_free(&o);
+		free(log);
+		rows++;
+	}
+	fclose(tsv);
+	assert_true(rows >= 50);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1010,6 +1124,7 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_strict_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strict_archiver, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corpus_thunderbird, setup, teardown),
 	};
 
 	sg_log_init("test_mpa_smime", SG_LOGDEST_STDERR, SG_LOG_INFO);
