@@ -343,7 +343,7 @@ static void test_F_PDF_1_attachments_byte_identical(void **state)
 	free(text);
 	{
 		/* nothing readable without the password: names, subject, text */
-		size_t rawlen;
+		size_t rawlen = 0;
 		char *raw = test_read_file(path, &rawlen);
 
 		assert_non_null(raw);
