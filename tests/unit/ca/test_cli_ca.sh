@@ -177,11 +177,13 @@ $SG ca settings --json --reveal | jq -e '.cmp_secret == "s3cret"' >/dev/null ||
 	fail "secret not revealed"
 if $SG ca settings handler=nope 2>/dev/null; then fail "bad setting accepted"; fi
 
-# ca default, and ca send without a mail module refuses clearly
+# ca default, and ca send without a CA email sender refuses clearly (the
+# positive path, delivered by the daemon, is tests/e2e/e2e_ca_send.sh)
 $SG ca default Ec
 [ "$($SG ca list --json | jq -r '.[] | select(.default) | .name')" = Ec ] || fail "ca default"
-if $SG ca send "$B2" --to bob@example.com 2>err.txt; then fail "send without mail"; fi
-grep -q "not available" err.txt || fail "send message: $(cat err.txt)"
+if $SG ca send "$B2" --to bob@example.com 2>err.txt; then fail "send without ca_email"; fi
+grep -q "ca_email must be set" err.txt || fail "send message: $(cat err.txt)"
+$SG ca settings ca_email=ca@example.com >/dev/null || fail "ca_email"
 if $SG ca send "$INTER" --to bob@example.com 2>err.txt; then fail "CA cert sent"; fi
 grep -q "CA certificate" err.txt || fail "send CA message: $(cat err.txt)"
 if $SG ca send "$B2" --to eve@example.com 2>err.txt; then fail "mismatch sent"; fi
