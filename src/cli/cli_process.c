@@ -32,6 +32,7 @@
 
 #include "mpa/mpa.h"
 #include "mta/mta.h"
+#include "pdf/pdf.h"
 
 #define CLI_PROCESS_CHUNK (64 * 1024)
 
@@ -307,6 +308,7 @@ static int cli_process(struct cli_ctx *ctx, int argc, char **argv)
 	struct mpa *mpa = NULL;
 	struct sg_error err;
 	const char *file = NULL;
+	bool pdf_ready = false;
 	int fd = -1, rc;
 
 	memset(&env, 0, sizeof(env));
@@ -324,6 +326,12 @@ static int cli_process(struct cli_ctx *ctx, int argc, char **argv)
 		conf.db = cli_db(ctx);
 		if (conf.db == NULL)
 			goto out;
+		/* the PDF method (once, before rendering); without fonts only
+		 * PDF recipients fail (closed), the rest still works */
+		if (pdf_init(&err) < 0)
+			cli_error("process: %s", err.msg);
+		else
+			pdf_ready = true;
 	}
 	if (cli_process_max_size(conf.db, ctx->cfg->hostname, &conf.max_size, &err) < 0) {
 		cli_error("process: mta settings: %s", err.msg);
@@ -350,6 +358,8 @@ static int cli_process(struct cli_ctx *ctx, int argc, char **argv)
 	rc = 0;
 out:
 	mpa_free(&mpa);
+	if (pdf_ready)
+		pdf_deinit();
 	if (fd >= 0)
 		close(fd);
 	spool_env_free_fields(&env);

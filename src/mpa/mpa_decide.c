@@ -3,8 +3,8 @@
  * message" steps 2-3, SPEC F-POL-3..9): fill struct policy_msg from the
  * parsed message and the envelope, ask src/policy for every envelope
  * recipient's decision, answer its capability questions (an encryption
- * certificate through src/pki; PDF: not built yet), and group the recipients
- * by identical decision.
+ * certificate through src/pki; a PDF password route: mpa_pdf.c), and group
+ * the recipients by identical decision.
  *
  * Called by the runner (mpa_run.c) in an MPA worker thread, with that
  * worker's policy resolver and PKI context (struct mpa).
@@ -112,7 +112,7 @@ static void mpa_policy_msg(struct mpa_ctx *ctx, struct policy_msg *pm)
 static int mpa_decide_all(struct mpa_ctx *ctx, struct sg_error *err)
 {
 	const struct spool_env *env = ctx->env;
-	struct policy_env penv = {mpa_has_cert, NULL, ctx};
+	struct policy_env penv = {mpa_has_cert, mpa_pdf_can, ctx};
 	struct policy_msg pm;
 	const char **addrs = sg_xcalloc(env->nrcpts, sizeof(*addrs));
 	size_t i, off;

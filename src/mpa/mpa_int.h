@@ -17,6 +17,7 @@
 #include "mime/mime.h"
 #include "pki/pki.h"
 #include "policy/policy.h"
+#include "template/template.h"
 
 /* What a stage tells the runner (STYLE §10). */
 enum mpa_result {
@@ -90,6 +91,9 @@ struct mpa_ctx {
 	size_t noutputs;                /* outputs accepted by the sink */
 	bool is_own_mail;               /* valid own-mail marker: pass through */
 	bool is_marker_forged;          /* invalid marker: removed from outputs */
+	/* mpa_pdf.c: is the originator internal (D-4, passwords notification)?
+	 * 0 not asked yet, 1 yes, -1 no */
+	signed char pdf_orig_internal;
 };
 
 /* A stage: examines/changes ctx->group (STYLE §10). */
@@ -194,6 +198,17 @@ enum mpa_result mpa_stage_method(struct mpa_ctx *ctx, struct sg_error *err);
  * while deciding "internal", loading the template or the secret) or
  * MPA_ERROR. */
 enum mpa_result mpa_notify_dropped(struct mpa_ctx *ctx, struct sg_error *err);
+/* mpa_originator_internal - is the originator's domain a relay domain
+ * (D-4: only internal originators get generated mail)? 1 yes, 0 no (or no
+ * originator, or no database), -1 err (database). */
+int mpa_originator_internal(struct mpa_ctx *ctx, struct sg_error *err);
+/* mpa_notify_originator - render template id of the originator's chain with
+ * from (system_mail_from) and to (the originator) set, then vars (borrowed),
+ * with Auto-Submitted and the own-mail marker, and append it to ctx->extras
+ * to the originator (envelope sender <>). The caller has checked that the
+ * originator is internal. 0 or -1 with err (database). */
+int mpa_notify_originator(struct mpa_ctx *ctx, enum template_id id,
+	const struct template_var *vars, size_t n, struct sg_error *err);
 
 /*
  * mpa_smime.c, mpa_smime_in.c: the S/MIME methods (F-SMIME-0..5), contract as
@@ -212,6 +227,20 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 enum mpa_result mpa_smime_sign_only(struct mpa_ctx *ctx, struct mpa_group *g,
 	struct sg_error *err);
 enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
+	struct sg_error *err);
+
+/*
+ * mpa_pdf.c: the PDF method (F-PDF-1..5, D-2). mpa_pdf_can - the policy's
+ * can_pdf callback (struct policy_env; arg is the struct mpa_ctx): 1 when a
+ * D-2 password route exists for recipient, 0 not, -1 err (database).
+ * mpa_pdf_out - method pdf, contract as mpa_method_fn: the group's one
+ * recipient gets the carrier mail of the route's template with the
+ * encrypted PDF; side outputs: new passwords stored on the recipient, the
+ * passwords notification to the originator, the password SMS queued.
+ */
+int mpa_pdf_can(void *arg, const char *recipient, const struct policy_props *rprops,
+	struct sg_error *err);
+enum mpa_result mpa_pdf_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	struct sg_error *err);
 
 /*

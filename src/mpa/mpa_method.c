@@ -51,7 +51,7 @@ static enum mpa_result mpa_method_none(struct mpa_ctx *ctx, struct mpa_group *g,
 static const struct mpa_method mpa_methods[] = {
 	{POLICY_METHOD_PLAIN, "plain", mpa_method_plain},
 	{POLICY_METHOD_SMIME, "smime", mpa_smime_out},   /* mpa_smime.c */
-	{POLICY_METHOD_PDF, "pdf", NULL},       /* src/pdf */
+	{POLICY_METHOD_PDF, "pdf", mpa_pdf_out},         /* mpa_pdf.c */
 	{POLICY_METHOD_DECRYPT, "decrypt", mpa_smime_in},   /* mpa_smime_in.c */
 	{POLICY_METHOD_NONE, "none", mpa_method_none},
 };

@@ -30,6 +30,9 @@
  * with TEMPLATE_ENCRYPTION_NOTIFICATION and method "S/MIME" or "PDF" and
  * append it like mpa_notify_dropped does. Not built: no method encrypts yet.
  *
+ * mpa_notify_originator renders any other notification the same way (the
+ * PDF method's passwords notification, mpa_pdf.c).
+ *
  * Runs in MPA worker threads; GMime objects stay in this message's ctx.
  */
 #include "mpa_int.h"
@@ -46,7 +49,7 @@
 #define MPA_NOTIFY_MAX 8
 
 /* mpa_originator_internal - 1 internal, 0 not (or unknown), -1 err. */
-static int mpa_originator_internal(struct mpa_ctx *ctx, struct sg_error *err)
+int mpa_originator_internal(struct mpa_ctx *ctx, struct sg_error *err)
 {
 	struct mta_settings *s;
 	const char *dom = sg_addr_domain(ctx->originator);
@@ -140,13 +143,53 @@ static int mpa_notify_render(struct mpa_ctx *ctx, enum template_id id,
 	return 0;
 }
 
+/* mpa_notify_append - a rendered notification m (owned) to the originator
+ * into ctx->extras (kind notification, envelope sender <>). */
+static void mpa_notify_append(struct mpa_ctx *ctx, struct mime_msg *m)
+{
+	struct mpa_extra *x;
+
+	ctx->extras = sg_xrealloc(ctx->extras, (ctx->nextras + 1) * sizeof(*ctx->extras));
+	x = &ctx->extras[ctx->nextras++];
+	memset(x, 0, sizeof(*x));
+	x->env.sender = sg_xstrdup("");
+	x->env.kind = SPOOL_KIND_NOTIFICATION;
+	x->env.parent_id = sg_xstrdup(ctx->id);
+	x->env.arrival = sg_now();
+	spool_env_add_rcpt(&x->env, ctx->originator, NULL, 0);
+	x->msg = m;
+}
+
+/* mpa_notify_originator - template id to the originator (see mpa_int.h) */
+int mpa_notify_originator(struct mpa_ctx *ctx, enum template_id id,
+	const struct template_var *vars, size_t n, struct sg_error *err)
+{
+	struct mpa_vars vs = {0};
+	struct mime_msg *m = NULL;
+	char *from = mpa_notify_from(ctx);
+	size_t i;
+	int rc;
+
+	/* first occurrence of a text variable wins: D-4 fields first */
+	mpa_var(&vs, "from", from);
+	mpa_var(&vs, "to", ctx->originator);
+	for (i = 0; i < n; i++)
+		mpa_var(&vs, vars[i].name, vars[i].value);
+	rc = mpa_notify_render(ctx, id, &vs, &m, err);
+	free(vs.v);
+	free(from);
+	if (rc < 0)
+		return -1;
+	mpa_notify_append(ctx, m);
+	return 0;
+}
+
 /* mpa_notify_one - the encryption-failed notification for the groups
  * g[0..n) whose reason is reason; appended to ctx->extras. 0 or -1. */
 static int mpa_notify_one(struct mpa_ctx *ctx, const char *reason, const size_t *gi,
 	size_t n, const char *from, struct sg_error *err)
 {
 	struct mpa_vars vs = {0};
-	struct mpa_extra *x;
 	struct mime_msg *m = NULL;
 	const char *subject = mime_msg_header_get(ctx->msg, "Subject");
 	char *more = NULL;
@@ -176,15 +219,7 @@ static int mpa_notify_one(struct mpa_ctx *ctx, const char *reason, const size_t 
 	free(more);
 	if (rc < 0)
 		return -1;
-	ctx->extras = sg_xrealloc(ctx->extras, (ctx->nextras + 1) * sizeof(*ctx->extras));
-	x = &ctx->extras[ctx->nextras++];
-	memset(x, 0, sizeof(*x));
-	x->env.sender = sg_xstrdup("");
-	x->env.kind = SPOOL_KIND_NOTIFICATION;
-	x->env.parent_id = sg_xstrdup(ctx->id);
-	x->env.arrival = sg_now();
-	spool_env_add_rcpt(&x->env, ctx->originator, NULL, 0);
-	x->msg = m;
+	mpa_notify_append(ctx, m);
 	return 0;
 }
 
