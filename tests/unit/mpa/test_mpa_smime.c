@@ -503,6 +503,59 @@ static void test_plain_signed(void **state)
 	tcert_free(&alice);
 }
 
+/* signer_serial - sign plain mail for dave@plain.org and return the serial
+ * (hex, as openssl prints it) of the certificate that signed it */
+static char *signer_serial(struct fixture *f)
+{
+	const char *rcpts[] = {"dave@plain.org", NULL};
+	struct outs o;
+	char *log, *ser;
+	size_t len;
+
+	run(f, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	assert_int_equal(o.n, 1);
+	write_file(fpath(f, "signed.eml"), o.v[0].body, o.v[0].len);
+	assert_int_equal(sh(f, "{ openssl cms -verify -in %s -CAfile %s/root.pem -signer %s "
+		"-out /dev/null && openssl x509 -in %s -noout -serial > %s; }",
+		fpath(f, "signed.eml"), f->dir, fpath(f, "signer.pem"), fpath(f, "signer.pem"),
+		fpath(f, "serial.txt")), 0);
+	ser = read_file(fpath(f, "serial.txt"), &len);
+	assert_non_null(ser);
+	outs_free(&o);
+	free(log);
+	return ser;
+}
+
+/* Signing certificate selection (guide §4.2.4): the first usable one (oldest
+ * import) by default, the latest notBefore with "always use freshest". */
+static void test_freshest_signing_cert(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *old = tcert_make(&(struct tspec){.cn = "Alice old",
+		.san = "email:alice@example.com", .issuer = f->root, .nb_days = -10,
+		.ku = "digitalSignature,keyEncipherment", .eku = "emailProtection",
+		.serial = 111, .key = keys[2]});
+	struct tcert *fresh = tcert_make(&(struct tspec){.cn = "Alice new",
+		.san = "email:alice@example.com", .issuer = f->root, .nb_days = -1,
+		.ku = "digitalSignature,keyEncipherment", .eku = "emailProtection",
+		.serial = 112, .key = keys[3]});
+	char *ser;
+
+	add_key(f, old);
+	sleep(1);   /* import times in seconds: "oldest import" must be old */
+	add_key(f, fresh);
+	ser = signer_serial(f);
+	assert_string_equal(ser, "serial=6F\n");
+	free(ser);
+	set(f, POLICY_KIND_USER, "alice@example.com",
+		"smime_always_use_freshest_signing_certificate", "true");
+	ser = signer_serial(f);
+	assert_string_equal(ser, "serial=70\n");
+	free(ser);
+	tcert_free(&fresh);
+	tcert_free(&old);
+}
+
 /* Two recipients with different decisions (carol's domain uses AES-128 and
  * "add user") get two outputs; each names only its own recipient's
  * certificate, so neither can decrypt the other's. */
@@ -1113,6 +1166,7 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_sign_encrypt_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plain_signed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_freshest_signing_cert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_groups_separate_outputs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recipient_algorithms, setup, teardown),
