@@ -25,18 +25,47 @@
 
 #define SQLITE_BUSY_MS 5000
 
+/*
+ * Prepared-statement cache: a freed statement is reset and kept for the next
+ * prepare of the same SQL text on this connection, so hot paths (policy and
+ * certificate lookups per recipient) do not compile their SQL every time.
+ * A statement is handed to one user at a time; a second concurrent prepare of
+ * the same SQL gets a fresh, uncached one. SQLite re-prepares a cached
+ * statement by itself after a schema change.
+ */
+#define STMT_CACHE_MAX 64
+
+struct stmt_cache_entry {
+	char *sql;
+	uint64_t hash;
+	sqlite3_stmt *s;
+	bool in_use;
+};
+
 struct store_sqlite {
 	struct store base;  /* first: struct store * casts to this */
 	sqlite3 *h;
 	char *path;
+	struct stmt_cache_entry cache[STMT_CACHE_MAX];
+	size_t ncache;
 };
 
 struct stmt_sqlite {
 	struct store_stmt base;
 	sqlite3_stmt *s;
+	struct stmt_cache_entry *cached;  /* or NULL: finalized when freed */
 	int64_t changes;
 	int bind_rc;  /* first bind failure, reported by step */
 };
+
+static uint64_t sql_hash(const char *sql)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *sql != '\0'; sql++)
+		h = (h ^ (unsigned char)*sql) * 1099511628211ull;
+	return h;
+}
 
 static const struct store_ops sqlite_ops;
 
@@ -74,10 +103,25 @@ static int sqlite_exec(struct store *db, const char *sql, struct sg_error *err)
 static struct store_stmt *sqlite_prepare(struct store *db, const char *sql,
 	struct sg_error *err)
 {
+	struct store_sqlite *d = (struct store_sqlite *)db;
 	struct stmt_sqlite *st;
 	sqlite3_stmt *s = NULL;
 	const char *tail = NULL;
+	uint64_t h = sql_hash(sql);
+	size_t i;
 
+	for (i = 0; i < d->ncache; i++) {
+		struct stmt_cache_entry *e = &d->cache[i];
+
+		if (!e->in_use && e->hash == h && strcmp(e->sql, sql) == 0) {
+			e->in_use = true;
+			st = sg_xcalloc(1, sizeof(*st));
+			st->base.db = db;
+			st->s = e->s;
+			st->cached = e;
+			return &st->base;
+		}
+	}
 	if (sqlite3_prepare_v2(handle(db), sql, -1, &s, &tail) != SQLITE_OK) {
 		set_err(db, err, "store: prepare");
 		return NULL;
@@ -97,6 +141,15 @@ static struct store_stmt *sqlite_prepare(struct store *db, const char *sql,
 	st = sg_xcalloc(1, sizeof(*st));
 	st->base.db = db;
 	st->s = s;
+	if (d->ncache < STMT_CACHE_MAX) {
+		struct stmt_cache_entry *e = &d->cache[d->ncache++];
+
+		e->sql = sg_xstrdup(sql);
+		e->hash = h;
+		e->s = s;
+		e->in_use = true;
+		st->cached = e;
+	}
 	return &st->base;
 }
 
@@ -215,7 +268,14 @@ static int64_t sqlite_changes(struct store_stmt *st)
 
 static void sqlite_stmt_free(struct store_stmt *st)
 {
-	sqlite3_finalize(S(st)->s);
+	if (S(st)->cached != NULL) {
+		/* back to the cache: no open cursor, no bound values kept */
+		sqlite3_reset(S(st)->s);
+		sqlite3_clear_bindings(S(st)->s);
+		S(st)->cached->in_use = false;
+	} else {
+		sqlite3_finalize(S(st)->s);
+	}
 	free(st);
 }
 
@@ -263,8 +323,13 @@ static int sqlite_table_exists(struct store *db, const char *table, struct sg_er
 static void sqlite_close(struct store *db)
 {
 	struct store_sqlite *d = (struct store_sqlite *)db;
+	size_t i;
 
 	/* Statements must be freed first; close_v2 defers if one leaked. */
+	for (i = 0; i < d->ncache; i++) {
+		sqlite3_finalize(d->cache[i].s);
+		free(d->cache[i].sql);
+	}
 	sqlite3_close_v2(d->h);
 	free(d->path);
 	free(d);
