@@ -228,6 +228,12 @@ enum mpa_result mpa_smime_sign_only(struct mpa_ctx *ctx, struct mpa_group *g,
 	struct sg_error *err);
 enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
 	struct sg_error *err);
+/* mpa_notify_encrypted - after the outputs: the encryption notification
+ * (template encryption_notification, POLICY_D_NOTIFY_ENCRYPTED) to an
+ * internal originator, one per method ("S/MIME", "PDF") naming the
+ * recipients of the sent groups that method encrypted (g->done); nothing
+ * for generated mail. MPA_NEXT, MPA_DEFER (database) or MPA_ERROR. */
+enum mpa_result mpa_notify_encrypted(struct mpa_ctx *ctx, struct sg_error *err);
 
 /*
  * mpa_pdf.c: the PDF method (F-PDF-1..5, D-2). mpa_pdf_can - the policy's

@@ -560,3 +560,94 @@ out:
 	sg_buf_deinit(&sig);
 	return r;
 }
+
+/* ---------------------------------------------- encryption notification */
+
+/* Recipients named in one encryption notification. */
+#define MPA_SMIME_NOTIFY_RCPTS 1000
+
+/* mpa_notify_method - the notification's method name for a sent group that
+ * was encrypted and asked for one (POLICY_D_NOTIFY_ENCRYPTED), else NULL */
+static const char *mpa_notify_method(const struct mpa_group *g)
+{
+	if (g->action != MPA_ACT_PASS || g->dec == NULL || g->done == NULL ||
+	    !(g->dec->flags & POLICY_D_NOTIFY_ENCRYPTED))
+		return NULL;
+	if (strcmp(g->done, "smime-encrypt") == 0 || strcmp(g->done, "smime-sign-encrypt") == 0)
+		return "S/MIME";
+	if (strncmp(g->done, "pdf", 3) == 0)
+		return "PDF";
+	return NULL;
+}
+
+/* mpa_notify_encrypted_one - one notification about the groups of method */
+static int mpa_notify_encrypted_one(struct mpa_ctx *ctx, const char *method,
+	struct sg_error *err)
+{
+	const char *subject = mime_msg_header_get(ctx->msg, "Subject");
+	struct template_var *v = NULL;
+	size_t n = 0, cap = 0, listed = 0, total = 0, g, i;
+	char *more = NULL;
+	int rc;
+
+#define MPA_VAR(nm, val) do { \
+		if (n == cap) { \
+			cap = cap == 0 ? 16 : 2 * cap; \
+			v = sg_xrealloc(v, cap * sizeof(*v)); \
+		} \
+		v[n++] = (struct template_var){(nm), (val)}; \
+	} while (0)
+	MPA_VAR("subject", subject != NULL ? subject : "");
+	MPA_VAR("mail_id", ctx->id);
+	MPA_VAR("method", method);
+	for (g = 0; g < ctx->ngroups; g++) {
+		const struct mpa_group *grp = &ctx->groups[g];
+		const char *m = mpa_notify_method(grp);
+
+		if (m == NULL || strcmp(m, method) != 0)
+			continue;
+		for (i = 0; i < grp->nrcpts; i++, total++)
+			if (listed < MPA_SMIME_NOTIFY_RCPTS) {
+				MPA_VAR("recipients", ctx->env->rcpts[grp->rcpts[i]].addr);
+				listed++;
+			}
+	}
+	if (total > listed) {
+		more = sg_xasprintf("... and %zu more", total - listed);
+		MPA_VAR("recipients", more);
+	}
+#undef MPA_VAR
+	rc = mpa_notify_originator(ctx, TEMPLATE_ENCRYPTION_NOTIFICATION, v, n, err);
+	free(v);
+	free(more);
+	return rc;
+}
+
+enum mpa_result mpa_notify_encrypted(struct mpa_ctx *ctx, struct sg_error *err)
+{
+	static const char *const methods[] = {"S/MIME", "PDF"};
+	bool want[2] = {false, false};
+	size_t g, k;
+	int internal;
+
+	if (ctx->env->kind != SPOOL_KIND_MESSAGE || ctx->is_own_mail ||
+	    ctx->originator[0] == '\0')
+		return MPA_NEXT;
+	for (g = 0; g < ctx->ngroups; g++) {
+		const char *m = mpa_notify_method(&ctx->groups[g]);
+
+		for (k = 0; m != NULL && k < 2; k++)
+			want[k] = want[k] || strcmp(m, methods[k]) == 0;
+	}
+	if (!want[0] && !want[1])
+		return MPA_NEXT;
+	internal = mpa_originator_internal(ctx, err);
+	if (internal < 0)
+		return mpa_result_of_error(err);
+	if (internal == 0)
+		return MPA_NEXT;   /* D-4: no generated mail to outsiders */
+	for (k = 0; k < 2; k++)
+		if (want[k] && mpa_notify_encrypted_one(ctx, methods[k], err) < 0)
+			return mpa_result_of_error(err);
+	return MPA_NEXT;
+}
