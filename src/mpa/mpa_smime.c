@@ -491,6 +491,7 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 		if (signed_ == 1) {
 			body = sig.data;
 			blen = sig.len;
+			sg_buf_deinit(&in);   /* peak memory: two copies, not three */
 		}
 	}
 	if (d->enc_alg != NULL && smime_cipher_parse(d->enc_alg, &opts.cipher) < 0) {
@@ -509,6 +510,8 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 		r = mpa_is_temporary(err) ? MPA_DEFER : mpa_reject_failed(g, "encrypt", err);
 		goto out;
 	}
+	sg_buf_deinit(&in);
+	sg_buf_deinit(&sig);
 	if (mpa_set_output(g, &enc, signed_ == 1 ? "smime-sign-encrypt" : "smime-encrypt",
 		err) < 0) {
 		r = mpa_result_of_error(err);

@@ -553,6 +553,7 @@ enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
 		r = mpa_strip_only(ctx, g, err);
 		goto out;
 	}
+	sg_buf_deinit(&in);
 	for (i = 0; i < res.n_layers; i++)
 		if (mpa_collect(ctx->mpa->pki, res.layers[i].certs, err) < 0) {
 			r = MPA_DEFER;
