@@ -456,7 +456,9 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	size_t blen;
 	int signed_ = 0;
 
-	if (mpa_msg_ct_kind(m) == MPA_CT_ENCRYPTED) {
+	enum mpa_ct_kind kind = mpa_msg_ct_kind(m);
+
+	if (kind == MPA_CT_ENCRYPTED) {
 		/* F-SMIME-0: already encrypted end to end: passes unchanged */
 		g->done = "already-encrypted";
 		return MPA_NEXT;
@@ -482,7 +484,8 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	}
 	body = in.data;
 	blen = in.len;
-	if (d->flags & POLICY_D_SIGN_OUTPUT) {
+	if ((d->flags & POLICY_D_SIGN_OUTPUT) && kind == MPA_CT_OTHER) {
+		/* (a message the client signed keeps its own signature) */
 		signed_ = mpa_smime_sign(ctx, d, in.data, in.len, &sig, err);
 		if (signed_ < 0) {
 			r = MPA_DEFER;

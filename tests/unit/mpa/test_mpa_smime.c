@@ -932,6 +932,51 @@ static void test_incoming_remove_signature_signed_by(void **state)
 	tcert_free(&bob);
 }
 
+/* A message the client already signed is encrypted with its signature
+ * inside, not signed a second time by the gateway. */
+static void test_client_signed_encrypted_once(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 1, 101, 0);
+	struct tcert *alice = leaf(f, "Alice", "alice@example.com", 2, 102, 0);
+	const char *rcpts[] = {"bob@partner.net", NULL};
+	const struct out *x;
+	struct outs o;
+	char *log, *msg, *p, *dec;
+	size_t len, dlen;
+
+	add(f, bob, 0);
+	export(f, bob, "bob");
+	export(f, alice, "alice");
+	add_key(f, alice);
+	p = make_in(f, "alice", NULL, &len);
+	assert_non_null(strstr(p, "\nSubject:"));
+	msg = sg_xasprintf("From: alice@example.com\nTo: bob@partner.net%s",
+		strstr(p, "\nSubject:"));
+	free(p);
+	run(f, "alice@example.com", rcpts, msg, strlen(msg), &o, &log);
+	free(msg);
+	assert_int_equal(o.n, 1);
+	x = find_to(&o, "bob@partner.net");
+	assert_non_null(x);
+	assert_int_equal(decrypt_as(f, x, "bob"), 0);
+	dec = read_file(fpath(f, "dec.out"), &dlen);
+	assert_non_null(strstr(dec, "application/pkcs7-signature"));
+	assert_null(strstr(strstr(dec, "application/pkcs7-signature") + 1,
+		"application/pkcs7-signature\""));
+	free(dec);
+	assert_int_equal(sh(f, "openssl cms -verify -in %s -CAfile %s/root.pem -out %s",
+		fpath(f, "dec.out"), f->dir, fpath(f, "ver.out")), 0);
+	dec = read_file(fpath(f, "ver.out"), &dlen);
+	assert_non_null(strstr(dec, "INCOMING-SECRET-99"));
+	assert_null(strstr(dec, "multipart/signed"));
+	free(dec);
+	outs_free(&o);
+	free(log);
+	tcert_free(&alice);
+	tcert_free(&bob);
+}
+
 /* is_decrypted - out x carries the plain text */
 static bool is_decrypted(const struct out *x)
 {
@@ -1172,6 +1217,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recipient_algorithms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_only_sign_when_encrypt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_already_encrypted_passes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_signed_encrypted_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_incoming_decrypt_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_incoming_tampered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_incoming_remove_signature_signed_by, setup,
