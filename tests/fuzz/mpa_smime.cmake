@@ -1,0 +1,1 @@
+sg_add_fuzzer(fuzz_mpa_smime DEPS sg_mpa)
