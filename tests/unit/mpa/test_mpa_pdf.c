@@ -17,12 +17,17 @@
 
 #include <sys/wait.h>
 
+#include <openssl/pem.h>
+
 #include "mpa_test.h"
 #include "mime/mime.h"
 #include "mta/mta.h"
 #include "pdf/pdf.h"
+#include "pki/pki.h"
+#include "pki/pki_key.h"
 #include "policy/policy.h"
 #include "sms/sms.h"
+#include "../pki/pki_test.h"
 
 #define MAXOUT 8
 #define SECRET "test-server-secret-0123456789"
@@ -725,6 +730,118 @@ static void test_max_size_fail_closed(void **state)
 	free(log);
 }
 
+/* pdf_sign_email (F-PDF-4): the carrier is S/MIME signed with the
+ * originator's certificate (openssl verifies it under the root) and still
+ * carries the PDF, which opens with the password. */
+static void test_sign_email(void **state)
+{
+	struct fixture *f = *state;
+	const char *rcpts[] = {"bob@partner.net", NULL};
+	struct tcert *root, *alice;
+	struct pki *pki;
+	struct pki_keys *keys;
+	struct pki_cert *c;
+	struct sg_error err;
+	const struct out *x;
+	struct outs o;
+	unsigned char *der, *p12;
+	size_t len;
+	char *log, *pem, *ver;
+	FILE *fp;
+
+	pki = pki_open(f->db, &err);
+	assert_non_null(pki);
+	keys = pki_keys_open(pki, f->dir, &err);
+	assert_non_null(keys);
+	root = tcert_make(&(struct tspec){.cn = "PDF Sign Root", .ca = true, .nb_days = -2,
+		.na_days = 3650});
+	alice = tcert_make(&(struct tspec){.cn = "Alice", .san = "email:alice@example.com",
+		.issuer = root, .nb_days = -1, .ku = "digitalSignature,keyEncipherment",
+		.eku = "emailProtection"});
+	der = tcert_der(root, &len);
+	c = pki_cert_from_der(der, len, &err);
+	assert_non_null(c);
+	assert_true(pki_cert_add(pki, c, PKI_ADD_ROOT, &err) >= 0);
+	pki_cert_free(&c);
+	free(der);
+	p12 = tp12_make(alice, (const struct tcert *const *)&root, 1, "pw", &len);
+	if (pki_key_import_p12(keys, p12, len, "pw", NULL, NULL, &err) < 0)
+		fail_msg("p12 import: %s", err.msg);
+	free(p12);
+	pem = tcert_pem(root);
+	fp = fopen(fpath(f, "root.pem"), "w");
+	assert_non_null(fp);
+	fputs(pem, fp);
+	fclose(fp);
+	free(pem);
+
+	set(f, POLICY_KIND_USER, "bob@partner.net", "encrypt_mode", "mandatory");
+	set(f, POLICY_KIND_USER, "bob@partner.net", "password", "Static-Pass-42");
+	set(f, POLICY_KIND_USER, "alice@example.com", "pdf_sign_email", "true");
+	run(f, "alice@example.com", rcpts, MSG("Signed"), &o, &log);
+	assert_int_equal(o.n, 1);
+	x = find_to(&o, "bob@partner.net");
+	assert_non_null(x);
+	assert_non_null(strstr(x->body, "multipart/signed"));
+	assert_null(strstr(x->body, "SECRET-4711"));
+	fp = fopen(fpath(f, "signed.eml"), "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(x->body, 1, x->len, fp), x->len);
+	fclose(fp);
+	assert_int_equal(sh(f, "openssl cms -verify -in %s -CAfile %s -out %s",
+		fpath(f, "signed.eml"), fpath(f, "root.pem"), fpath(f, "ver.out")), 0);
+	ver = read_file(fpath(f, "ver.out"), &len);
+	assert_non_null(ver);
+	assert_non_null(strstr(ver, "application/pdf"));
+	assert_non_null(strstr(ver, "Use the password you received earlier"));
+	free(ver);
+	assert_int_equal(pdf_of(f, x, "signed.pdf"), 1);
+	pdf_opens_only_with(f, "signed.pdf", "Static-Pass-42", "SECRET-4711");
+	outs_free(&o);
+	free(log);
+	tcert_free(&alice);
+	tcert_free(&root);
+	pki_keys_close(&keys);
+	pki_close(&pki);
+}
+
+/* A message with more parts than the PDF renderer takes (MIME_MAX_PARTS):
+ * the PDF recipient gets nothing (not the message in clear), the
+ * originator the notification; a plain recipient still gets it. */
+static void test_too_many_parts(void **state)
+{
+	struct fixture *f = *state;
+	const char *rcpts[] = {"bob@partner.net", "carol@partner.net", NULL};
+	const struct out *n;
+	struct sg_buf b;
+	struct outs o;
+	char *log, *msg;
+	int i;
+
+	sg_buf_init(&b, 1u << 20);
+	assert_int_equal(sg_buf_append_str(&b, "From: alice@example.com\nTo: bob@partner.net\n"
+		"Subject: many\nMIME-Version: 1.0\nContent-Type: multipart/mixed; "
+		"boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nSECRET-4711\n", NULL), 0);
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(sg_buf_printf(&b, NULL, "--b\nContent-Type: text/plain\n"
+			"Content-Disposition: attachment; filename=\"f%d.txt\"\n\nx%d\n", i, i), 0);
+	assert_int_equal(sg_buf_append_str(&b, "--b--\n", NULL), 0);
+	msg = sg_buf_steal(&b);
+	set(f, POLICY_KIND_USER, "bob@partner.net", "encrypt_mode", "mandatory");
+	set(f, POLICY_KIND_USER, "bob@partner.net", "password", "Static-Pass-42");
+	run(f, "alice@example.com", rcpts, msg, &o, &log);
+	assert_int_equal(o.n, 2);
+	assert_null(find_to(&o, "bob@partner.net"));
+	assert_non_null(find_to(&o, "carol@partner.net"));
+	n = find_to(&o, "alice@example.com");
+	assert_non_null(n);
+	assert_non_null(strstr(n->body, "PDF encryption failed"));
+	assert_non_null(strstr(n->body, "bob@partner.net"));
+	outs_free(&o);
+	free(log);
+	free(msg);
+}
+
 /* can_pdf: without any route, an "allow" recipient gets the message as it
  * is, a mandatory one nothing (encryption failed); the pdf method never
  * runs for them. */
@@ -760,6 +877,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sms_subject_number, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_otp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_size_fail_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sign_email, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_many_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_route, setup, teardown),
 	};
 	struct sg_error err;
