@@ -738,6 +738,44 @@ static void test_only_sign_when_encrypt(void **state)
 	tcert_free(&alice);
 }
 
+/* EC P-256 certificates: ECDH key agreement to the recipient, ECDSA
+ * signature by the originator; openssl decrypts and verifies. */
+static void test_ec_certificates(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = tcert_make(&(struct tspec){.cn = "Bob EC",
+		.san = "email:bob@partner.net", .issuer = f->root, .nb_days = -1,
+		.ku = "digitalSignature,keyAgreement", .eku = "emailProtection", .serial = 121});
+	struct tcert *alice = tcert_make(&(struct tspec){.cn = "Alice EC",
+		.san = "email:alice@example.com", .issuer = f->root, .nb_days = -1,
+		.ku = "digitalSignature", .eku = "emailProtection", .serial = 122});
+	const char *rcpts[] = {"bob@partner.net", NULL};
+	const struct out *x;
+	struct outs o;
+	char *log, *ver;
+	size_t vlen;
+
+	add(f, bob, 0);
+	export(f, bob, "bob");
+	add_key(f, alice);
+	run(f, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	assert_int_equal(o.n, 1);
+	x = find_to(&o, "bob@partner.net");
+	assert_non_null(x);
+	assert_int_equal(decrypt_as(f, x, "bob"), 0);
+	assert_int_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -q 'd.kari'",
+		fpath(f, "enc.eml")), 0);
+	assert_int_equal(sh(f, "openssl cms -verify -in %s -CAfile %s/root.pem -out %s",
+		fpath(f, "dec.out"), f->dir, fpath(f, "ver.out")), 0);
+	ver = read_file(fpath(f, "ver.out"), &vlen);
+	assert_non_null(strstr(ver, "SECRET-4711"));
+	free(ver);
+	outs_free(&o);
+	free(log);
+	tcert_free(&alice);
+	tcert_free(&bob);
+}
+
 /* Already encrypted mail passes unchanged (F-SMIME-0). */
 static void test_already_encrypted_passes(void **state)
 {
@@ -1216,6 +1254,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fail_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recipient_algorithms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_only_sign_when_encrypt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ec_certificates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_already_encrypted_passes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_signed_encrypted_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_incoming_decrypt_verify, setup, teardown),
