@@ -574,7 +574,8 @@ enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
 	mime_msg_free(&g->msg);
 	g->msg = nm;
 	nm = NULL;
-	g->done = vd.is_decrypted ? "decrypt" : vd.is_signed ? "verify" : "smime-info";
+	g->done = vd.is_decrypted ? "decrypt" : vd.is_signed ? "verify" :
+		res.n_layers > 0 ? "smime-info" : "strip-info";
 	sg_log_mail(SG_LOG_INFO, ctx->id, "S/MIME for %zu recipient(s): %zu layer(s), %s%s%s",
 		g->nrcpts, res.n_layers, vd.is_decrypted ? "decrypted" : "not decrypted",
 		vd.is_signed ? (vd.is_all_valid ? ", signature valid" :
