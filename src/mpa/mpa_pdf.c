@@ -379,13 +379,19 @@ static int mpa_pdf_render(struct mpa_pdf_job *j, struct sg_error *err)
 	snprintf(j->dir, sizeof(j->dir), "%s/" MPA_PDF_DIR, cfg->data_dir);
 	if (sg_mkdir_p(j->dir, 0700, err) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/out.XXXXXX", j->dir);
-	j->fd = mkostemp(path, O_CLOEXEC);
+	/* a file without a name: nothing is left behind by a crash; the open
+	 * fd keeps it until the output is spooled */
+	j->fd = open(j->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (j->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		snprintf(path, sizeof(path), "%s/out.XXXXXX", j->dir);
+		j->fd = mkostemp(path, O_CLOEXEC);
+		if (j->fd >= 0)
+			(void)unlink(path);
+	}
 	if (j->fd < 0) {
-		sg_error_set_errno(err, SG_E_IO, errno, "%s", path);
+		sg_error_set_errno(err, SG_E_IO, errno, "PDF output file in %s", j->dir);
 		return -1;
 	}
-	(void)unlink(path);   /* the open fd keeps it until the output is spooled */
 	opt.user_password = j->pw.password;
 	opt.cipher = PDF_CIPHER_AES256;
 	opt.reply_link = j->reply_link;

@@ -842,6 +842,98 @@ static void test_too_many_parts(void **state)
 	free(msg);
 }
 
+/* A temporary failure while making the PDF (the work directory cannot be
+ * made: a file is in its place) defers the whole message: nothing goes
+ * out, it stays in incoming/; once the problem is gone the same message is
+ * processed and the recipient gets the PDF. */
+static void test_io_error_defers(void **state)
+{
+	struct fixture *f = *state;
+	struct mpa_conf conf = {f->cfg, f->db, 0};
+	struct spool_env env;
+	struct sg_error err;
+	struct mpa *mpa;
+	struct mt_log log;
+	struct outs o;
+	char id[SG_MAIL_ID_LEN + 1], *text;
+	FILE *fp;
+
+	set(f, POLICY_KIND_USER, "bob@partner.net", "encrypt_mode", "mandatory");
+	set(f, POLICY_KIND_USER, "bob@partner.net", "password", "Static-Pass-42");
+	fp = fopen(fpath(f, "pdf"), "w");
+	assert_non_null(fp);
+	fclose(fp);
+	memset(&env, 0, sizeof(env));
+	env.sender = sg_xstrdup("alice@example.com");
+	env.arrival = 1700000000;
+	spool_env_add_rcpt(&env, "bob@partner.net", NULL, 0);
+	assert_int_equal(mt_put(f->sp, &env, MSG("Later"), strlen(MSG("Later")), id), 0);
+	spool_env_free_fields(&env);
+	mpa = mpa_new(&conf, &err);
+	assert_non_null(mpa);
+	mt_log_start(&log);
+	assert_int_equal(mpa_process_spooled(mpa, f->sp, id, &err), -1);
+	text = mt_log_stop(&log);
+	free(text);
+	assert_int_equal(sg_errc_class(err.code), SG_EC_TEMPORARY);
+	assert_int_equal(mt_count(f->dir, "incoming"), 1);
+	assert_int_equal(mt_count(f->dir, "outgoing"), 0);
+	assert_int_equal(mt_count(f->dir, "error"), 0);
+	assert_int_equal(unlink(fpath(f, "pdf")), 0);
+	mt_log_start(&log);
+	assert_int_equal(mpa_process_spooled(mpa, f->sp, id, &err), 0);
+	text = mt_log_stop(&log);
+	free(text);
+	mpa_free(&mpa);
+	assert_int_equal(mt_count(f->dir, "incoming"), 0);
+	collect(f, &o);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(pdf_of(f, find_to(&o, "bob@partner.net"), "later.pdf"), 1);
+	pdf_opens_only_with(f, "later.pdf", "Static-Pass-42", "SECRET-4711");
+	outs_free(&o);
+}
+
+/* The carrier's From is the original's first mailbox as one address,
+ * also when the display name holds a comma inside an encoded word. */
+static void test_carrier_from_display_name(void **state)
+{
+	struct fixture *f = *state;
+	const char *rcpts[] = {"bob@partner.net", NULL};
+	const struct out *x;
+	struct outs o;
+	char *log;
+	GMimeStream *st;
+	GMimeParser *p;
+	GMimeMessage *m;
+	InternetAddressList *from;
+	InternetAddress *ia;
+
+	set(f, POLICY_KIND_USER, "bob@partner.net", "encrypt_mode", "mandatory");
+	set(f, POLICY_KIND_USER, "bob@partner.net", "password", "Static-Pass-42");
+	run(f, "hans@example.com", rcpts, "From: =?utf-8?q?M=C3=BCller=2C_Hans?= "
+		"<hans@example.com>\nTo: bob@partner.net\nSubject: Komma\n\nSECRET-4711\n", &o,
+		&log);
+	assert_int_equal(o.n, 1);
+	x = find_to(&o, "bob@partner.net");
+	assert_non_null(x);
+	st = g_mime_stream_mem_new_with_buffer(x->body, x->len);
+	p = g_mime_parser_new_with_stream(st);
+	m = g_mime_parser_construct_message(p, NULL);
+	assert_non_null(m);
+	from = g_mime_message_get_from(m);
+	assert_int_equal(internet_address_list_length(from), 1);
+	ia = internet_address_list_get_address(from, 0);
+	assert_true(INTERNET_ADDRESS_IS_MAILBOX(ia));
+	assert_string_equal(internet_address_mailbox_get_addr((InternetAddressMailbox *)ia),
+		"hans@example.com");
+	assert_string_equal(internet_address_get_name(ia), "M\xc3\xbcller, Hans");
+	g_object_unref(m);
+	g_object_unref(p);
+	g_object_unref(st);
+	outs_free(&o);
+	free(log);
+}
+
 /* can_pdf: without any route, an "allow" recipient gets the message as it
  * is, a mandatory one nothing (encryption failed); the pdf method never
  * runs for them. */
@@ -879,6 +971,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_max_size_fail_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sign_email, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_parts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_io_error_defers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_carrier_from_display_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_route, setup, teardown),
 	};
 	struct sg_error err;
