@@ -194,6 +194,12 @@ int mpa_pdf_can(void *arg, const char *recipient, const struct policy_props *rpr
 	char phone[SMS_PHONE_MAX];
 	int rc;
 
+	/* D-2 step 1 needs only the recipient: the common static password
+	 * answers without the sender's properties */
+	if (pdf_password_is_current(policy_props_get(rprops, POLICY_P_PASSWORD, NULL),
+		mpa_pdf_time(policy_props_get(rprops, POLICY_P_PASSWORD_DATE_SET, NULL)),
+		policy_props_int(rprops, POLICY_P_PASSWORD_VALIDITY_MINUTES), sg_now()))
+		return 1;
 	/* the policy has resolved the originator already (cached there) */
 	if (ctx->originator[0] != '\0')
 		rc = policy_resolve_user(ctx->mpa->policy, ctx->originator, &sp, err);
