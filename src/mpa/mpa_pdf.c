@@ -329,9 +329,11 @@ static int mpa_pdf_password(struct mpa_pdf_job *j, struct sg_error *err)
 				return -1;
 			s = secret;
 		}
-		if (pdf_password_id_new(j->pw.id, sizeof(j->pw.id), err) < 0 ||
-		    pdf_otp_derive(s, j->pw.id, mpa_pdf_pw_len(rp), j->pw.password,
-			sizeof(j->pw.password), err) < 0)
+		rc = pdf_password_id_new(j->pw.id, sizeof(j->pw.id), err) < 0 ||
+			pdf_otp_derive(s, j->pw.id, mpa_pdf_pw_len(rp), j->pw.password,
+			sizeof(j->pw.password), err) < 0 ? -1 : 0;
+		explicit_bzero(secret, sizeof(secret));
+		if (rc < 0)
 			return -1;
 		j->pw.date_set = in->now;
 		j->is_new_password = true;
