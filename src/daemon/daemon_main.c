@@ -35,6 +35,7 @@
 #include "ca/ca.h"
 #include "delivery/delivery.h"
 #include "mpa/mpa.h"
+#include "pdf/pdf.h"
 #include "pki/pki.h"
 #include "pki/pki_key.h"
 #include "policy/policy.h"
@@ -722,6 +723,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	OPENSSL_init_ssl(0, NULL);
 	g_mime_init();
+	if (pdf_init(&err) < 0)
+		sg_log(SG_LOG_WARN, "%s: PDF encryption fails closed", err.msg);
 	pthread_mutex_init(&d.mta_lock, NULL);
 	pthread_mutex_init(&d.sleep_lock, NULL);
 	pthread_cond_init(&d.sleep_cond, NULL);
@@ -735,6 +738,7 @@ int main(int argc, char **argv)
 	daemon_mta_release(&d.mta);
 	free(d.server_secret);
 	sg_config_free(&d.cfg);
+	pdf_deinit();   /* after every worker thread was joined (daemon_start) */
 	g_mime_shutdown();
 	return rc;
 }
