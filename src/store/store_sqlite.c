@@ -362,13 +362,21 @@ struct store *store_sqlite_open(const char *path, struct sg_error *err)
 	int fd;
 
 	sg_log_esc(esc, sizeof(esc), path, strlen(path));
-	/* Create it ourselves so the mode is 0600 (SQLite would use 0644). */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-	if (fd < 0) {
+	/*
+	 * Create a missing file ourselves so the mode is 0600 (SQLite would use
+	 * 0644). Never open()/close() an EXISTING database file: closing any
+	 * descriptor of the file drops every POSIX lock this process holds on
+	 * it, including those of other connections (threads) in the process,
+	 * which lets concurrent writers corrupt the database (SQLite FAQ,
+	 * "How To Corrupt Your Database Files", 2.2).
+	 */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd >= 0) {
+		close(fd);
+	} else if (errno != EEXIST) {
 		sg_error_set_errno(err, SG_E_STORE, errno, "store: cannot open %s", esc);
 		return NULL;
 	}
-	close(fd);
 
 	d = sg_xcalloc(1, sizeof(*d));
 	d->base.ops = &sqlite_ops;
