@@ -748,12 +748,21 @@ static int cli_crl_update(struct cli_ctx *ctx, int argc, char **argv)
 
 	if (bad || argc != 1 || no_options(argc, argv, "crl", "update") != 0)
 		return cli_usage("crl", "update");
+	char *stored = NULL;
+
 	pki = opened(ctx);
 	if (pki == NULL)
 		return 1;
+	/* --proxy, else the configured one (`crl proxy`) */
+	if (proxy == NULL && pki_crl_proxy_get(pki, &stored, &err) < 0) {
+		pki_close(&pki);
+		return cli_error("%s", err.msg);
+	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	r = pki_crl_update(pki, proxy, all ? PKI_CRL_UPDATE_ALL : 0, update_cb, NULL, &err);
+	r = pki_crl_update(pki, proxy != NULL ? proxy : stored,
+		all ? PKI_CRL_UPDATE_ALL : 0, update_cb, NULL, &err);
 	curl_global_cleanup();
+	free(stored);
 	pki_close(&pki);
 	if (r < 0)
 		return cli_error("%s", err.msg);
@@ -761,6 +770,35 @@ static int cli_crl_update(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_error("%d distribution point%s failed (the last CRL is kept)", r,
 			r == 1 ? "" : "s");
 	return 0;
+}
+
+/* crl proxy [URL|none] - show or set the proxy for CRL downloads (F-ADM-7). */
+static int cli_crl_proxy(struct cli_ctx *ctx, int argc, char **argv)
+{
+	struct sg_error err;
+	struct pki *pki;
+	char *cur = NULL;
+	int rc = 0;
+
+	if (argc > 2)
+		return cli_usage("crl", "proxy");
+	pki = opened(ctx);
+	if (pki == NULL)
+		return 1;
+	if (argc == 2) {
+		if (pki_crl_proxy_set(pki, strcmp(argv[1], "none") == 0 ? NULL : argv[1],
+			    &err) < 0)
+			rc = cli_error("%s", err.msg);
+	} else if (pki_crl_proxy_get(pki, &cur, &err) < 0) {
+		rc = cli_error("%s", err.msg);
+	} else if (ctx->json) {
+		rc = print_json(json_pack("{s:s?}", "proxy", cur));
+	} else {
+		printf("%s\n", cur != NULL ? cur : "none");
+	}
+	free(cur);
+	pki_close(&pki);
+	return rc;
 }
 
 /* -------------------------------------------------------------- ctl cmds */
@@ -1084,6 +1122,8 @@ static const struct cli_command cli_pki_commands[] = {
 	{"crl", "show", cli_crl_show, "ID", "CRL details"},
 	{"crl", "entries", cli_crl_entries, "ID", "revoked serials of a CRL"},
 	{"crl", "delete", cli_crl_delete, "ID", "delete a CRL"},
+	{"crl", "proxy", cli_crl_proxy, "[URL|none]",
+		"show or set the HTTP proxy for CRL downloads"},
 	{"crl", "update", cli_crl_update, "[--due] [--proxy URL]",
 		"download CRLs from the distribution points"},
 	{"ctl", "add", cli_ctl_add, "THUMBPRINT --white|--black [--allow-expired]",

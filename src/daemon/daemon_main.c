@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <gmime/gmime.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
@@ -383,9 +384,12 @@ static void daemon_crl_round(struct store *db)
 {
 	struct sg_error err;
 	struct pki *pki = pki_open(db, &err);
+	char *proxy = NULL;
 
-	if (pki == NULL || pki_crl_update(pki, NULL, 0, daemon_crl_cb, NULL, &err) < 0)
+	if (pki == NULL || pki_crl_proxy_get(pki, &proxy, &err) < 0 ||
+	    pki_crl_update(pki, proxy, 0, daemon_crl_cb, NULL, &err) < 0)
 		sg_log(SG_LOG_WARN, "crl update: %s", err.msg);
+	free(proxy);
 	pki_close(&pki);
 }
 
@@ -723,6 +727,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	OPENSSL_init_ssl(0, NULL);
 	g_mime_init();
+	curl_global_init(CURL_GLOBAL_DEFAULT);   /* before any thread (CRL, SMS) */
 	if (pdf_init(&err) < 0)
 		sg_log(SG_LOG_WARN, "%s: PDF encryption fails closed", err.msg);
 	pthread_mutex_init(&d.mta_lock, NULL);
@@ -739,6 +744,7 @@ int main(int argc, char **argv)
 	free(d.server_secret);
 	sg_config_free(&d.cfg);
 	pdf_deinit();   /* after every worker thread was joined (daemon_start) */
+	curl_global_cleanup();
 	g_mime_shutdown();
 	return rc;
 }

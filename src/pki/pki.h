@@ -243,6 +243,15 @@ const char *pki_crl_reason_name(int reason);
  * the last CRL and back off. Reports each URL through cb (may be NULL).
  * Returns the number of failures (>= 0) or -1 on a store error.
  */
+/*
+ * pki_crl_proxy_get/set - the HTTP proxy for CRL downloads (F-ADM-7), kept in
+ * the settings table ("pki.crl_proxy"); *proxy_r is NULL when none is set
+ * (caller frees). Setting NULL or "" removes it. A proxy is an http:// or
+ * https:// URL (SG_E_INVAL otherwise).
+ */
+int pki_crl_proxy_get(struct pki *pki, char **proxy_r, struct sg_error *err);
+int pki_crl_proxy_set(struct pki *pki, const char *proxy, struct sg_error *err);
+
 enum pki_crl_update_flags { PKI_CRL_UPDATE_ALL = 1u << 0 };
 typedef void pki_crl_update_cb(const char *url, int ok, const char *msg, void *arg);
 int pki_crl_update(struct pki *pki, const char *proxy, unsigned flags,

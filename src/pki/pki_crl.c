@@ -12,6 +12,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <openssl/err.h>
@@ -823,4 +824,36 @@ out:
 	free(urls);
 	free(fails);
 	return rc;
+}
+
+/* ------------------------------------------------------------ proxy */
+
+#define PKI_CRL_PROXY_KEY "pki.crl_proxy"
+
+int pki_crl_proxy_get(struct pki *pki, char **proxy_r, struct sg_error *err)
+{
+	int r = store_setting_get(pki->db, PKI_CRL_PROXY_KEY, proxy_r, err);
+
+	if (r <= 0) {
+		*proxy_r = NULL;
+		return r < 0 ? -1 : 0;
+	}
+	if ((*proxy_r)[0] == '\0') {
+		free(*proxy_r);
+		*proxy_r = NULL;
+	}
+	return 0;
+}
+
+int pki_crl_proxy_set(struct pki *pki, const char *proxy, struct sg_error *err)
+{
+	if (proxy == NULL || proxy[0] == '\0')
+		return store_setting_delete(pki->db, PKI_CRL_PROXY_KEY, err);
+	if ((strncasecmp(proxy, "http://", 7) != 0 && strncasecmp(proxy, "https://", 8) != 0) ||
+	    strlen(proxy) > 1000 || strpbrk(proxy, " \t\r\n") != NULL) {
+		sg_error_set(err, SG_E_INVAL, "CRL proxy: an http:// or https:// URL, got '%.100s'",
+			proxy);
+		return -1;
+	}
+	return store_setting_set(pki->db, PKI_CRL_PROXY_KEY, proxy, err);
 }

@@ -137,6 +137,15 @@ openssl req -newkey rsa:2048 -nodes -keyout d.key -out d.csr -subj "/CN=Dee" 2>/
 openssl x509 -req -in d.csr -CA mid.pem -CAkey mid.key -set_serial 99 -days 5 \
 	-extfile cdp.cnf -extensions cdp -out d.pem 2>/dev/null
 $SG cert import d.pem >/dev/null
+# crl proxy (F-ADM-7): refused when not a URL; a configured proxy is used by
+# crl update (one that does not answer makes the download fail); none clears it
+if $SG crl proxy "not a url" 2>/dev/null; then fail "bad proxy accepted"; fi
+[ "$($SG crl proxy)" = none ] || fail "crl proxy default"
+$SG crl proxy http://127.0.0.1:1 || fail "crl proxy set"
+[ "$($SG crl proxy)" = http://127.0.0.1:1 ] || fail "crl proxy show"
+if out=$($SG crl update 2>&1); then fail "crl update ignored the configured proxy: $out"; fi
+echo "$out" | grep -q "^failed http://127.0.0.1:$PORT/mid2.der" || fail "crl update via proxy: $out"
+$SG crl proxy none || fail "crl proxy none"
 out=$($SG crl update)
 echo "$out" | grep -q "^ok http://127.0.0.1:$PORT/mid2.der" || fail "crl update: $out"
 $SG crl list --json | grep -q '"source": "http://127.0.0.1' || fail "downloaded CRL not stored"
