@@ -288,14 +288,17 @@ static int queue_deliver_pending(struct queue_ctx *q, struct sg_error *err)
 			}
 		}
 		queue_group(q, &hops[i], idx, k);
-		/* Save after each transaction: a crash re-sends only later groups. */
-		if (spool_state_save(q->sp, &q->env, err) < 0)
+		/* Save after a transaction when another one follows: a crash
+		 * re-sends only later groups. After the last one the caller saves
+		 * (deferral, early bounce, expiry) or removes the message, so a
+		 * save here would only cost two fsyncs per delivered message. */
+		for (j = i + 1; j < n && is_routed[j]; j++)
+			;
+		if (j < n && spool_state_save(q->sp, &q->env, err) < 0)
 			goto out;
 		/* Recipients of the same hop beyond max form the next group when
 		 * the loop reaches the first of them. */
 	}
-	if (spool_state_save(q->sp, &q->env, err) < 0)
-		goto out;
 	rc = 0;
 out:
 	free(hops);
