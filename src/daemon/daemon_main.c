@@ -58,6 +58,7 @@
 static _Atomic bool daemon_reload_requested;
 
 static void daemon_sleep(struct daemon *d, int64_t ms);
+static void daemon_on_output(void *arg, const char *id);
 
 struct daemon_mta_ref *daemon_mta_get(struct daemon *d)
 {
@@ -205,6 +206,8 @@ static struct mpa *daemon_mpa_new(struct daemon *d, struct store **db_r,
 	conf.cfg = d->cfg;
 	conf.db = *db_r;
 	conf.max_size = *max_size_r = daemon_after_filter_size(d);
+	conf.on_output = daemon_on_output;
+	conf.on_output_arg = d;
 	mpa = mpa_new(&conf, err);
 	if (mpa == NULL)
 		store_close(db_r);
@@ -237,6 +240,15 @@ static int daemon_mpa_ready(struct daemon *d, struct mpa **mpap, struct store **
 	return 0;
 }
 
+/* daemon_on_output - a committed pipeline output goes straight to delivery
+ * (the scheduler's scan of outgoing/ stays as the safety net). */
+static void daemon_on_output(void *arg, const char *id)
+{
+	struct daemon *d = arg;
+
+	daemon_workq_push(d->dlv_q, id);
+}
+
 static void *daemon_mpa_worker(void *arg)
 {
 	struct daemon *d = arg;
@@ -256,12 +268,8 @@ static void *daemon_mpa_worker(void *arg)
 		if (mpa_process_spooled(mpa, d->spool, id, &err) < 0) {
 			/* temporary: stays in incoming/, the scheduler rescans it */
 			sg_log_mail(SG_LOG_WARN, id, "processing deferred: %s", err.msg);
-		} else {
-			atomic_store(&d->outgoing_dirty, true);
-			pthread_mutex_lock(&d->sleep_lock);
-			pthread_cond_signal(&d->sleep_cond);
-			pthread_mutex_unlock(&d->sleep_lock);
 		}
+		/* outputs were handed to delivery by daemon_on_output */
 		daemon_workq_done(d->mpa_q, id);
 	}
 	mpa_free(&mpa);

@@ -53,6 +53,11 @@ struct mpa_conf {
 	                                outlive the struct mpa); NULL = no policy:
 	                                pure pass-through */
 	uint64_t max_size;           /* after-filter size limit, 0 = none */
+	/* Called by mpa_process_spooled with each output's mail ID once the
+	 * outputs are committed to outgoing/ (the daemon hands them straight to
+	 * delivery instead of finding them by a directory scan). May be NULL. */
+	void (*on_output)(void *arg, const char *id);
+	void *on_output_arg;
 };
 
 struct mpa;

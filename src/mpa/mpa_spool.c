@@ -19,6 +19,8 @@
 struct mpa_spool_sink {
 	struct spool_batch *batch;
 	const char *id;
+	char (*out_ids)[SG_MAIL_ID_LEN + 1];  /* outputs of the batch, for on_output */
+	size_t nout;
 };
 
 static int mpa_spool_write(void *arg, const void *data, size_t len, struct sg_error *err)
@@ -43,6 +45,8 @@ static int mpa_spool_emit(void *arg, const struct spool_env *env, struct mime_ms
 		sg_trace(SG_TRACE_MPA, "%s: output %s (%s, %zu recipients, %ju bytes)", s->id,
 			spool_writer_id(w), spool_kind_name(env->kind), env->nrcpts,
 			(uintmax_t)spool_writer_size(w));
+	s->out_ids = sg_xrealloc(s->out_ids, (s->nout + 1) * sizeof(*s->out_ids));
+	sg_strlcpy(s->out_ids[s->nout++], spool_writer_id(w), sizeof(*s->out_ids));
 	return spool_batch_writer_finish(s->batch, &w, SPOOL_Q_OUTGOING, err);
 }
 
@@ -64,7 +68,7 @@ int mpa_process_spooled(struct mpa *mpa, struct spool *sp, const char *id,
 {
 	struct spool_msg *sm = NULL;
 	struct mime_msg *mm = NULL;
-	struct mpa_spool_sink sink_arg = {NULL, id};
+	struct mpa_spool_sink sink_arg = {NULL, id, NULL, 0};
 	struct mpa_sink sink = {mpa_spool_emit, &sink_arg};
 	struct mpa_ctx ctx;
 	struct sg_error why;
@@ -117,6 +121,12 @@ int mpa_process_spooled(struct mpa *mpa, struct spool *sp, const char *id,
 			goto out;
 		}
 		mpa_log_done(&ctx);
+		if (mpa->conf.on_output != NULL) {
+			size_t i;
+
+			for (i = 0; i < sink_arg.nout; i++)
+				mpa->conf.on_output(mpa->conf.on_output_arg, sink_arg.out_ids[i]);
+		}
 		rc = 0;
 		goto out;
 	}
@@ -128,6 +138,7 @@ int mpa_process_spooled(struct mpa *mpa, struct spool *sp, const char *id,
 	rc = mpa_to_error(sp, id, &why, err);
 out:
 	spool_batch_abort(&sink_arg.batch);
+	free(sink_arg.out_ids);
 	mpa_ctx_deinit(&ctx);
 	mime_msg_free(&mm);
 	spool_msg_close(&sm);
