@@ -149,7 +149,7 @@ static const struct out *find_to(const struct outs *o, const char *addr)
 static void run(struct fixture *f, const char *sender, const char *const *rcpts,
 	const char *msg, size_t len, char *id, char **log_r)
 {
-	struct mpa_conf conf = {NULL, f->db, 0};
+	struct mpa_conf conf = {.cfg = NULL, .db = f->db, .max_size = 0};
 	struct spool_env env;
 	struct sg_error err;
 	struct mpa *mpa;

@@ -94,7 +94,7 @@ static void test_size_limit_notifies_originator(void **state)
 	size_t c;
 
 	for (c = 0; c < sizeof(origin_cases) / sizeof(origin_cases[0]); c++) {
-		struct mpa_conf conf = {NULL, f->db, 10};
+		struct mpa_conf conf = {.cfg = NULL, .db = f->db, .max_size = 10};
 		struct sg_error err;
 		struct mpa *mpa = mpa_new(&conf, &err);
 		char *msg = sg_xasprintf("%sSubject: Quarterly report\n\n" SECRET "\n",
@@ -147,7 +147,7 @@ static void test_size_limit_boundary(void **state)
 {
 	struct fixture *f = *state;
 	const char *msg = "From: someone@other.net\n\n12345\n";
-	struct mpa_conf conf = {NULL, f->db, strlen(msg)};
+	struct mpa_conf conf = {.cfg = NULL, .db = f->db, .max_size = strlen(msg)};
 	struct sg_error err;
 	struct mpa *mpa = mpa_new(&conf, &err);
 	char id[SG_MAIL_ID_LEN + 1], out[64];
@@ -169,7 +169,7 @@ static void test_no_notification_cases(void **state)
 {
 	struct fixture *f = *state;
 	const char *msg = "From: alice@example.com\n\n" SECRET "\n";
-	struct mpa_conf conf = {NULL, f->db, 5};
+	struct mpa_conf conf = {.cfg = NULL, .db = f->db, .max_size = 5};
 	struct sg_error err;
 	struct mpa *mpa = mpa_new(&conf, &err);
 	char id[SG_MAIL_ID_LEN + 1], out[64];
@@ -198,7 +198,7 @@ static void test_store_failure_is_temporary(void **state)
 {
 	struct fixture *f = *state;
 	const char *msg = "From: alice@example.com\n\nbody\n";
-	struct mpa_conf conf = {NULL, f->db, 5};
+	struct mpa_conf conf = {.cfg = NULL, .db = f->db, .max_size = 5};
 	struct sg_error err;
 	struct mpa *mpa = mpa_new(&conf, &err);
 	struct spool_env env;

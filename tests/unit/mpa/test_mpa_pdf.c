@@ -232,7 +232,7 @@ static const struct out *find_to(const struct outs *o, const char *addr)
 static void run(struct fixture *f, const char *sender, const char *const *rcpts,
 	const char *msg, struct outs *o, char **log_r)
 {
-	struct mpa_conf conf = {f->cfg, f->db, 0};
+	struct mpa_conf conf = {.cfg = f->cfg, .db = f->db, .max_size = 0};
 	struct spool_env env;
 	struct sg_error err;
 	struct mpa *mpa;
@@ -849,7 +849,7 @@ static void test_too_many_parts(void **state)
 static void test_io_error_defers(void **state)
 {
 	struct fixture *f = *state;
-	struct mpa_conf conf = {f->cfg, f->db, 0};
+	struct mpa_conf conf = {.cfg = f->cfg, .db = f->db, .max_size = 0};
 	struct spool_env env;
 	struct sg_error err;
 	struct mpa *mpa;

@@ -168,7 +168,7 @@ static bool has_rcpt(const struct out *x, const char *addr)
 static int run(struct fixture *f, const char *sender, const char *const *rcpts,
 	const char *msg, char *id, char **log_r, struct sg_error *err)
 {
-	struct mpa_conf conf = {NULL, f->db, 0};
+	struct mpa_conf conf = {.cfg = NULL, .db = f->db, .max_size = 0};
 	struct spool_env env;
 	struct mpa *mpa;
 	struct mt_log log;
@@ -672,7 +672,7 @@ static void test_crash_with_policy_outputs(void **state)
 		if (pid == 0) {
 			/* the child has its own connection (SQLite across fork: no) */
 			struct store *db = store_open(f->url, &err);
-			struct mpa_conf conf = {NULL, db, 0};
+			struct mpa_conf conf = {.cfg = NULL, .db = db, .max_size = 0};
 			struct mpa *mpa = mpa_new(&conf, &err);
 
 			spool_test_fail_after(n, SPOOL_TEST_CRASH);
@@ -683,7 +683,7 @@ static void test_crash_with_policy_outputs(void **state)
 		if (WEXITSTATUS(st) == 0) {
 			finished = true;
 		} else {
-			struct mpa_conf conf = {NULL, f->db, 0};
+			struct mpa_conf conf = {.cfg = NULL, .db = f->db, .max_size = 0};
 			struct mpa *mpa = mpa_new(&conf, &err);
 
 			assert_int_equal(WEXITSTATUS(st), SPOOL_TEST_CRASH_STATUS);

@@ -116,7 +116,7 @@ static void test_stream_generated_output(void **state)
 	char *url = sg_xasprintf("sqlite:%s/db", dir);
 	struct sg_error err;
 	struct store *db = store_open(url, &err);
-	struct mpa_conf conf = {NULL, db, 10};
+	struct mpa_conf conf = {.cfg = NULL, .db = db, .max_size = 10};
 	struct mpa *mpa;
 	struct spool_env env;
 	struct collected c;
