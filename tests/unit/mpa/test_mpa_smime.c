@@ -324,7 +324,7 @@ static void clear_outgoing(struct fixture *f)
 static void run(struct fixture *f, const char *sender, const char *const *rcpts,
 	const char *msg, size_t len, struct outs *o, char **log_r)
 {
-	struct mpa_conf conf = {f->cfg, f->db, 0};
+	struct mpa_conf conf = {.cfg = f->cfg, .db = f->db, .max_size = 0};
 	struct spool_env env;
 	struct sg_error err;
 	struct mpa *mpa;
