@@ -22,6 +22,8 @@
  */
 #include "mpa_smime_int.h"
 
+#include "ca/ca.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +217,37 @@ out:
  * 0 not signed (no usable certificate, no key, or signing failed: logged;
  * signing never stops the message), -1 temporary error (err set).
  */
+/*
+ * mpa_smime_auto_request - F-CA-5 (smime_auto_request_certificate): no usable
+ * signing certificate for the originator, so ask the built-in CA's default
+ * handler for one. 1 issued now (key and certificate stored), 0 queued,
+ * pending or impossible (logged; the message goes on unsigned, as policy
+ * says for "sign if possible").
+ */
+static int mpa_smime_auto_request(struct mpa_ctx *ctx, const char *email, const char *esc)
+{
+	struct sg_error e;
+	struct pki_keys *keys = mpa_keys_open(ctx, &e);
+	struct ca *ca = keys != NULL ? ca_open(ctx->mpa->pki, keys, &e) : NULL;
+	struct ca_issued issued;
+	int r = -1;
+
+	if (ca != NULL)
+		r = ca_auto_request(ca, email, &issued, &e);
+	if (r > 0)
+		sg_log_mail(SG_LOG_INFO, ctx->id, "signing certificate issued for <%s> by CA "
+			"%s (auto request)", esc, issued.ca_name);
+	else if (r == 0)
+		sg_log_mail(SG_LOG_INFO, ctx->id, "signing certificate for <%s> requested "
+			"(auto request queued)", esc);
+	else
+		sg_log_mail(SG_LOG_WARN, ctx->id, "auto request of a signing certificate for "
+			"<%s> failed: %s", esc, e.msg);
+	ca_close(&ca);
+	pki_keys_close(&keys);
+	return r;
+}
+
 static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
 	const void *in, size_t len, struct sg_buf *out, struct sg_error *err)
 {
@@ -248,6 +281,13 @@ static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
 		vflags |= PKI_VERIFY_CRL_REQUIRED;
 	found = pki_select_signing(pki, res->originator, chain.v, chain.n, flags, vflags,
 		&sel, err);
+	if (found == 0 && policy_props_is_true(sp, POLICY_P_SMIME_AUTO_REQUEST_CERTIFICATE)) {
+		/* F-CA-5: request one from the default handler; a built-in CA
+		 * issues at once (select again), a queued request signs later. */
+		if (mpa_smime_auto_request(ctx, res->originator, esc) > 0)
+			found = pki_select_signing(pki, res->originator, chain.v, chain.n, flags,
+				vflags, &sel, err);
+	}
 	if (found < 0)
 		goto fail;
 	if (found == 0) {

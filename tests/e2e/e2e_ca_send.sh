@@ -3,7 +3,9 @@
 # puts the PFX email (template pfx_email, PKCS#12 attached, own-mail marker,
 # envelope <>) into the spool and the password into the SMS queue; the running
 # daemon delivers both; the delivered PKCS#12 opens with the password from the
-# SMS and holds the user's certificate and key.
+# SMS and holds the user's certificate and key. Then F-CA-5: with
+# smime_auto_request_certificate, a message from a user without a signing
+# certificate makes the built-in CA issue one, and the message leaves signed.
 . "$(dirname "$0")/harness/lib.sh"
 sg_begin ca-send
 sg_skip_unless_built
@@ -49,4 +51,20 @@ openssl x509 -in "$T/got.pem" -noout -ext subjectAltName | grep -q 'dave@corp.e2
 if openssl pkcs12 -in "$T/got.p12" -passin pass:wrong -nodes -out /dev/null 2>/dev/null; then
 	sg_fail "PKCS#12 opens with a wrong password"
 fi
+
+# F-CA-5 auto request: erin has no certificate; her mail to an external
+# recipient is signed with one the default CA issues on the fly.
+sg_cli user add erin@corp.e2e.test >/dev/null
+sg_cli user set erin@corp.e2e.test smime_auto_request_certificate=true >/dev/null || sg_fail "auto request property"
+out=$(sg_swaks --server "127.0.0.1:$SG_PORT" --from erin@corp.e2e.test --to partner@ext.e2e.test \
+	--header "From: erin@corp.e2e.test" --header "Message-Id: <auto-1@e2e.test>" --body "please sign me")
+sg_assert_match "$out" '250 2\.0\.0 Ok: queued as' "message accepted"
+sg_wait_msgs "$T/recv" 2 30
+f=$(grep -l 'auto-1@e2e.test' "$T/recv"/*.eml | head -1)
+[ -n "$f" ] || sg_fail "signed message not delivered"
+grep -qi 'multipart/signed' "$f" || sg_fail "message not signed after the auto request"
+sg_assert_file_has "$SG_LOG" 'signing certificate issued for <erin@corp.e2e.test>' "auto request logged"
+sg_cli cert list --email erin@corp.e2e.test --json | grep -q thumbprint || sg_fail "no certificate for erin in the store"
+openssl cms -verify -noverify -in "$f" -out "$T/verified.txt" 2>"$T/verify.err" || sg_fail "signature does not verify: $(cat "$T/verify.err")"
+grep -q 'please sign me' "$T/verified.txt" || sg_fail "signed content differs"
 sg_daemon_stop
