@@ -210,6 +210,14 @@ out:
 	return r;
 }
 
+/* mpa_group_action - the log's action of a group: what the method made of
+ * a sent group ("smime-encrypt", "decrypt", "pdf", ...), else its action */
+static const char *mpa_group_action(const struct mpa_group *g)
+{
+	return g->action == MPA_ACT_PASS && g->done != NULL ? g->done :
+		mpa_action_name(g->action);
+}
+
 /* mpa_log_done - the one line per message (F-FLOW-4). */
 void mpa_log_done(const struct mpa_ctx *ctx)
 {
@@ -229,12 +237,12 @@ void mpa_log_done(const struct mpa_ctx *ctx)
 	if (shown < ctx->env->nrcpts)
 		(void)sg_buf_printf(&to, NULL, " (+%zu more)", ctx->env->nrcpts - shown);
 	for (i = 0; i < ctx->ngroups; i++) {
-		const char *name = mpa_action_name(ctx->groups[i].action);
+		const char *name = mpa_group_action(&ctx->groups[i]);
 		size_t j;
 		bool seen = false;
 
 		for (j = 0; j < i; j++)
-			seen = seen || ctx->groups[j].action == ctx->groups[i].action;
+			seen = seen || strcmp(mpa_group_action(&ctx->groups[j]), name) == 0;
 		if (!seen)
 			(void)sg_buf_printf(&act, NULL, "%s%s", act.len > 0 ? "," : "", name);
 	}
@@ -280,6 +288,8 @@ enum mpa_result mpa_run(struct mpa_ctx *ctx, const struct mpa_sink *sink,
 			return r;
 	}
 	r = mpa_notify_dropped(ctx, err);
+	if (r == MPA_NEXT)
+		r = mpa_notify_encrypted(ctx, err);
 	if (r != MPA_NEXT) {
 		sg_error_prefix(err, "notification: ");
 		return r;

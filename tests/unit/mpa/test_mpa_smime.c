@@ -470,6 +470,38 @@ static void test_sign_encrypt_verify(void **state)
 	tcert_free(&bob);
 }
 
+/* Encryption notification (sender property encryption_notification): the
+ * internal originator is told which recipients got the message S/MIME
+ * encrypted; the log names what was done. */
+static void test_encryption_notification(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 1, 101, 0);
+	const char *rcpts[] = {"bob@partner.net", "dave@plain.org", NULL};
+	const struct out *n;
+	struct outs o;
+	char *log;
+
+	add(f, bob, 0);
+	set(f, POLICY_KIND_USER, "alice@example.com", "encryption_notification", "true");
+	run(f, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	assert_int_equal(o.n, 3);
+	assert_non_null(strstr(find_to(&o, "bob@partner.net")->body, "application/pkcs7-mime"));
+	n = find_to(&o, "alice@example.com");
+	assert_non_null(n);
+	assert_int_equal(n->env.kind, SPOOL_KIND_NOTIFICATION);
+	assert_string_equal(n->env.sender, "");
+	assert_non_null(strstr(n->body, "Message sent encrypted: Offer"));
+	assert_non_null(strstr(n->body, "(S/MIME)"));
+	assert_non_null(strstr(n->body, "bob@partner.net"));
+	assert_null(strstr(n->body, "dave@plain.org"));
+	assert_null(strstr(n->body, "SECRET-4711"));
+	assert_non_null(strstr(log, "action=smime-encrypt,pass, outputs=3"));
+	outs_free(&o);
+	free(log);
+	tcert_free(&bob);
+}
+
 /* Plain method with signing: a recipient without a certificate gets a
  * clear-signed multipart/signed that openssl verifies. */
 static void test_plain_signed(void **state)
@@ -1248,6 +1280,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_encrypt_openssl_byte_identical, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_sign_encrypt_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_encryption_notification, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plain_signed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_freshest_signing_cert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_groups_separate_outputs, setup, teardown),
