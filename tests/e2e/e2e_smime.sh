@@ -10,7 +10,8 @@
 #     the store) and carrying a spoofed X-Sealgate-Info field: delivered
 #     decrypted, with our X-Sealgate-Info fields, without the spoofed one;
 #  3. a must-encrypt recipient without a certificate gets nothing; alice gets
-#     the encryption-failed notification.
+#     the encryption-failed notification;
+# and alice (encryption_notification=true) is told that 1. went out encrypted.
 . "$(dirname "$0")/harness/lib.sh"
 sg_begin smime
 sg_skip_unless_built
@@ -46,6 +47,8 @@ sg_cli key import "$P/alice.p12" --password-file "$P/pw" >>"$T/cli.log" 2>&1 || 
 sg_cli key import "$P/dave.p12" --password-file "$P/pw" >>"$T/cli.log" 2>&1 || sg_fail "key import dave"
 sg_cli domain set corp.e2e.test locality=internal add_security_info=true >>"$T/cli.log" 2>&1 ||
 	sg_fail "domain set corp"
+sg_cli user set alice@corp.e2e.test encryption_notification=true >>"$T/cli.log" 2>&1 ||
+	sg_fail "user set alice"
 sg_cli domain set secure.e2e.test encrypt_mode=mandatory pdf_encryption_allowed=false \
 	>>"$T/cli.log" 2>&1 || sg_fail "domain set secure"
 sg_mta_set relay_domains=corp.e2e.test
@@ -94,6 +97,14 @@ cmsutil -D -d "sql:$T/nss" -i "$T/out.p7m" -o "$T/out.nss" >"$T/nss.log" 2>&1 ||
 cmp -s "$T/out.dec" "$T/out.nss" || sg_fail "NSS and OpenSSL decrypt to different content"
 sg_log "NSS cmsutil decrypted the output"
 sg_wait_until 20 "the S/MIME log line" grep -q 'S/MIME encrypted for 1 recipient(s) to 1 certificate(s), AES-256-CBC, signed' "$SG_LOG"
+sg_wait_until 20 "the pipeline's log line" grep -q 'to=<bob@ext.e2e.test>, action=smime-sign-encrypt, outputs=2' "$SG_LOG"
+# the encryption notification (encryption_notification=true) to alice
+sg_wait_until 30 "the encryption notification" sh -c \
+	"grep -l 'Message sent encrypted: quarterly numbers' '$T/sink'/*.eml 2>/dev/null | grep -q ."
+note=$(grep -l 'Message sent encrypted: quarterly numbers' "$T/sink"/*.eml | head -1)
+sg_assert_file_has "$note" 'bob@ext\.e2e\.test' "notification names bob"
+sg_assert_file_has "$note" '^To: alice@corp\.e2e\.test' "notification to alice"
+if grep -q 'OUT-SECRET-1' "$note"; then sg_fail "notification carries the content"; fi
 
 # --- 2. incoming: encrypted for dave, delivered decrypted
 printf 'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nHall\xc3\xb6 IN-SECRET-2\r\n' >"$T/in.txt"
