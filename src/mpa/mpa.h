@@ -90,7 +90,10 @@ void mpa_free(struct mpa **mp);
  * notification, envelope sender <>, From system_mail_from, with the
  * own-mail marker). One log line per processed
  * message: "<id>: from=<...>, to=<...>,..., action=A[,B...], outputs=N"
- * with the distinct group actions (pass, encrypt-failed, drop = size).
+ * with the distinct group actions: what was sent (pass = as received or
+ * with the policy's edits, smime-sign, smime-encrypt, smime-sign-encrypt,
+ * already-encrypted, decrypt, verify, smime-info, strip-info, pdf,
+ * pdf-signed) or why nothing was (encrypt-failed, drop = size).
  */
 int mpa_process_spooled(struct mpa *mpa, struct spool *sp, const char *id,
 	struct sg_error *err);

@@ -24,11 +24,9 @@
  *
  * Encryption notification (POLICY_D_NOTIFY_ENCRYPTED, template
  * encryption_notification, variables from/to/subject/mail_id/recipients/
- * method): plugs in when the S/MIME and PDF method functions exist -- after
- * the outputs, for the groups whose method function encrypted (action
- * pass, dec->flags & POLICY_D_NOTIFY_ENCRYPTED), call mpa_notify_render
- * with TEMPLATE_ENCRYPTION_NOTIFICATION and method "S/MIME" or "PDF" and
- * append it like mpa_notify_dropped does. Not built: no method encrypts yet.
+ * method): mpa_notify_encrypted (mpa_smime.c), called by the runner after
+ * the outputs, one per method ("S/MIME", "PDF") through
+ * mpa_notify_originator.
  *
  * mpa_notify_originator renders any other notification the same way (the
  * PDF method's passwords notification, mpa_pdf.c).
