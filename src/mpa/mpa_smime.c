@@ -212,12 +212,6 @@ out:
 }
 
 /*
- * mpa_smime_sign - sign in[0..len) for the group's decision with the
- * originator's signing certificate into out (initialised here). 1 signed,
- * 0 not signed (no usable certificate, no key, or signing failed: logged;
- * signing never stops the message), -1 temporary error (err set).
- */
-/*
  * mpa_smime_auto_request - F-CA-5 (smime_auto_request_certificate): no usable
  * signing certificate for the originator, so ask the built-in CA's default
  * handler for one. 1 issued now (key and certificate stored), 0 queued,
@@ -248,6 +242,12 @@ static int mpa_smime_auto_request(struct mpa_ctx *ctx, const char *email, const 
 	return r;
 }
 
+/*
+ * mpa_smime_sign - sign in[0..len) for the group's decision with the
+ * originator's signing certificate into out (initialised here). 1 signed,
+ * 0 not signed (no usable certificate, no key, or signing failed: logged;
+ * signing never stops the message), -1 temporary error (err set).
+ */
 static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
 	const void *in, size_t len, struct sg_buf *out, struct sg_error *err)
 {
