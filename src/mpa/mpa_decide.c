@@ -16,6 +16,7 @@
 #include "mpa_int.h"
 
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 void mpa_results_free(struct mpa_ctx *ctx)
@@ -172,10 +173,14 @@ struct mpa_gtab {
 	size_t mask;
 };
 
-static uint64_t mpa_ghash(const struct policy_decision *d, const char *subject)
+static uint64_t mpa_ghash(const struct policy_decision *d, const char *subject,
+	const char *solo)
 {
 	uint64_t h = 1469598103934665603ull;   /* FNV-1a */
 	const char *p;
+
+	for (p = solo != NULL ? solo : ""; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
 
 	for (p = d != NULL ? d->key : ""; *p != '\0'; p++)
 		h = (h ^ (unsigned char)*p) * 1099511628211ull;
@@ -186,10 +191,48 @@ static uint64_t mpa_ghash(const struct policy_decision *d, const char *subject)
 }
 
 static bool mpa_group_is(const struct mpa_group *c, const struct policy_decision *d,
-	const char *subject)
+	const char *subject, const char *solo)
 {
 	return (c->dec == NULL) == (d == NULL) && (d == NULL ||
-		strcmp(c->dec->key, d->key) == 0) && mpa_str_same(c->subject, subject);
+		strcmp(c->dec->key, d->key) == 0) && mpa_str_same(c->subject, subject) &&
+		mpa_str_same(c->solo, solo);
+}
+
+/* mpa_addr_in - addr (an envelope address) appears in the address field
+ * value v as a whole address (case-insensitive; bounded by characters that
+ * cannot be part of an address). */
+static bool mpa_addr_in(const char *v, const char *addr)
+{
+	size_t n = strlen(addr);
+	const char *p;
+
+	if (n == 0)
+		return false;
+	for (p = strcasestr(v, addr); p != NULL; p = strcasestr(p + 1, addr)) {
+		char before = p == v ? ' ' : p[-1], after = p[n];
+
+		/* (strchr finds the terminating NUL too: test for it first) */
+		if (!(isalnum((unsigned char)before) ||
+			strchr(".-_+=!#$%&'*/?^`{|}~", before) != NULL) &&
+		    (after == '\0' || !(isalnum((unsigned char)after) ||
+			strchr(".-_@", after) != NULL)))
+			return true;
+	}
+	return false;
+}
+
+/* mpa_is_bcc - envelope recipient i is named in no To or Cc field. */
+static bool mpa_is_bcc(struct mpa_ctx *ctx, size_t i)
+{
+	static const char *const fields[] = {"To", "Cc"};
+	const char *addr = ctx->env->rcpts[i].addr, *v;
+	size_t f, k;
+
+	for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+		for (k = 0; (v = mime_msg_header_get_nth(ctx->msg, fields[f], k)) != NULL; k++)
+			if (mpa_addr_in(v, addr))
+				return false;
+	return true;
 }
 
 /* mpa_group_add - recipient i into the group with the same decision key and
@@ -199,9 +242,12 @@ static void mpa_group_add(struct mpa_ctx *ctx, struct mpa_gtab *t, size_t i,
 	const struct policy_decision *d, const char *subject)
 {
 	struct mpa_group *grp;
-	size_t s = (size_t)mpa_ghash(d, subject) & t->mask;
+	const char *solo = d != NULL && d->method == POLICY_METHOD_SMIME && mpa_is_bcc(ctx, i) ?
+		ctx->env->rcpts[i].addr : NULL;
+	size_t s = (size_t)mpa_ghash(d, subject, solo) & t->mask;
 
-	while (t->slot[s] != 0 && !mpa_group_is(&ctx->groups[t->slot[s] - 1], d, subject))
+	while (t->slot[s] != 0 &&
+		!mpa_group_is(&ctx->groups[t->slot[s] - 1], d, subject, solo))
 		s = (s + 1) & t->mask;
 	if (t->slot[s] == 0) {
 		/* groups <= recipients < table size / 2: there is a free slot */
@@ -211,6 +257,7 @@ static void mpa_group_add(struct mpa_ctx *ctx, struct mpa_gtab *t, size_t i,
 		grp->action = MPA_ACT_PASS;
 		grp->dec = d;
 		grp->subject = subject;
+		grp->solo = solo;
 		t->slot[s] = ctx->ngroups;
 	}
 	grp = &ctx->groups[t->slot[s] - 1];

@@ -57,6 +57,11 @@ struct mpa_group {
 	 * MPA_ACT_PASS): "smime-sign", "smime-encrypt", "smime-sign-encrypt",
 	 * "already-encrypted", "decrypt", ... (static string), NULL = as is */
 	const char *done;
+	/* the only recipient of a group of its own: an S/MIME recipient not
+	 * named in To/Cc (Bcc) gets its own copy, so the recipient infos of one
+	 * encrypted message never reveal it to the others (issue 7); NULL else
+	 * (borrowed from ctx->env) */
+	const char *solo;
 };
 
 /* A generated message (notification, bounce) waiting for the sink. */

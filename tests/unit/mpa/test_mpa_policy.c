@@ -417,7 +417,10 @@ static void test_header_trigger(void **state)
 static void test_smime_with_cert_encrypted(void **state)
 {
 	struct fixture *f = *state;
-	const char *msg = "From: alice@example.com\nSubject: Quote\n\n" SECRET "\n";
+	/* all named in To: bob and the tunnel share one output (a recipient
+	 * only in the envelope would get a copy of its own: test_mpa_smime) */
+	const char *msg = "From: alice@example.com\nTo: bob@partner.net, dave@plain.org, "
+		"zed@secure.org, gw@sub.tunnel.org\nSubject: Quote\n\n" SECRET "\n";
 	const char *rcpts[] = {"bob@partner.net", "dave@plain.org", "zed@secure.org",
 		"gw@sub.tunnel.org", NULL};
 	const struct out *x;

@@ -640,6 +640,61 @@ static void test_groups_separate_outputs(void **state)
 	tcert_free(&bob);
 }
 
+/* Bcc privacy (issue 7): recipients with the same decision named in To/Cc
+ * share one encrypted output whose recipient infos name both; a Bcc
+ * recipient (in the envelope only) gets a copy of its own whose recipient
+ * infos name only it, so neither output reveals it to the others. */
+static void test_bcc_own_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 1, 111, 0);
+	struct tcert *carol = leaf(f, "Carol", "carol@partner.net", 1, 112, 0);
+	struct tcert *dave = leaf(f, "Dave", "dave@partner.net", 1, 113, 0);
+	const char *rcpts[] = {"bob@partner.net", "carol@partner.net", "dave@partner.net",
+		NULL};
+	static const char msg[] = "From: Alice <alice@example.com>\nTo: Bob <Bob@Partner.net>\n"
+		"Cc: carol@partner.net\nSubject: Offer\nMIME-Version: 1.0\n" ENTITY_HDR
+		ENTITY_BODY;
+	const struct out *xb, *xd;
+	struct outs o;
+	char *log;
+
+	add(f, bob, 0);
+	add(f, carol, 0);
+	add(f, dave, 0);
+	export(f, bob, "bob");
+	export(f, dave, "dave");
+	run(f, "alice@example.com", rcpts, msg, strlen(msg), &o, &log);
+	assert_int_equal(o.n, 2);
+	xb = find_to(&o, "bob@partner.net");
+	xd = find_to(&o, "dave@partner.net");
+	assert_non_null(xb);
+	assert_non_null(xd);
+	assert_true(xb != xd);
+	assert_int_equal(xb->env.nrcpts, 2);
+	assert_true(has_rcpt(xb, "carol@partner.net"));
+	assert_false(has_rcpt(xb, "dave@partner.net"));
+	assert_int_equal(xd->env.nrcpts, 1);
+	/* To/Cc output: two recipient infos, not dave's (serial 113) */
+	assert_int_equal(decrypt_as(f, xb, "bob"), 0);
+	assert_int_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -c 'd.ktri' | "
+		"grep -qx 2", fpath(f, "enc.eml")), 0);
+	assert_int_not_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -q "
+		"'serialNumber: 113'", fpath(f, "enc.eml")), 0);
+	assert_int_not_equal(decrypt_as(f, xb, "dave"), 0);
+	/* Bcc output: one recipient info, dave's */
+	assert_int_equal(decrypt_as(f, xd, "dave"), 0);
+	assert_int_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -c 'd.ktri' | "
+		"grep -qx 1", fpath(f, "enc.eml")), 0);
+	assert_int_equal(sh(f, "openssl cms -cmsout -print -in %s | grep -q "
+		"'serialNumber: 113'", fpath(f, "enc.eml")), 0);
+	outs_free(&o);
+	free(log);
+	tcert_free(&dave);
+	tcert_free(&carol);
+	tcert_free(&bob);
+}
+
 /* Must-encrypt recipients with no certificate, an expired one, a revoked
  * one (CRL), a black-listed one, or a message over the S/MIME maximum size
  * get nothing; the originator gets the encryption-failed notification
@@ -1284,6 +1339,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plain_signed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_freshest_signing_cert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_groups_separate_outputs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bcc_own_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recipient_algorithms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_only_sign_when_encrypt, setup, teardown),
