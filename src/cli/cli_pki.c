@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "ca/ca.h"
 #include "pki/pki.h"
 #include "pki/pki_key.h"
 
@@ -369,10 +370,46 @@ static int cli_cert_export(struct cli_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
+struct ca_owner_arg {
+	const char *thumb;      /* normalised */
+	char name[CA_NAME_MAX + 1];
+};
+
+static int ca_owner_cb(const struct ca_info *i, void *arg, struct sg_error *err)
+{
+	struct ca_owner_arg *a = arg;
+
+	(void)err;
+	if (strcmp(i->root_thumbprint, a->thumb) == 0 ||
+	    strcmp(i->inter_thumbprint, a->thumb) == 0)
+		sg_strlcpy(a->name, i->name, sizeof(a->name));
+	return 0;
+}
+
+/* ca_owner - the built-in CA whose root or intermediate thumb is, into
+ * name ("" = none). -1 when the CAs cannot be read. */
+static int ca_owner(struct cli_ctx *ctx, struct pki *pki, const char *thumb, char *name,
+	size_t namesz, struct sg_error *err)
+{
+	struct pki_keys *keys = pki_keys_open(pki, ctx->cfg->data_dir, err);
+	struct ca *ca = keys != NULL ? ca_open(pki, keys, err) : NULL;
+	struct ca_owner_arg a = {thumb, ""};
+	int rc = -1;
+
+	if (ca != NULL && ca_list(ca, ca_owner_cb, &a, err) == 0) {
+		sg_strlcpy(name, a.name, namesz);
+		rc = 0;
+	}
+	ca_close(&ca);
+	pki_keys_close(&keys);
+	return rc;
+}
+
 static int cli_cert_delete(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct sg_error err;
 	struct pki *pki;
+	char thumb[PKI_THUMBPRINT_LEN + 1], owner[CA_NAME_MAX + 1];
 	int i, rc = 0;
 
 	if (argc < 2 || no_options(argc, argv, "cert", "delete") != 0)
@@ -381,6 +418,20 @@ static int cli_cert_delete(struct cli_ctx *ctx, int argc, char **argv)
 	if (pki == NULL)
 		return 1;
 	for (i = 1; i < argc; i++) {
+		/* a built-in CA's own certificates would leave the CA unusable */
+		sg_strlcpy(thumb, argv[i], sizeof(thumb));
+		if (strlen(argv[i]) == PKI_THUMBPRINT_LEN &&
+		    pki_thumbprint_normalize(thumb, &err) == 0) {
+			if (ca_owner(ctx, pki, thumb, owner, sizeof(owner), &err) < 0) {
+				rc = cli_error("%s", err.msg);
+				continue;
+			}
+			if (owner[0] != '\0') {
+				rc = cli_error("%s: certificate of the built-in CA %s, not deleted",
+					argv[i], owner);
+				continue;
+			}
+		}
 		if (pki_cert_delete(pki, argv[i], &err) < 0)
 			rc = cli_error("%s", err.msg);
 		else

@@ -188,4 +188,8 @@ if $SG ca send "$INTER" --to bob@example.com 2>err.txt; then fail "CA cert sent"
 grep -q "CA certificate" err.txt || fail "send CA message: $(cat err.txt)"
 if $SG ca send "$B2" --to eve@example.com 2>err.txt; then fail "mismatch sent"; fi
 grep -q "address mismatch" err.txt || fail "mismatch message: $(cat err.txt)"
+# a built-in CA's own certificates cannot be deleted (the CA would break)
+if $SG cert delete "$INTER" 2>err.txt; then fail "CA certificate deleted"; fi
+grep -q "certificate of the built-in CA Corp" err.txt || fail "cert delete CA message: $(cat err.txt)"
+$SG cert show "$INTER" >/dev/null || fail "CA certificate gone after a refused delete"
 echo "test_cli_ca: ok"
