@@ -25,12 +25,7 @@
 #define IS_PG 0
 #endif
 
-static struct {
-	char tmpdir[256];
-	char admin_url[512];
-	bool own_server;
-	unsigned seq;
-} E;
+static struct store_test_env E;
 
 bool stest_is_pg(void)
 {
@@ -44,68 +39,32 @@ const char *stest_tmpdir(void)
 
 int stest_group_setup(void **state)
 {
-	const char *env = getenv("SG_TEST_PG_URL");
-	char dir[300];
-
 	(void)state;
-	snprintf(E.tmpdir, sizeof(E.tmpdir), "/tmp/sg-test-sms-XXXXXX");
-	if (mkdtemp(E.tmpdir) == NULL)
-		return -1;
-	if (!IS_PG)
-		return 0;
-	if (env != NULL && *env != '\0') {
-		snprintf(E.admin_url, sizeof(E.admin_url), "%s", env);
-		return 0;
-	}
-	chmod(E.tmpdir, 0755);
-	snprintf(dir, sizeof(dir), "%s/pg", E.tmpdir);
-	if (pg_server_start(dir, E.admin_url, sizeof(E.admin_url)) < 0)
-		return -1;
-	E.own_server = true;
-	return 0;
+	return store_test_env_begin(&E, "sms", IS_PG);
 }
 
 int stest_group_teardown(void **state)
 {
-	char *rm[] = {"rm", "-rf", E.tmpdir, NULL};
-	char dir[300];
-
 	(void)state;
-	if (E.own_server) {
-		snprintf(dir, sizeof(dir), "%s/pg", E.tmpdir);
-		pg_server_stop(dir);
-	}
-	run_cmd(rm, NULL, 0);
+	store_test_env_end(&E);
 	return 0;
 }
 
 int stest_setup(void **state)
 {
 	struct stest_fx *f = calloc(1, sizeof(*f));
-	struct sg_error err;
+	struct store_test_db t;
 
 	if (f == NULL)
 		return -1;
-	if (!IS_PG) {
-		snprintf(f->path, sizeof(f->path), "%s/t%u.db", E.tmpdir, E.seq++);
-		snprintf(f->url, sizeof(f->url), "sqlite:%s", f->path);
-	} else {
-		unsigned char r[4];
-		char hex[9];
-
-		sg_random_bytes(r, sizeof(r), NULL);
-		sg_hex(hex, r, sizeof(r));
-		snprintf(f->dbname, sizeof(f->dbname), "sg_stest_%d_%u_%s", (int)getpid(),
-			E.seq++, hex);
-		if (pg_db_create(E.admin_url, f->dbname) < 0)
-			return -1;
-		pg_url_with_db(E.admin_url, f->dbname, f->url, sizeof(f->url));
-	}
-	f->db = store_open(f->url, &err);
-	if (f->db == NULL || store_init(f->db, &err) < 0) {
-		fprintf(stderr, "store %s: %s\n", f->url, err.msg);
+	if (store_test_db_open(&E, "sg_stest", &t) < 0) {
+		free(f);
 		return -1;
 	}
+	f->db = t.db;
+	memcpy(f->url, t.url, sizeof(f->url));
+	memcpy(f->dbname, t.dbname, sizeof(f->dbname));
+	memcpy(f->path, t.path, sizeof(f->path));
 	*state = f;
 	return 0;
 }
@@ -114,11 +73,11 @@ int stest_teardown(void **state)
 {
 	struct stest_fx *f = *state;
 
-	store_close(&f->db);
-	if (IS_PG)
-		pg_db_drop(E.admin_url, f->dbname);
-	else
-		unlink(f->path);
+	struct store_test_db t = {.db = f->db};
+
+	memcpy(t.dbname, f->dbname, sizeof(t.dbname));
+	memcpy(t.path, f->path, sizeof(t.path));
+	store_test_db_drop(&E, &t);
 	free(f);
 	return 0;
 }

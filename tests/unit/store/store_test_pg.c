@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -178,4 +179,81 @@ int pg_db_drop(const char *admin_url, const char *name)
 
 	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
 	return admin_exec(admin_url, sql);
+}
+
+/* ------------------------------------------------ module test environment */
+
+int store_test_env_begin(struct store_test_env *e, const char *name, bool is_pg)
+{
+	const char *env = getenv("SG_TEST_PG_URL");
+	char dir[300];
+
+	memset(e, 0, sizeof(*e));
+	e->is_pg = is_pg;
+	snprintf(e->tmpdir, sizeof(e->tmpdir), "/tmp/sg-test-%s-XXXXXX", name);
+	if (mkdtemp(e->tmpdir) == NULL)
+		return -1;
+	if (!is_pg)
+		return 0;
+	if (env != NULL && *env != '\0') {
+		snprintf(e->admin_url, sizeof(e->admin_url), "%s", env);
+		return 0;
+	}
+	chmod(e->tmpdir, 0755);   /* the server runs as user postgres */
+	snprintf(dir, sizeof(dir), "%s/pg", e->tmpdir);
+	if (pg_server_start(dir, e->admin_url, sizeof(e->admin_url)) < 0)
+		return -1;
+	e->own_server = true;
+	return 0;
+}
+
+void store_test_env_end(struct store_test_env *e)
+{
+	char *rm[] = {"rm", "-rf", e->tmpdir, NULL};
+	char dir[300];
+
+	if (e->own_server) {
+		snprintf(dir, sizeof(dir), "%s/pg", e->tmpdir);
+		pg_server_stop(dir);
+	}
+	run_cmd(rm, NULL, 0);
+}
+
+int store_test_db_open(struct store_test_env *e, const char *prefix,
+	struct store_test_db *d)
+{
+	struct sg_error err;
+
+	memset(d, 0, sizeof(*d));
+	if (!e->is_pg) {
+		snprintf(d->path, sizeof(d->path), "%s/t%u.db", e->tmpdir, e->seq++);
+		snprintf(d->url, sizeof(d->url), "sqlite:%s", d->path);
+	} else {
+		unsigned char r[4];
+		char hex[9];
+
+		sg_random_bytes(r, sizeof(r), NULL);
+		sg_hex(hex, r, sizeof(r));
+		snprintf(d->dbname, sizeof(d->dbname), "%s_%d_%u_%s", prefix, (int)getpid(),
+			e->seq++, hex);
+		if (pg_db_create(e->admin_url, d->dbname) < 0)
+			return -1;
+		pg_url_with_db(e->admin_url, d->dbname, d->url, sizeof(d->url));
+	}
+	d->db = store_open(d->url, &err);
+	if (d->db == NULL || store_init(d->db, &err) < 0) {
+		fprintf(stderr, "store %s: %s\n", d->url, err.msg);
+		store_close(&d->db);
+		return -1;
+	}
+	return 0;
+}
+
+void store_test_db_drop(struct store_test_env *e, struct store_test_db *d)
+{
+	store_close(&d->db);
+	if (e->is_pg)
+		pg_db_drop(e->admin_url, d->dbname);
+	else
+		unlink(d->path);
 }
