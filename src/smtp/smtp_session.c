@@ -576,6 +576,8 @@ static void smtp_h_help(struct smtp_session *s, const char *args)
 		"HELP STARTTLS");
 }
 
+/* smtp_h_notimpl - a known command this listener does not offer (EXPN,
+ * TURN, AUTH, BDAT, STARTTLS without a certificate): 502 per RFC 5321 4.2.4. */
 static void smtp_h_notimpl(struct smtp_session *s, const char *args)
 {
 	smtp_error(s, "502 5.5.1 Error: command not implemented");
@@ -587,7 +589,7 @@ static void smtp_h_starttls(struct smtp_session *s, const char *args)
 	struct bufferevent *tb;
 
 	if (s->srv->tls == NULL) {
-		smtp_error(s, "502 5.5.1 Error: command not implemented");
+		smtp_h_notimpl(s, args);
 		return;
 	}
 	if (s->tls) {
@@ -718,7 +720,7 @@ static void smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 		c->fn(s, args);
 		return;
 	}
-	smtp_error(s, "502 5.5.1 Error: command not implemented");
+	smtp_h_notimpl(s, args);
 }
 
 /* smtp_data_end - the end marker arrived: commit (250) or reject. */
