@@ -13,7 +13,8 @@
  * the passwords notification, template encrypted_pdf; OTP / OTP_INVITE -
  * the password derived from the recipient's client secret (created and
  * stored when missing and auto-create is on) and a new password ID,
- * templates encrypted_pdf_otp / _otp_invite; SMS - a generated password,
+ * templates encrypted_pdf_otp / _otp_invite (the invite carries a link
+ * signed with the server secret, pdf_invite_link_make, for the portal); SMS - a generated password,
  * stored, queued as an SMS (template sms_password, src/sms) to the phone
  * number from the subject (only when the message has one recipient) or the
  * stored one, template encrypted_pdf_sms. Templates are those of the
@@ -235,6 +236,7 @@ struct mpa_pdf_job {
 	struct pdf_password pw;
 	bool is_new_password;       /* generated now (stored on the recipient) */
 	char *reply_link;
+	char *invite_link;          /* route OTP_INVITE: the signed invitation */
 	char dir[4096];
 	int fd;                     /* the encrypted PDF (unlinked file) */
 	struct mime_msg *carrier;
@@ -369,6 +371,42 @@ static void mpa_pdf_reply(struct mpa_pdf_job *j)
 		pdf_reply_expiry(j->facts.in.now, minutes), &e);
 	if (j->reply_link == NULL)
 		sg_log_mail(SG_LOG_WARN, j->ctx->id, "PDF without reply link: %s", e.msg);
+}
+
+/*
+ * mpa_pdf_invite - route OTP_INVITE: the signed invitation link (pdf.h:
+ * <portal_base_url>/invite?p=invite&r=&i=&e=&h=) for the recipient and
+ * this PDF's password ID, valid PDF_INVITE_VALIDITY_MINUTES. Without it the
+ * recipient could never set a portal password and read the PDF, so a
+ * missing server secret or a portal URL that cannot carry a link is an
+ * error (SG_E_CONFIG: the message waits in the error queue), not a mail
+ * with a dead link. 0 or -1.
+ */
+static int mpa_pdf_invite(struct mpa_pdf_job *j, struct sg_error *err)
+{
+	const char *base = policy_props_get(j->sp, POLICY_P_PORTAL_BASE_URL, NULL);
+	const char *secret = policy_props_get(j->sp, POLICY_P_SERVER_SECRET, NULL);
+	char *url;
+	size_t len;
+
+	if (secret == NULL || *secret == '\0' || base == NULL || *base == '\0') {
+		sg_error_set(err, SG_E_CONFIG, "no %s for the portal invitation link",
+			secret == NULL || *secret == '\0' ? "server_secret" : "portal_base_url");
+		return -1;
+	}
+	len = strlen(base);
+	while (len > 0 && base[len - 1] == '/')
+		len--;
+	url = sg_xasprintf("%.*s/invite", (int)len, base);
+	j->invite_link = pdf_invite_link_make(url, secret, j->d->recipient, j->pw.id,
+		pdf_invite_expiry(j->facts.in.now, 0), err);
+	free(url);
+	if (j->invite_link == NULL) {
+		err->code = SG_E_CONFIG;
+		sg_error_prefix(err, "portal invitation link: ");
+		return -1;
+	}
+	return 0;
 }
 
 /* mpa_pdf_render - the encrypted PDF into an unlinked file under
@@ -507,16 +545,11 @@ static int mpa_pdf_carrier(struct mpa_pdf_job *j, struct sg_error *err)
 	char *from = mpa_pdf_from(in);
 	const char *subject = j->g->subject != NULL ? j->g->subject :
 		mime_msg_header_get(in, "Subject");
-	const char *base = policy_props_get(j->sp, POLICY_P_PORTAL_BASE_URL, NULL);
 	const char *otp_url = policy_props_get(j->d->props, POLICY_P_OTP_URL, NULL);
-	char phone[SMS_PHONE_MAX], *invite = NULL;
+	char phone[SMS_PHONE_MAX];
 	int rc;
 
 	mpa_pdf_phone_masked(j->facts.phone, phone, sizeof(phone));
-	/* XXX: the portal (a later issue) defines the invitation token; until
-	 * then the link is the portal's sign-up page */
-	if (j->route == PDF_ROUTE_OTP_INVITE)
-		invite = sg_xasprintf("%s/invite", base != NULL ? base : "");
 	{
 		const struct template_var vars[] = {
 			{"from", from != NULL ? from : j->ctx->originator},
@@ -527,7 +560,7 @@ static int mpa_pdf_carrier(struct mpa_pdf_job *j, struct sg_error *err)
 			{"reply_url", j->reply_link != NULL ? j->reply_link : ""},
 			{"phone", phone},
 			{"otp_url", otp_url != NULL ? otp_url : ""},
-			{"invite_url", invite != NULL ? invite : ""},
+			{"invite_url", j->invite_link != NULL ? j->invite_link : ""},
 		};
 		enum template_id id = mpa_pdf_template_of(j->route);
 		size_t i, n = 0;
@@ -544,7 +577,6 @@ static int mpa_pdf_carrier(struct mpa_pdf_job *j, struct sg_error *err)
 		}
 		rc = mpa_pdf_render_tpl(j, id, use, n, &j->carrier, err);
 	}
-	free(invite);
 	free(from);
 	if (rc < 0)
 		return -1;
@@ -629,6 +661,7 @@ static void mpa_pdf_job_free(struct mpa_pdf_job *j)
 		close(j->fd);
 	mime_msg_free(&j->carrier);
 	free(j->reply_link);
+	free(j->invite_link);
 	explicit_bzero(&j->pw, sizeof(j->pw));
 }
 
@@ -687,6 +720,10 @@ enum mpa_result mpa_pdf_out(struct mpa_ctx *ctx, struct mpa_group *g, struct sg_
 		r = mpa_pdf_failed(g, "password", err);
 		goto out;
 	}
+	if (j.route == PDF_ROUTE_OTP_INVITE && mpa_pdf_invite(&j, err) < 0) {
+		r = mpa_pdf_failed(g, "invitation", err);
+		goto out;
+	}
 	mpa_pdf_reply(&j);
 	if (mpa_pdf_render(&j, err) < 0) {
 		r = mpa_pdf_failed(g, "render", err);
@@ -711,9 +748,10 @@ enum mpa_result mpa_pdf_out(struct mpa_ctx *ctx, struct mpa_group *g, struct sg_
 	g->done = "pdf";
 	sg_log_esc(esc, sizeof(esc), j.d->recipient, strlen(j.d->recipient));
 	sg_log_mail(SG_LOG_INFO, ctx->id, "PDF encrypted for <%s>: route=%s, password_id=%s, "
-		"pages=%u, attachments=%u, size=%ju%s", esc, pdf_route_name(j.route),
+		"pages=%u, attachments=%u, size=%ju%s%s", esc, pdf_route_name(j.route),
 		j.pw.id[0] != '\0' ? j.pw.id : "-", j.res.pages, j.res.attachments,
-		(uintmax_t)j.res.size, j.reply_link != NULL ? ", reply link" : "");
+		(uintmax_t)j.res.size, j.reply_link != NULL ? ", reply link" : "",
+		j.invite_link != NULL ? ", invite link" : "");
 	/* pdf_sign_email: the carrier mail is signed when the originator has a
 	 * usable signing certificate (mpa_smime.c; unsigned otherwise) */
 	r = MPA_NEXT;

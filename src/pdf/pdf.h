@@ -174,55 +174,119 @@ enum pdf_route pdf_route_choose(const struct pdf_route_input *in);
 /* pdf_route_name - "none", "existing", "originator", "otp", "otp_invite", "sms". */
 const char *pdf_route_name(enum pdf_route r);
 
-/* ========================================================== reply links */
+/* ================================================== signed portal links */
 
 /*
- * Reply link (F-PDF-5). The URL is reply_url followed by '?' (or '&' when
- * reply_url already has a query) and
+ * Two links carry a token signed with the server secret: the reply link in
+ * the PDF (F-PDF-5) and the invitation link of the "encrypted PDF OTP
+ * invite" mail (route OTP_INVITE, F-PORTAL-2 auto invite). The portal
+ * refuses a link that was changed, that expired, or that was made for the
+ * other purpose. The exact format, so that the portal or a third party can
+ * make and check them:
+ *
+ * URL       base URL, then '?' (or '&' when the base URL already has a
+ *           query), then the parameters below joined by '&', in this order.
+ * values    percent-encoded: every byte except A-Z a-z 0-9 - . _ ~ becomes
+ *           %XX (upper-case hex); the MAC is computed over the raw (decoded)
+ *           bytes. Raw values are 1..998 bytes without control characters.
+ * expires   decimal seconds since the epoch, no sign, no leading zero.
+ * mac       64 lower-case hex digits (upper case is accepted):
+ *             HMAC-SHA256(key  = the server_secret bytes (no NUL),
+ *                         data = LABEL 0x00 FIELD1 0x00 FIELD2 0x00 expires)
+ *
+ * Reply link (base: pdf_reply_url, made by pdf_reply_link_make):
  *   r=<recipient>&s=<sender>&e=<expires>&h=<mac>
- * where recipient (the PDF's recipient, who will reply) and sender (the
- * original sender, who receives the reply) are percent-encoded (every byte
- * except A-Z a-z 0-9 - . _ ~ as %XX, upper-case hex), expires is decimal
- * seconds since the epoch (0 = never expires) and mac is the lower-case hex
- *   HMAC-SHA256(key  = server_secret bytes,
- *               data = "sealgate-pdf-reply-v1" 0x00 recipient 0x00 sender
- *                      0x00 expires-in-decimal)
- * over the raw (not encoded) values.
+ *   LABEL "sealgate-pdf-reply-v1", FIELD1 the PDF's recipient (who replies),
+ *   FIELD2 the original sender (who gets the reply); expires 0 = never.
+ *
+ * Invite link (base: portal_base_url + "/invite", made by
+ * pdf_invite_link_make):
+ *   p=invite&r=<recipient>&i=<password_id>&e=<expires>&h=<mac>
+ *   LABEL "sealgate-pdf-invite-v1", FIELD1 the invited recipient (whose
+ *   portal password may be set), FIELD2 the password ID of the PDF that
+ *   came with the invitation; expires > 0 (an invitation always expires,
+ *   default PDF_INVITE_VALIDITY_MINUTES after it was made). "p=invite"
+ *   is required; it is not under the MAC (the LABEL is).
+ *
+ * Known answer (tests/unit/pdf/test_pdf_secret.c; the MAC was computed
+ * with openssl dgst -sha256 -hmac, not with this code): server secret
+ * "server-secret", base "https://portal.example.com/portal/invite",
+ * recipient "bob@example.net", password ID "ABCDEFGHJKLM", expires
+ * 1900000000 give (one line)
+ *   https://portal.example.com/portal/invite?p=invite&r=bob%40example.net
+ *   &i=ABCDEFGHJKLM&e=1900000000
+ *   &h=a97058bb1e26eac8acb4aebed51a665d3c9421d98d3d07005319b6dc4fb8e848
+ *
+ * The labels differ, so no MAC of one purpose is valid for the other. The
+ * token is not single-use: the portal should refuse an invitation once the
+ * user has a portal password (and may refuse one whose password ID is not
+ * the user's current password_id).
  */
+
+/* Default lifetime of an invitation link: 7 days. */
+#define PDF_INVITE_VALIDITY_MINUTES 10080
+
+enum pdf_link_status {
+	PDF_LINK_VALID,         /* MAC matches, not expired, the asked purpose */
+	PDF_LINK_EXPIRED,       /* MAC matches, now >= expires (expires != 0) */
+	PDF_LINK_TAMPERED,      /* missing/duplicate/malformed parameter or wrong MAC */
+	PDF_LINK_WRONG_PURPOSE, /* a genuine link of this server (MAC matches, expired
+	                           or not) made for the other purpose */
+};
+
+/* The names before invite links existed (tests/unit/mpa still uses them). */
+#define PDF_REPLY_VALID PDF_LINK_VALID
+#define PDF_REPLY_EXPIRED PDF_LINK_EXPIRED
+#define PDF_REPLY_TAMPERED PDF_LINK_TAMPERED
+
+/* pdf_link_status_name - "valid", "expired", "tampered", "wrong_purpose". */
+const char *pdf_link_status_name(enum pdf_link_status s);
 
 /* pdf_reply_expiry - expires value for a link made at now with the
  * pdf_reply_validity_minutes setting: 0 (never) when minutes < 0, else
  * now + 60 * minutes. */
 int64_t pdf_reply_expiry(int64_t now, int64_t validity_minutes);
 
+/* pdf_invite_expiry - expires value for an invitation made at now:
+ * now + 60 * validity_minutes, PDF_INVITE_VALIDITY_MINUTES when
+ * validity_minutes <= 0 (an invitation never lasts for ever). */
+int64_t pdf_invite_expiry(int64_t now, int64_t validity_minutes);
+
 /*
  * pdf_reply_link_make - the reply URL (caller frees). reply_url must be an
  * http:// or https:// URL without '#'; recipient and sender non-empty, at
- * most 998 bytes, without control characters; server_secret non-empty.
- * NULL with SG_E_INVAL otherwise.
+ * most 998 bytes, without control characters; server_secret non-empty;
+ * expires >= 0. NULL with SG_E_INVAL otherwise.
  */
 char *pdf_reply_link_make(const char *reply_url, const char *server_secret,
 	const char *recipient, const char *sender, int64_t expires, struct sg_error *err);
 
-enum pdf_reply_status {
-	PDF_REPLY_VALID,    /* MAC matches and not expired */
-	PDF_REPLY_EXPIRED,  /* MAC matches, now >= expires (expires != 0) */
-	PDF_REPLY_TAMPERED, /* missing/duplicate/malformed parameter or wrong MAC */
-};
-
-const char *pdf_reply_status_name(enum pdf_reply_status s);
+/*
+ * pdf_invite_link_make - the invitation URL (caller frees). invite_url as
+ * reply_url above; recipient and password_id as the reply link's values;
+ * expires > 0. NULL with SG_E_INVAL otherwise.
+ */
+char *pdf_invite_link_make(const char *invite_url, const char *server_secret,
+	const char *recipient, const char *password_id, int64_t expires,
+	struct sg_error *err);
 
 /*
- * pdf_reply_link_verify - check a reply URL (or only its query string, with
- * or without the leading '?') as the portal receives it. Unknown parameters
- * are ignored (the portal may add its own). The MAC is compared in constant
- * time and checked before the expiry, so EXPIRED is only reported for links
- * this server made. On VALID and EXPIRED, *recipient_r and *sender_r (both
- * may be NULL) get the decoded values (caller frees) and *expires_r (may be
- * NULL) the expiry; on TAMPERED they are set to NULL / 0.
+ * pdf_reply_link_verify / pdf_invite_link_verify - check a link (the whole
+ * URL, or only its query string, with or without the leading '?') as the
+ * portal receives it. Parameters other than p r s i e h are ignored (the
+ * portal may add its own); any of those six given twice is TAMPERED. The
+ * MAC is compared in constant time and checked before the expiry, so
+ * EXPIRED and WRONG_PURPOSE are only reported for links this server made
+ * (WRONG_PURPOSE: an invite link given to the reply check or the other way
+ * round). On VALID and EXPIRED, *recipient_r and *sender_r /
+ * *password_id_r (each may be NULL) get the decoded values (caller frees)
+ * and *expires_r (may be NULL) the expiry; otherwise they are set to
+ * NULL / 0. server_secret NULL or "" gives TAMPERED.
  */
-enum pdf_reply_status pdf_reply_link_verify(const char *url, const char *server_secret,
+enum pdf_link_status pdf_reply_link_verify(const char *url, const char *server_secret,
 	int64_t now, char **recipient_r, char **sender_r, int64_t *expires_r);
+enum pdf_link_status pdf_invite_link_verify(const char *url, const char *server_secret,
+	int64_t now, char **recipient_r, char **password_id_r, int64_t *expires_r);
 
 /* ============================================================ rendering */
 

@@ -1,9 +1,10 @@
 /*
  * pdf_secret.c - generated PDF passwords, password IDs, OTP derivation and
- * HMAC-protected reply links (F-PDF-3, F-PDF-5; guide §4.1.2-4.1.3, §13.2).
+ * HMAC-protected portal links: reply links and OTP invitation links
+ * (F-PDF-3, F-PDF-5, F-PORTAL-2; guide §4.1.2-4.1.3, §13.2).
  *
- * Called by the pipeline (passwords for a PDF recipient, reply links) and by
- * the portal (OTP, reply-link verification). Pure functions apart from the
+ * Called by the pipeline (passwords for a PDF recipient, reply and invite
+ * links) and by the portal (OTP, link verification). Pure functions apart from the
  * CSPRNG; safe in any thread. The algorithms are specified in pdf.h so that
  * third parties can compute OTPs; changing them breaks every issued PDF.
  * Invariant: no secret, password or MAC is logged or put into an error text.
@@ -20,7 +21,8 @@
 
 #define PDF_OTP_LABEL "sealgate-pdf-otp-v1"
 #define PDF_REPLY_LABEL "sealgate-pdf-reply-v1"
-#define PDF_REPLY_ADDR_MAX 998
+#define PDF_INVITE_LABEL "sealgate-pdf-invite-v1"
+#define PDF_LINK_VALUE_MAX 998
 #define PDF_MAC_LEN 32
 
 /* pdf_alpha_fill - out[0..len) = alphabet characters from the low 5 bits of
@@ -230,33 +232,70 @@ const char *pdf_route_name(enum pdf_route r)
 	return "?";
 }
 
-/* ------------------------------------------------------------ reply links */
+/* ------------------------------------------------------- signed links */
 
-int64_t pdf_reply_expiry(int64_t now, int64_t validity_minutes)
+/* One purpose of a signed link (the format is in pdf.h). */
+struct pdf_link_kind {
+	const char *label;    /* MAC label, the purpose */
+	const char *purpose;  /* value of p=, NULL = no p parameter (reply) */
+	char name1, name2;    /* parameter names of FIELD1, FIELD2 */
+	bool is_eternal_ok;   /* expires 0 (never) allowed */
+};
+
+static const struct pdf_link_kind pdf_link_reply = {
+	PDF_REPLY_LABEL, NULL, 'r', 's', true,
+};
+static const struct pdf_link_kind pdf_link_invite = {
+	PDF_INVITE_LABEL, "invite", 'r', 'i', false,
+};
+
+/* Parameters a link may carry; the index is the slot in pdf_link_parsed. */
+static const char pdf_link_names[] = "prsieh";
+
+struct pdf_link_parsed {
+	char *vals[6];  /* decoded values in the order of pdf_link_names, NULL = absent */
+};
+
+static int64_t pdf_minutes_after(int64_t now, int64_t validity_minutes)
 {
-	if (validity_minutes < 0)
-		return 0;
+	/* cap so that the product cannot overflow (about 17,000 years) */
 	if (validity_minutes > INT64_C(9000000000))
 		validity_minutes = INT64_C(9000000000);
 	return now + 60 * validity_minutes;
 }
 
-const char *pdf_reply_status_name(enum pdf_reply_status s)
+int64_t pdf_reply_expiry(int64_t now, int64_t validity_minutes)
+{
+	if (validity_minutes < 0)
+		return 0;
+	return pdf_minutes_after(now, validity_minutes);
+}
+
+int64_t pdf_invite_expiry(int64_t now, int64_t validity_minutes)
+{
+	return pdf_minutes_after(now, validity_minutes > 0 ? validity_minutes :
+		PDF_INVITE_VALIDITY_MINUTES);
+}
+
+const char *pdf_link_status_name(enum pdf_link_status s)
 {
 	switch (s) {
-	case PDF_REPLY_VALID:
+	case PDF_LINK_VALID:
 		return "valid";
-	case PDF_REPLY_EXPIRED:
+	case PDF_LINK_EXPIRED:
 		return "expired";
-	case PDF_REPLY_TAMPERED:
+	case PDF_LINK_TAMPERED:
 		return "tampered";
+	case PDF_LINK_WRONG_PURPOSE:
+		return "wrong_purpose";
 	}
 	return "?";
 }
 
-/* pdf_reply_mac - hex MAC of (recipient, sender, expires) into hex (65 bytes) */
-static int pdf_reply_mac(const char *secret, const char *recipient, const char *sender,
-	int64_t expires, char hex[2 * PDF_MAC_LEN + 1], struct sg_error *err)
+/* pdf_link_mac - hex MAC of (field1, field2, expires) for kind into hex */
+static int pdf_link_mac(const struct pdf_link_kind *kind, const char *secret,
+	const char *f1, const char *f2, int64_t expires, char hex[2 * PDF_MAC_LEN + 1],
+	struct sg_error *err)
 {
 	unsigned char mac[PDF_MAC_LEN];
 	char exp[24];
@@ -265,14 +304,14 @@ static int pdf_reply_mac(const char *secret, const char *recipient, const char *
 	static const char zero = '\0';
 
 	snprintf(exp, sizeof(exp), "%lld", (long long)expires);
-	parts[0] = PDF_REPLY_LABEL;
-	lens[0] = sizeof(PDF_REPLY_LABEL); /* with the 0x00 separator */
-	parts[1] = recipient;
-	lens[1] = strlen(recipient);
+	parts[0] = kind->label;
+	lens[0] = strlen(kind->label) + 1; /* with the 0x00 separator */
+	parts[1] = f1;
+	lens[1] = strlen(f1);
 	parts[2] = &zero;
 	lens[2] = 1;
-	parts[3] = sender;
-	lens[3] = strlen(sender);
+	parts[3] = f2;
+	lens[3] = strlen(f2);
 	parts[4] = &zero;
 	lens[4] = 1;
 	parts[5] = exp;
@@ -280,18 +319,19 @@ static int pdf_reply_mac(const char *secret, const char *recipient, const char *
 	if (pdf_hmac(secret, parts, lens, 6, mac, err) < 0)
 		return -1;
 	sg_hex(hex, mac, sizeof(mac));
+	OPENSSL_cleanse(mac, sizeof(mac));
 	return 0;
 }
 
-/* pdf_reply_value_ok - non-empty, bounded, no control characters */
-static bool pdf_reply_value_ok(const char *s)
+/* pdf_link_value_ok - non-empty, bounded, no control characters */
+static bool pdf_link_value_ok(const char *s)
 {
 	size_t n;
 
 	if (s == NULL)
 		return false;
 	n = strlen(s);
-	if (n == 0 || n > PDF_REPLY_ADDR_MAX)
+	if (n == 0 || n > PDF_LINK_VALUE_MAX)
 		return false;
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
@@ -322,47 +362,84 @@ static int pdf_pct_encode(struct sg_buf *b, const char *s, struct sg_error *err)
 	return 0;
 }
 
-char *pdf_reply_link_make(const char *reply_url, const char *server_secret,
-	const char *recipient, const char *sender, int64_t expires, struct sg_error *err)
+/* pdf_link_url_ok - an http(s) URL of printable ASCII without '#' and
+ * without characters that would break out of an HTML attribute */
+static bool pdf_link_url_ok(const char *url)
+{
+	size_t i;
+
+	if (url == NULL || (!sg_str_has_prefix_ci(url, "https://") &&
+	    !sg_str_has_prefix_ci(url, "http://")) || strchr(url, '#') != NULL)
+		return false;
+	for (i = 0; url[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)url[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '<' || c == '>' ||
+		    c == '\\')
+			return false;
+	}
+	return true;
+}
+
+/* pdf_link_make - base URL plus the signed parameters of kind */
+static char *pdf_link_make(const struct pdf_link_kind *kind, const char *base,
+	const char *secret, const char *f1, const char *f2, int64_t expires,
+	struct sg_error *err)
 {
 	struct sg_buf b;
 	char mac[2 * PDF_MAC_LEN + 1];
-	size_t i;
+	char sep = strchr(base, '?') != NULL ? '&' : '?';
 
-	if (reply_url == NULL || (!sg_str_has_prefix_ci(reply_url, "https://") &&
-	    !sg_str_has_prefix_ci(reply_url, "http://")) || strchr(reply_url, '#') != NULL) {
-		sg_error_set(err, SG_E_INVAL, "pdf: reply URL must be http(s):// without '#'");
-		return NULL;
-	}
-	for (i = 0; reply_url[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)reply_url[i];
-
-		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '<' || c == '>' ||
-		    c == '\\') {
-			sg_error_set(err, SG_E_INVAL, "pdf: reply URL has a character not allowed in a URL");
-			return NULL;
-		}
-	}
-	if (server_secret == NULL || server_secret[0] == '\0') {
-		sg_error_set(err, SG_E_INVAL, "pdf: reply link needs the server secret");
-		return NULL;
-	}
-	if (!pdf_reply_value_ok(recipient) || !pdf_reply_value_ok(sender) || expires < 0) {
-		sg_error_set(err, SG_E_INVAL, "pdf: bad reply link recipient, sender or expiry");
-		return NULL;
-	}
-	if (pdf_reply_mac(server_secret, recipient, sender, expires, mac, err) < 0)
+	if (pdf_link_mac(kind, secret, f1, f2, expires, mac, err) < 0)
 		return NULL;
 	sg_buf_init(&b, 16384);
-	if (sg_buf_append_str(&b, reply_url, err) < 0 ||
-	    sg_buf_append_str(&b, strchr(reply_url, '?') != NULL ? "&r=" : "?r=", err) < 0 ||
-	    pdf_pct_encode(&b, recipient, err) < 0 || sg_buf_append_str(&b, "&s=", err) < 0 ||
-	    pdf_pct_encode(&b, sender, err) < 0 ||
+	if (sg_buf_append_str(&b, base, err) < 0 ||
+	    (kind->purpose != NULL && sg_buf_printf(&b, err, "%cp=%s", sep, kind->purpose) < 0) ||
+	    sg_buf_printf(&b, err, "%c%c=", kind->purpose != NULL ? '&' : sep, kind->name1) < 0 ||
+	    pdf_pct_encode(&b, f1, err) < 0 || sg_buf_printf(&b, err, "&%c=", kind->name2) < 0 ||
+	    pdf_pct_encode(&b, f2, err) < 0 ||
 	    sg_buf_printf(&b, err, "&e=%lld&h=%s", (long long)expires, mac) < 0) {
 		sg_buf_deinit(&b);
 		return NULL;
 	}
 	return sg_buf_steal(&b);
+}
+
+/* pdf_link_make_checked - argument checks shared by both make functions */
+static char *pdf_link_make_checked(const struct pdf_link_kind *kind, const char *what,
+	const char *base, const char *secret, const char *f1, const char *f2,
+	int64_t expires, struct sg_error *err)
+{
+	if (!pdf_link_url_ok(base)) {
+		sg_error_set(err, SG_E_INVAL, "pdf: %s URL must be http(s):// of printable "
+			"characters without '#'", what);
+		return NULL;
+	}
+	if (secret == NULL || secret[0] == '\0') {
+		sg_error_set(err, SG_E_INVAL, "pdf: %s link needs the server secret", what);
+		return NULL;
+	}
+	if (!pdf_link_value_ok(f1) || !pdf_link_value_ok(f2) || expires < 0 ||
+	    (expires == 0 && !kind->is_eternal_ok)) {
+		sg_error_set(err, SG_E_INVAL, "pdf: bad %s link value or expiry", what);
+		return NULL;
+	}
+	return pdf_link_make(kind, base, secret, f1, f2, expires, err);
+}
+
+char *pdf_reply_link_make(const char *reply_url, const char *server_secret,
+	const char *recipient, const char *sender, int64_t expires, struct sg_error *err)
+{
+	return pdf_link_make_checked(&pdf_link_reply, "reply", reply_url, server_secret,
+		recipient, sender, expires, err);
+}
+
+char *pdf_invite_link_make(const char *invite_url, const char *server_secret,
+	const char *recipient, const char *password_id, int64_t expires,
+	struct sg_error *err)
+{
+	return pdf_link_make_checked(&pdf_link_invite, "invite", invite_url, server_secret,
+		recipient, password_id, expires, err);
 }
 
 /* pdf_hexval - value of a hex digit or -1 */
@@ -408,76 +485,149 @@ bad:
 	return NULL;
 }
 
-enum pdf_reply_status pdf_reply_link_verify(const char *url, const char *server_secret,
-	int64_t now, char **recipient_r, char **sender_r, int64_t *expires_r)
+static void pdf_link_parsed_free(struct pdf_link_parsed *lp)
 {
-	enum pdf_reply_status st = PDF_REPLY_TAMPERED;
-	char *vals[4] = { NULL, NULL, NULL, NULL }; /* r s e h */
-	static const char names[] = "rseh";
-	char mac[2 * PDF_MAC_LEN + 1];
-	const char *q, *p, *end, *eq;
-	uint64_t exp_u = 0;
-	struct sg_error err;
 	unsigned i;
 
-	if (recipient_r != NULL)
-		*recipient_r = NULL;
-	if (sender_r != NULL)
-		*sender_r = NULL;
-	if (expires_r != NULL)
-		*expires_r = 0;
-	if (url == NULL || server_secret == NULL || server_secret[0] == '\0')
-		return PDF_REPLY_TAMPERED;
+	for (i = 0; i < 6; i++) {
+		free(lp->vals[i]);
+		lp->vals[i] = NULL;
+	}
+}
+
+/* pdf_link_parse - the known parameters of url (or its query) into lp.
+ * 0, or -1 (duplicate parameter, bad escape) with lp freed. */
+static int pdf_link_parse(const char *url, struct pdf_link_parsed *lp)
+{
+	const char *q, *p, *end, *eq, *hit;
+	unsigned i;
+
+	memset(lp, 0, sizeof(*lp));
 	q = strchr(url, '?');
 	q = q != NULL ? q + 1 : url;
 	for (p = q; *p != '\0'; p = *end == '\0' ? end : end + 1) {
-		const char *hit;
-
 		end = strchr(p, '&');
 		if (end == NULL)
 			end = p + strlen(p);
 		eq = memchr(p, '=', (size_t)(end - p));
 		if (eq == NULL || eq - p != 1)
 			continue;
-		hit = strchr(names, *p);
-		if (hit == NULL || *p == '\0')
+		hit = strchr(pdf_link_names, *p);
+		if (hit == NULL)
 			continue;
-		i = (unsigned)(hit - names);
-		if (vals[i] != NULL)
-			goto out; /* duplicate parameter */
-		vals[i] = pdf_pct_decode(eq + 1, (size_t)(end - eq - 1));
-		if (vals[i] == NULL)
-			goto out;
+		i = (unsigned)(hit - pdf_link_names);
+		if (lp->vals[i] != NULL)
+			goto bad; /* duplicate parameter */
+		lp->vals[i] = pdf_pct_decode(eq + 1, (size_t)(end - eq - 1));
+		if (lp->vals[i] == NULL)
+			goto bad;
 	}
-	for (i = 0; i < 4; i++)
-		if (vals[i] == NULL)
-			goto out;
-	if (!pdf_reply_value_ok(vals[0]) || !pdf_reply_value_ok(vals[1]) ||
-	    strlen(vals[3]) != 2 * PDF_MAC_LEN)
-		goto out;
+	return 0;
+bad:
+	pdf_link_parsed_free(lp);
+	return -1;
+}
+
+/* pdf_link_val - the parsed value of parameter name */
+static char **pdf_link_val(struct pdf_link_parsed *lp, char name)
+{
+	return &lp->vals[strchr(pdf_link_names, name) - pdf_link_names];
+}
+
+/* pdf_link_kind_of - the purpose a parsed link claims: p=invite is an
+ * invitation, anything else a reply link (whose p is not its own) */
+static const struct pdf_link_kind *pdf_link_kind_of(struct pdf_link_parsed *lp)
+{
+	const char *p = *pdf_link_val(lp, 'p');
+
+	return p != NULL && strcmp(p, "invite") == 0 ? &pdf_link_invite : &pdf_link_reply;
+}
+
+/* pdf_link_check - the MAC and expiry of lp as a link of kind: VALID,
+ * EXPIRED or TAMPERED; *expires_r on VALID and EXPIRED */
+static enum pdf_link_status pdf_link_check(const struct pdf_link_kind *kind,
+	struct pdf_link_parsed *lp, const char *secret, int64_t now, int64_t *expires_r)
+{
+	const char *f1 = *pdf_link_val(lp, kind->name1), *f2 = *pdf_link_val(lp, kind->name2);
+	const char *e = *pdf_link_val(lp, 'e');
+	char *h = *pdf_link_val(lp, 'h');
+	char mac[2 * PDF_MAC_LEN + 1];
+	uint64_t exp_u = 0;
+	struct sg_error err;
+	size_t i;
+	int diff;
+
+	if (!pdf_link_value_ok(f1) || !pdf_link_value_ok(f2) || e == NULL || h == NULL ||
+	    strlen(h) != 2 * PDF_MAC_LEN)
+		return PDF_LINK_TAMPERED;
 	/* canonical decimal only: the MAC covers the decimal text */
-	if (sg_parse_u64(vals[2], (uint64_t)INT64_MAX, &exp_u) < 0 ||
-	    (vals[2][0] == '0' && vals[2][1] != '\0'))
-		goto out;
-	if (pdf_reply_mac(server_secret, vals[0], vals[1], (int64_t)exp_u, mac, &err) < 0)
-		goto out;
+	if (sg_parse_u64(e, (uint64_t)INT64_MAX, &exp_u) < 0 || (e[0] == '0' && e[1] != '\0'))
+		return PDF_LINK_TAMPERED;
+	if (exp_u == 0 && !kind->is_eternal_ok)
+		return PDF_LINK_TAMPERED;
+	if (pdf_link_mac(kind, secret, f1, f2, (int64_t)exp_u, mac, &err) < 0)
+		return PDF_LINK_TAMPERED;
 	for (i = 0; i < 2 * PDF_MAC_LEN; i++)
-		vals[3][i] = (char)tolower((unsigned char)vals[3][i]);
-	if (CRYPTO_memcmp(mac, vals[3], 2 * PDF_MAC_LEN) != 0)
-		goto out;
-	st = exp_u != 0 && now >= (int64_t)exp_u ? PDF_REPLY_EXPIRED : PDF_REPLY_VALID;
-	if (recipient_r != NULL) {
-		*recipient_r = vals[0];
-		vals[0] = NULL;
-	}
-	if (sender_r != NULL) {
-		*sender_r = vals[1];
-		vals[1] = NULL;
-	}
+		h[i] = (char)tolower((unsigned char)h[i]);
+	diff = CRYPTO_memcmp(mac, h, 2 * PDF_MAC_LEN);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	if (diff != 0)
+		return PDF_LINK_TAMPERED;
+	*expires_r = (int64_t)exp_u;
+	return exp_u != 0 && now >= (int64_t)exp_u ? PDF_LINK_EXPIRED : PDF_LINK_VALID;
+}
+
+/* pdf_link_verify - check url as a link of kind (see pdf.h) */
+static enum pdf_link_status pdf_link_verify(const struct pdf_link_kind *kind,
+	const char *url, const char *secret, int64_t now, char **f1_r, char **f2_r,
+	int64_t *expires_r)
+{
+	const struct pdf_link_kind *claimed;
+	struct pdf_link_parsed lp;
+	enum pdf_link_status st;
+	int64_t exp = 0;
+
+	if (f1_r != NULL)
+		*f1_r = NULL;
+	if (f2_r != NULL)
+		*f2_r = NULL;
 	if (expires_r != NULL)
-		*expires_r = (int64_t)exp_u;
-out:
-	for (i = 0; i < 4; i++)
-		free(vals[i]);
+		*expires_r = 0;
+	if (url == NULL || secret == NULL || secret[0] == '\0' || pdf_link_parse(url, &lp) < 0)
+		return PDF_LINK_TAMPERED;
+	claimed = pdf_link_kind_of(&lp);
+	st = pdf_link_check(claimed, &lp, secret, now, &exp);
+	if (claimed != kind) {
+		/* only a genuine link of the other purpose is "wrong purpose" */
+		pdf_link_parsed_free(&lp);
+		return st == PDF_LINK_TAMPERED ? PDF_LINK_TAMPERED : PDF_LINK_WRONG_PURPOSE;
+	}
+	if (st != PDF_LINK_TAMPERED) {
+		if (f1_r != NULL) {
+			*f1_r = *pdf_link_val(&lp, kind->name1);
+			*pdf_link_val(&lp, kind->name1) = NULL;
+		}
+		if (f2_r != NULL) {
+			*f2_r = *pdf_link_val(&lp, kind->name2);
+			*pdf_link_val(&lp, kind->name2) = NULL;
+		}
+		if (expires_r != NULL)
+			*expires_r = exp;
+	}
+	pdf_link_parsed_free(&lp);
 	return st;
+}
+
+enum pdf_link_status pdf_reply_link_verify(const char *url, const char *server_secret,
+	int64_t now, char **recipient_r, char **sender_r, int64_t *expires_r)
+{
+	return pdf_link_verify(&pdf_link_reply, url, server_secret, now, recipient_r,
+		sender_r, expires_r);
+}
+
+enum pdf_link_status pdf_invite_link_verify(const char *url, const char *server_secret,
+	int64_t now, char **recipient_r, char **password_id_r, int64_t *expires_r)
+{
+	return pdf_link_verify(&pdf_link_invite, url, server_secret, now, recipient_r,
+		password_id_r, expires_r);
 }

@@ -1,7 +1,9 @@
 /* test_pdf_secret.c - F-PDF-3 generated passwords, password IDs, validity
- * and OTP derivation; F-PDF-5 reply links (valid / expired / tampered).
- * The known answers were computed independently with Python's hmac and
- * hashlib modules from the algorithm text in pdf.h, not with this code. */
+ * and OTP derivation; F-PDF-5 reply links (valid / expired / tampered);
+ * F-PORTAL-2 invitation links (valid / expired / tampered / wrong purpose).
+ * The known answers were computed independently (Python's hmac and hashlib
+ * modules, openssl dgst -hmac) from the algorithm text in pdf.h, not with
+ * this code. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -329,7 +331,7 @@ static void test_F_PDF_5_link_valid_and_expired(void **state)
 	assert_non_null(url);
 	assert_non_null(strstr(url, "?lang=de&r="));
 	assert_int_equal(pdf_reply_link_verify(url, SECRET, 1000 + 3599, &r, &s, &exp),
-		PDF_REPLY_VALID);
+		PDF_LINK_VALID);
 	assert_string_equal(r, "b\xc3\xb6" "b+x@example.net");
 	assert_string_equal(s, "\"a b\"@example.com");
 	assert_int_equal(exp, 1000 + 3600);
@@ -337,9 +339,9 @@ static void test_F_PDF_5_link_valid_and_expired(void **state)
 	free(s);
 	/* the query string alone verifies too */
 	assert_int_equal(pdf_reply_link_verify(strchr(url, '?'), SECRET, 1000, NULL, NULL,
-		NULL), PDF_REPLY_VALID);
+		NULL), PDF_LINK_VALID);
 	assert_int_equal(pdf_reply_link_verify(url, SECRET, 1000 + 3600, &r, &s, &exp),
-		PDF_REPLY_EXPIRED);
+		PDF_LINK_EXPIRED);
 	assert_string_equal(r, "b\xc3\xb6" "b+x@example.net");
 	free(r);
 	free(s);
@@ -349,7 +351,7 @@ static void test_F_PDF_5_link_valid_and_expired(void **state)
 	url = pdf_reply_link_make(URL, SECRET, "r@x.example", "s@y.example", 0, &err);
 	assert_non_null(url);
 	assert_int_equal(pdf_reply_link_verify(url, SECRET, INT64_C(99999999999), NULL, NULL,
-		NULL), PDF_REPLY_VALID);
+		NULL), PDF_LINK_VALID);
 	free(url);
 }
 
@@ -396,19 +398,19 @@ static void test_F_PDF_5_link_tampered(void **state)
 	(void)state;
 	assert_non_null(url);
 	assert_int_equal(pdf_reply_link_verify(url, SECRET, 1000, NULL, NULL, NULL),
-		PDF_REPLY_VALID);
+		PDF_LINK_VALID);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *bad = subst(url, cases[i].from, cases[i].to);
-		enum pdf_reply_status st = pdf_reply_link_verify(bad, SECRET, 1000, NULL, NULL,
+		enum pdf_link_status st = pdf_reply_link_verify(bad, SECRET, 1000, NULL, NULL,
 			NULL);
 
-		if (st != PDF_REPLY_TAMPERED)
-			fail_msg("%s: got %s want tampered", cases[i].name, pdf_reply_status_name(st));
+		if (st != PDF_LINK_TAMPERED)
+			fail_msg("%s: got %s want tampered", cases[i].name, pdf_link_status_name(st));
 		free(bad);
 	}
 	/* wrong server secret; outputs are cleared on TAMPERED */
 	assert_int_equal(pdf_reply_link_verify(url, "other", 1000, &r, &s, &exp),
-		PDF_REPLY_TAMPERED);
+		PDF_LINK_TAMPERED);
 	assert_null(r);
 	assert_null(s);
 	assert_int_equal(exp, 0);
@@ -420,13 +422,13 @@ static void test_F_PDF_5_link_tampered(void **state)
 			if (*h >= 'a' && *h <= 'f')
 				*h = (char)(*h - 'a' + 'A');
 		assert_int_equal(pdf_reply_link_verify(up, SECRET, 1000, NULL, NULL, NULL),
-			PDF_REPLY_VALID);
+			PDF_LINK_VALID);
 		free(up);
 	}
 	assert_int_equal(pdf_reply_link_verify("", SECRET, 1000, NULL, NULL, NULL),
-		PDF_REPLY_TAMPERED);
+		PDF_LINK_TAMPERED);
 	assert_int_equal(pdf_reply_link_verify(NULL, SECRET, 1000, NULL, NULL, NULL),
-		PDF_REPLY_TAMPERED);
+		PDF_LINK_TAMPERED);
 	free(url);
 }
 
@@ -443,6 +445,234 @@ static void test_F_PDF_5_link_make_refuses(void **state)
 	assert_null(pdf_reply_link_make(URL, SECRET, "", "c@d", 1, &err));
 	assert_null(pdf_reply_link_make(URL, SECRET, "a@b\r\nX: y", "c@d", 1, &err));
 	assert_null(pdf_reply_link_make(URL, SECRET, "a@b", "c@d", -5, &err));
+}
+
+/* ---------------------------------------------------------- invite links */
+
+#define IURL "https://portal.example.com/portal/invite"
+/* openssl dgst -sha256 -hmac server-secret over "sealgate-pdf-invite-v1\0"
+ * "bob@example.net\0ABCDEFGHJKLM\0" "1900000000" (printf '...\000...'),
+ * computed outside this code */
+#define IMAC "a97058bb1e26eac8acb4aebed51a665d3c9421d98d3d07005319b6dc4fb8e848"
+#define ILINK IURL "?p=invite&r=bob%40example.net&i=ABCDEFGHJKLM&e=1900000000&h=" IMAC
+
+static void test_F_PORTAL_2_invite_known_answer(void **state)
+{
+	struct sg_error err;
+	char *url = pdf_invite_link_make(IURL, SECRET, "bob@example.net", "ABCDEFGHJKLM",
+		1900000000, &err);
+
+	(void)state;
+	assert_non_null(url);
+	assert_string_equal(url, ILINK);
+	free(url);
+	/* the hand-written known link verifies, with its values */
+	{
+		char *r = NULL, *id = NULL;
+		int64_t exp = 0;
+
+		assert_int_equal(pdf_invite_link_verify(ILINK, SECRET, 1000, &r, &id, &exp),
+			PDF_LINK_VALID);
+		assert_string_equal(r, "bob@example.net");
+		assert_string_equal(id, "ABCDEFGHJKLM");
+		assert_int_equal(exp, 1900000000);
+		free(r);
+		free(id);
+	}
+}
+
+static void test_F_PORTAL_2_invite_valid_and_expired(void **state)
+{
+	struct sg_error err;
+	char *r = NULL, *id = NULL;
+	int64_t exp = 0, e = pdf_invite_expiry(1000, 0);
+	char *url;
+
+	(void)state;
+	/* default validity: 7 days; an explicit one is taken as it is */
+	assert_int_equal(e, 1000 + 60 * PDF_INVITE_VALIDITY_MINUTES);
+	assert_int_equal(PDF_INVITE_VALIDITY_MINUTES, 7 * 24 * 60);
+	assert_int_equal(pdf_invite_expiry(1000, -1), e);
+	assert_int_equal(pdf_invite_expiry(1000, 60), 1000 + 3600);
+	url = pdf_invite_link_make(IURL "?lang=de", SECRET, "b\xc3\xb6" "b+x@example.net",
+		"ZZZZ2345ABCD", e, &err);
+	assert_non_null(url);
+	assert_non_null(strstr(url, "?lang=de&p=invite&r=b%C3%B6b%2Bx%40example.net&i="));
+	assert_int_equal(pdf_invite_link_verify(url, SECRET, e - 1, &r, &id, &exp),
+		PDF_LINK_VALID);
+	assert_string_equal(r, "b\xc3\xb6" "b+x@example.net");
+	assert_string_equal(id, "ZZZZ2345ABCD");
+	assert_int_equal(exp, e);
+	free(r);
+	free(id);
+	/* the query string alone, with or without '?' */
+	assert_int_equal(pdf_invite_link_verify(strchr(url, '?'), SECRET, 1000, NULL, NULL,
+		NULL), PDF_LINK_VALID);
+	assert_int_equal(pdf_invite_link_verify(strchr(url, '?') + 1, SECRET, 1000, NULL,
+		NULL, NULL), PDF_LINK_VALID);
+	/* expired at exactly e; the values are still returned */
+	assert_int_equal(pdf_invite_link_verify(url, SECRET, e, &r, &id, &exp),
+		PDF_LINK_EXPIRED);
+	assert_string_equal(r, "b\xc3\xb6" "b+x@example.net");
+	assert_string_equal(id, "ZZZZ2345ABCD");
+	assert_int_equal(exp, e);
+	free(r);
+	free(id);
+	free(url);
+}
+
+static void test_F_PORTAL_2_invite_tampered(void **state)
+{
+	char *r = (char *)"x", *id = (char *)"x";
+	int64_t exp = 5;
+	const struct {
+		const char *name, *from, *to;
+	} cases[] = {
+		{ "recipient changed", "r=bob", "r=eve" },
+		{ "password ID changed", "i=ABCDEFGHJKLM", "i=ABCDEFGHJKLN" },
+		{ "expiry extended", "e=1900000000", "e=1900000001" },
+		{ "expiry removed (never)", "e=1900000000", "e=0" },
+		{ "expiry with leading zero", "e=1900000000", "e=01900000000" },
+		{ "expiry negative", "e=1900000000", "e=-1900000000" },
+		{ "mac changed", "&h=a9", "&h=a8" },
+		{ "mac truncated", "e848", "e84" },
+		{ "mac missing", "&h=", "&x=" },
+		{ "password ID missing", "&i=", "&x=" },
+		{ "recipient missing", "&r=", "&x=" },
+		{ "purpose missing", "?p=invite&", "?" },
+		{ "duplicate password ID", "&e=", "&i=ZZZZ&e=" },
+		{ "duplicate purpose", "&r=", "&p=invite&r=" },
+		{ "bad percent escape", "%40example.net", "%4gexample.net" },
+		{ "NUL escape", "bob%40", "bob%00" },
+		{ "control character", "bob%40", "bob%0A" },
+	};
+	size_t i;
+
+	(void)state;
+	assert_int_equal(pdf_invite_link_verify(ILINK, SECRET, 1000, NULL, NULL, NULL),
+		PDF_LINK_VALID);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *bad = subst(ILINK, cases[i].from, cases[i].to);
+		enum pdf_link_status st = pdf_invite_link_verify(bad, SECRET, 1000, NULL, NULL,
+			NULL);
+
+		if (st != PDF_LINK_TAMPERED)
+			fail_msg("%s: got %s want tampered", cases[i].name, pdf_link_status_name(st));
+		free(bad);
+	}
+	/* wrong server secret (also for an expired link); outputs cleared */
+	assert_int_equal(pdf_invite_link_verify(ILINK, "other", 1000, &r, &id, &exp),
+		PDF_LINK_TAMPERED);
+	assert_null(r);
+	assert_null(id);
+	assert_int_equal(exp, 0);
+	assert_int_equal(pdf_invite_link_verify(ILINK, "other", INT64_C(2000000000), NULL,
+		NULL, NULL), PDF_LINK_TAMPERED);
+	assert_int_equal(pdf_invite_link_verify(ILINK, "", 1000, NULL, NULL, NULL),
+		PDF_LINK_TAMPERED);
+	assert_int_equal(pdf_invite_link_verify(ILINK, NULL, 1000, NULL, NULL, NULL),
+		PDF_LINK_TAMPERED);
+	assert_int_equal(pdf_invite_link_verify("", SECRET, 1000, NULL, NULL, NULL),
+		PDF_LINK_TAMPERED);
+	assert_int_equal(pdf_invite_link_verify(NULL, SECRET, 1000, NULL, NULL, NULL),
+		PDF_LINK_TAMPERED);
+}
+
+/*
+ * A reply link is never accepted as an invitation and an invitation never
+ * as a reply link: a genuine link of the other purpose is WRONG_PURPOSE
+ * (expired or not), a forged one TAMPERED; relabelling a link (adding or
+ * removing p=invite, renaming its parameters) does not make its MAC valid
+ * for the other purpose.
+ */
+static void test_F_PORTAL_2_invite_reply_wrong_purpose(void **state)
+{
+	struct sg_error err;
+	char *reply = pdf_reply_link_make(URL, SECRET, "bob@example.net", "alice@example.com",
+		1900000000, &err);
+	char *invite = pdf_invite_link_make(IURL, SECRET, "bob@example.net", "alice@example.com",
+		1900000000, &err);
+	char *r = (char *)"x", *x = (char *)"x", *bad;
+	int64_t exp = 5;
+
+	(void)state;
+	assert_non_null(reply);
+	assert_non_null(invite);
+	/* same field values, different purposes: different MACs */
+	assert_string_not_equal(strstr(reply, "&h="), strstr(invite, "&h="));
+	assert_int_equal(pdf_reply_link_verify(reply, SECRET, 1000, NULL, NULL, NULL),
+		PDF_LINK_VALID);
+	assert_int_equal(pdf_invite_link_verify(invite, SECRET, 1000, NULL, NULL, NULL),
+		PDF_LINK_VALID);
+	assert_int_equal(pdf_invite_link_verify(reply, SECRET, 1000, &r, &x, &exp),
+		PDF_LINK_WRONG_PURPOSE);
+	assert_null(r);
+	assert_null(x);
+	assert_int_equal(exp, 0);
+	assert_int_equal(pdf_reply_link_verify(invite, SECRET, 1000, &r, &x, &exp),
+		PDF_LINK_WRONG_PURPOSE);
+	assert_null(r);
+	assert_null(x);
+	/* expired and of the other purpose: still the purpose is wrong */
+	assert_int_equal(pdf_invite_link_verify(reply, SECRET, 1900000000, NULL, NULL, NULL),
+		PDF_LINK_WRONG_PURPOSE);
+	assert_int_equal(pdf_reply_link_verify(ILINK, SECRET, 1900000000, NULL, NULL, NULL),
+		PDF_LINK_WRONG_PURPOSE);
+	/* a forged link of the other purpose is tampered, not wrong purpose */
+	bad = subst(ILINK, "r=bob", "r=eve");
+	assert_int_equal(pdf_reply_link_verify(bad, SECRET, 1000, NULL, NULL, NULL),
+		PDF_LINK_TAMPERED);
+	free(bad);
+	bad = subst(reply, "r=bob", "r=eve");
+	assert_int_equal(pdf_invite_link_verify(bad, SECRET, 1000, NULL, NULL, NULL),
+		PDF_LINK_TAMPERED);
+	free(bad);
+	/* relabelled: a reply link presented as an invitation (p=invite added,
+	 * s renamed to i) and an invitation presented as a reply link */
+	bad = subst(reply, "?r=", "?p=invite&r=");
+	assert_int_equal(pdf_invite_link_verify(bad, SECRET, 1000, NULL, NULL, NULL),
+		PDF_LINK_TAMPERED);
+	free(bad);
+	{
+		char *t = subst(reply, "?r=", "?p=invite&r=");
+
+		bad = subst(t, "&s=", "&i=");
+		free(t);
+		assert_int_equal(pdf_invite_link_verify(bad, SECRET, 1000, NULL, NULL, NULL),
+			PDF_LINK_TAMPERED);
+		free(bad);
+		t = subst(invite, "?p=invite&", "?");
+		bad = subst(t, "&i=", "&s=");
+		free(t);
+		assert_int_equal(pdf_reply_link_verify(bad, SECRET, 1000, NULL, NULL, NULL),
+			PDF_LINK_TAMPERED);
+		free(bad);
+	}
+	assert_string_equal(pdf_link_status_name(PDF_LINK_WRONG_PURPOSE), "wrong_purpose");
+	free(reply);
+	free(invite);
+}
+
+static void test_F_PORTAL_2_invite_make_refuses(void **state)
+{
+	struct sg_error err;
+
+	(void)state;
+	assert_null(pdf_invite_link_make("ftp://x.example/i", SECRET, "a@b", "ID", 1, &err));
+	assert_int_equal(err.code, SG_E_INVAL);
+	assert_null(pdf_invite_link_make(IURL "#frag", SECRET, "a@b", "ID", 1, &err));
+	assert_null(pdf_invite_link_make(IURL "\"x", SECRET, "a@b", "ID", 1, &err));
+	assert_null(pdf_invite_link_make(NULL, SECRET, "a@b", "ID", 1, &err));
+	assert_null(pdf_invite_link_make(IURL, "", "a@b", "ID", 1, &err));
+	assert_null(pdf_invite_link_make(IURL, NULL, "a@b", "ID", 1, &err));
+	assert_null(pdf_invite_link_make(IURL, SECRET, "", "ID", 1, &err));
+	assert_null(pdf_invite_link_make(IURL, SECRET, "a@b", "", 1, &err));
+	assert_null(pdf_invite_link_make(IURL, SECRET, "a@b", NULL, 1, &err));
+	assert_null(pdf_invite_link_make(IURL, SECRET, "a@b\r\nX: y", "ID", 1, &err));
+	/* an invitation always expires */
+	assert_null(pdf_invite_link_make(IURL, SECRET, "a@b", "ID", 0, &err));
+	assert_int_equal(err.code, SG_E_INVAL);
+	assert_null(pdf_invite_link_make(IURL, SECRET, "a@b", "ID", -5, &err));
 }
 
 int main(void)
@@ -462,6 +692,11 @@ int main(void)
 		cmocka_unit_test(test_F_PDF_5_link_valid_and_expired),
 		cmocka_unit_test(test_F_PDF_5_link_tampered),
 		cmocka_unit_test(test_F_PDF_5_link_make_refuses),
+		cmocka_unit_test(test_F_PORTAL_2_invite_known_answer),
+		cmocka_unit_test(test_F_PORTAL_2_invite_valid_and_expired),
+		cmocka_unit_test(test_F_PORTAL_2_invite_tampered),
+		cmocka_unit_test(test_F_PORTAL_2_invite_reply_wrong_purpose),
+		cmocka_unit_test(test_F_PORTAL_2_invite_make_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
