@@ -244,9 +244,11 @@ static int mpa_smime_auto_request(struct mpa_ctx *ctx, const char *email, const 
 
 /*
  * mpa_smime_sign - sign in[0..len) for the group's decision with the
- * originator's signing certificate into out (initialised here). 1 signed,
- * 0 not signed (no usable certificate, no key, or signing failed: logged;
- * signing never stops the message), -1 temporary error (err set).
+ * originator's signing certificate into out (initialised here): clear
+ * (multipart/signed) or, when the sender's smime_signing_mode is opaque,
+ * application/pkcs7-mime signed-data. 1 signed, 0 not signed (no usable
+ * certificate, no key, or signing failed: logged; signing never stops the
+ * message), -1 temporary error (err set).
  */
 static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
 	const void *in, size_t len, struct sg_buf *out, struct sg_error *err)
@@ -265,6 +267,7 @@ static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
 	unsigned flags = 0, vflags = 0;
 	struct sg_error e;
 	char esc[POLICY_ADDR_MAX * 4];
+	const char *mode;
 	int rc = -1, found;
 
 	sg_buf_init(out, MPA_SMIME_OUT_MAX(len));
@@ -311,6 +314,10 @@ static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
 	signer = (struct smime_signer){cert->x509, issuers, mpa_sign_cb, &arg};
 	if (d->sign_alg != NULL && smime_digest_parse(d->sign_alg, &opts.digest) < 0)
 		opts.digest = SMIME_DIGEST_SHA256;
+	/* the mode is the sender's (SPEC §11: signing belongs to the sender) */
+	mode = policy_props_get(sp, POLICY_P_SMIME_SIGNING_MODE, NULL);
+	if (mode != NULL && strcmp(mode, "opaque") == 0)
+		opts.flags |= SMIME_SIGN_OPAQUE;
 	opts.max_output = out->max;
 	if (smime_sign(in, len, &signer, &opts, out, err) < 0)
 		goto fail;

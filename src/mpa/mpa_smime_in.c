@@ -8,9 +8,11 @@
  * any stored key named by a recipient info; strict: only keys allowed by
  * rules a/b/c of F-SMIME-3, otherwise the message stays encrypted) and
  * verifying every signer against the roots, CRLs and CTL (pki_cert_verify,
- * purpose sign) - collect the certificates of signatures into the store,
- * remove the signature when asked, and write the X-Sealgate-Info-* fields
- * (one set per layer) and, with add_security_info, the subject tags.
+ * purpose sign) - collect the certificates of signatures into the store
+ * and the CRLs they carry into the CRL store (only those signed by a valid
+ * issuer, before the signers are checked: mpa_crl_cb), remove the signature
+ * when asked, and write the X-Sealgate-Info-* fields (one set per layer)
+ * and, with add_security_info, the subject tags.
  *
  * Called by the method dispatch (mpa_method.c) in an MPA worker thread.
  * Private keys stay behind pki_key.h (pki_key_cms_decrypt).
@@ -26,6 +28,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #define MPA_INFO_PREFIX "X-Sealgate-Info-"
@@ -250,6 +253,59 @@ static int mpa_trust_cb(void *arg, X509 *signer, STACK_OF(X509) *certs, int64_t 
 	if (v.is_valid)
 		return 1;
 	sg_strlcpy(info, v.reason, infolen);
+	return 0;
+}
+
+/*
+ * mpa_crl_cb - smime_crl_fn (F-SMIME-4): a CRL carried in a signature goes
+ * into the CRL store through the import of `sealgate crl import`, but only
+ * when its signature verifies with an issuer certificate that is valid now
+ * (stored, or carried in the same signature: collected first) - a CRL from
+ * hostile input must not replace the issuer's real one. A CRL not newer
+ * than the stored one keeps the stored one (the import's rule). Refused
+ * CRLs are logged with the mail ID and skipped; only a temporary (store)
+ * error fails the message (deferred).
+ */
+static int mpa_crl_cb(void *arg, X509_CRL *crl, STACK_OF(X509) *certs, struct sg_error *err)
+{
+	struct mpa_trust *t = arg;
+	struct pki *pki = t->ctx->mpa->pki;
+	struct pki_crl_info info;
+	struct sg_error e;
+	unsigned char *der = NULL;
+	char src[64], esc[600];
+	int len, rc;
+
+	if (mpa_collect(pki, certs, err) < 0)
+		return -1;
+	len = i2d_X509_CRL(crl, &der);
+	if (len <= 0) {
+		ERR_clear_error();
+		sg_log_mail(SG_LOG_WARN, t->ctx->id, "a CRL in the signature cannot be "
+			"encoded: not imported");
+		return 0;
+	}
+	snprintf(src, sizeof(src), "signature of %s", t->ctx->id);
+	rc = pki_crl_import_ex(pki, der, (size_t)len, src, PKI_CRL_IMPORT_TRUSTED_ISSUER,
+		&info, &e);
+	OPENSSL_free(der);
+	if (rc < 0 && mpa_is_temporary(&e)) {
+		*err = e;
+		return -1;
+	}
+	if (rc < 0) {
+		sg_log_esc(esc, sizeof(esc), e.msg, strlen(e.msg));
+		sg_log_mail(SG_LOG_WARN, t->ctx->id, "CRL in the signature not imported: %s",
+			esc);
+		return 0;
+	}
+	sg_log_esc(esc, sizeof(esc), info.issuer, strlen(info.issuer));
+	if (rc == PKI_CRL_ADDED)
+		sg_log_mail(SG_LOG_INFO, t->ctx->id, "CRL of %s from the signature added to "
+			"the CRL store (%lld entries)", esc, (long long)info.n_entries);
+	else
+		sg_log_mail(SG_LOG_INFO, t->ctx->id, "CRL of %s from the signature is not newer "
+			"than the stored one: kept the stored one", esc);
 	return 0;
 }
 
@@ -538,6 +594,8 @@ enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
 	opts.decrypt_arg = &dc;
 	opts.trust = mpa_trust_cb;
 	opts.trust_arg = &tr;
+	opts.crl = mpa_crl_cb;
+	opts.crl_arg = &tr;
 	if (d->flags & POLICY_D_REMOVE_SIGNATURE)
 		opts.flags |= SMIME_OPEN_REMOVE_SIGNATURE;
 	opts.max_output = in.len + (1u << 20);

@@ -152,6 +152,8 @@ enum pki_purpose {
 	PKI_PURPOSE_ANY,            /* chain valid and usable to sign or encrypt */
 	PKI_PURPOSE_ENCRYPT,        /* keyEncipherment (RSA) / keyAgreement (EC) */
 	PKI_PURPOSE_SIGN,           /* digitalSignature or nonRepudiation */
+	PKI_PURPOSE_CRL_SIGN,       /* a CRL issuer: cRLSign when it has a key
+	                               usage; no S/MIME EKU needed */
 };
 
 enum pki_verify_flags {
@@ -224,6 +226,22 @@ enum pki_crl_result { PKI_CRL_ADDED = 1, PKI_CRL_OLDER = 0 };
  */
 int pki_crl_import(struct pki *pki, const void *data, size_t len, const char *source,
 	struct pki_crl_info *info_r, struct sg_error *err);
+enum pki_crl_import_flags {
+	/*
+	 * For CRLs from untrusted sources (carried in a signature, F-SMIME-4):
+	 * store the CRL only when its signature verifies with a stored issuer
+	 * certificate that is itself valid now (pki_cert_verify with
+	 * PKI_PURPOSE_CRL_SIGN: path to a root, not revoked, not black-listed).
+	 * Otherwise nothing is stored and -1: SG_E_NOTFOUND no issuer
+	 * certificate in the store, SG_E_CRYPTO the signature does not verify,
+	 * SG_E_POLICY the issuer certificate is not valid.
+	 */
+	PKI_CRL_IMPORT_TRUSTED_ISSUER = 1u << 0,
+};
+/* pki_crl_import_ex - pki_crl_import with flags (enum pki_crl_import_flags);
+ * the same store rules (newest per issuer, PKI_CRL_OLDER). */
+int pki_crl_import_ex(struct pki *pki, const void *data, size_t len, const char *source,
+	unsigned flags, struct pki_crl_info *info_r, struct sg_error *err);
 typedef int pki_crl_cb(const struct pki_crl_info *i, void *arg, struct sg_error *err);
 int pki_crl_list(struct pki *pki, pki_crl_cb *cb, void *arg, struct sg_error *err);
 /* pki_crl_get - 1 found, 0 not, -1 error. */

@@ -1,6 +1,8 @@
 /*
  * pki_crl.c - the CRL store (SPEC F-PKI-5, RFC 5280 §5): import (DER/PEM),
- * signature check against the issuer certificate when known, the newest CRL
+ * signature check against the issuer certificate when known (or, for CRLs
+ * from hostile input, PKI_CRL_IMPORT_TRUSTED_ISSUER: only with a valid
+ * issuer certificate - F-SMIME-4 CRLs carried in signatures), the newest CRL
  * per (issuer name, authority key id), entries in an indexed table so a
  * revocation lookup is one B-tree probe (O(log n)) even with a million
  * entries, and download from the distribution points of stored certificates
@@ -299,8 +301,42 @@ static int crl_insert(struct pki *pki, const struct pki_crl_info *i, const char 
 	return r == 1 ? 0 : -1;
 }
 
+/* signer_valid - PKI_CRL_IMPORT_TRUSTED_ISSUER: the verified issuer
+ * certificate (thumbprint) is valid now as a CRL issuer; 0 or -1 with err */
+static int signer_valid(struct pki *pki, const char *thumbprint, const char *issuer,
+	struct sg_error *err)
+{
+	struct pki_cert *c = NULL;
+	struct pki_verdict v;
+	int r;
+
+	r = pki_cert_get(pki, thumbprint, &c, err);
+	if (r <= 0) {
+		if (r == 0)
+			sg_error_set(err, SG_E_NOTFOUND, "CRL of %s: issuer certificate vanished",
+				issuer);
+		return -1;
+	}
+	r = pki_cert_verify(pki, c, PKI_PURPOSE_CRL_SIGN, 0, 0, &v, err);
+	pki_cert_free(&c);
+	if (r < 0)
+		return -1;
+	if (!v.is_valid) {
+		sg_error_set(err, SG_E_POLICY, "CRL of %s: issuer certificate not valid: %s",
+			issuer, v.reason);
+		return -1;
+	}
+	return 0;
+}
+
 int pki_crl_import(struct pki *pki, const void *data, size_t len, const char *source,
 	struct pki_crl_info *info_r, struct sg_error *err)
+{
+	return pki_crl_import_ex(pki, data, len, source, 0, info_r, err);
+}
+
+int pki_crl_import_ex(struct pki *pki, const void *data, size_t len, const char *source,
+	unsigned flags, struct pki_crl_info *info_r, struct sg_error *err)
 {
 	struct pki_crl_info info;
 	X509_CRL *crl = NULL;
@@ -339,6 +375,15 @@ int pki_crl_import(struct pki *pki, const void *data, size_t len, const char *so
 		sg_error_set(err, SG_E_CRYPTO, "CRL of %s: signature does not verify with the "
 			"issuer certificate", info.issuer);
 		goto out;
+	}
+	if ((flags & PKI_CRL_IMPORT_TRUSTED_ISSUER) != 0) {
+		if (r == 0) {
+			sg_error_set(err, SG_E_NOTFOUND, "CRL of %s: no issuer certificate in the "
+				"store", info.issuer);
+			goto out;
+		}
+		if (signer_valid(pki, info.signer, info.issuer, err) < 0)
+			goto out;
 	}
 	r = existing(pki, h, akid, info.issuer, &old_id, old_num, &old_this, err);
 	if (r < 0)

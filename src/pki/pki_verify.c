@@ -314,6 +314,15 @@ static bool usage_ok(X509 *x, enum pki_purpose purpose, char *out, size_t outsz)
 	bool has_ku = (fl & EXFLAG_KUSAGE) != 0;
 	bool enc_ok, sig_ok;
 
+	if (purpose == PKI_PURPOSE_CRL_SIGN) {
+		/* a CA's EKU (if any) constrains what it issues, not its CRLs */
+		if (has_ku && (ku & KU_CRL_SIGN) == 0) {
+			snprintf(out, outsz, "key usage does not allow signing CRLs "
+				"(cRLSign missing)");
+			return false;
+		}
+		return true;
+	}
 	if ((fl & EXFLAG_XKUSAGE) != 0 &&
 		(X509_get_extended_key_usage(x) & (XKU_SMIME | XKU_ANYEKU)) == 0) {
 		snprintf(out, outsz, "extended key usage does not include emailProtection");

@@ -33,6 +33,7 @@ static const char *const ev_enc_alg[] = {"aes256", "aes192", "aes128", "aes256-g
 	"aes128-gcm", "3des", "rc2", "cast5", "camellia256", "camellia192", "camellia128", "seed",
 	NULL};
 static const char *const ev_sign_alg[] = {"sha256", "sha384", "sha512", "sha1", NULL};
+static const char *const ev_sign_mode[] = {"clear", "opaque", NULL};
 static const char *const ev_key_transport[] = {"pkcs1v15", "oaep", NULL};
 static const char *const ev_pfx[] = {"aes256", "legacy3des", NULL};
 
@@ -79,6 +80,8 @@ static const struct policy_prop_def defs[POLICY_P__COUNT] = {
 		"aes256", R, ev_enc_alg, 0, 0, 16, "S/MIME content encryption algorithm"},
 	[POLICY_P_SMIME_SIGNING_ALGORITHM] = {"smime_signing_algorithm", POLICY_T_ENUM, "sha256",
 		R, ev_sign_alg, 0, 0, 16, "S/MIME signature digest"},
+	[POLICY_P_SMIME_SIGNING_MODE] = {"smime_signing_mode", POLICY_T_ENUM, "clear", S,
+		ev_sign_mode, 0, 0, 16, "clear (multipart/signed) or opaque (signed-data)"},
 	[POLICY_P_SMIME_KEY_TRANSPORT] = {"smime_key_transport", POLICY_T_ENUM, "pkcs1v15", R,
 		ev_key_transport, 0, 0, 16, "RSA key transport: pkcs1v15 or oaep"},
 	[POLICY_P_SMIME_AUTO_SELECT_CERTIFICATES] = {"smime_auto_select_certificates",

@@ -47,6 +47,7 @@
 #define SMIME_DEFAULT_MAX (64u << 20) /* output cap when an opts max is 0 */
 #define SMIME_MAX_RECIPIENTS 10000    /* recipient infos smime_open accepts */
 #define SMIME_MAX_SIGNERS 100         /* signer infos per signed layer */
+#define SMIME_MAX_CRLS 16             /* CRLs offered per signed layer */
 
 /* ------------------------------------------------------------------ sign */
 
@@ -201,6 +202,20 @@ typedef int smime_decrypt_fn(void *arg, CMS_ContentInfo *cms,
 typedef int smime_trust_fn(void *arg, X509 *signer, STACK_OF(X509) *certs,
 	int64_t at, char *info, size_t infolen, struct sg_error *err);
 
+/*
+ * smime_crl_fn - one CRL carried in a signed layer (the crls field of its
+ * SignedData, RFC 5652 §5.1), offered before that layer's signers are
+ * checked for trust, so that a CRL the signature carries already counts for
+ * them (F-SMIME-4). certs holds every certificate of the signature plus
+ * opts->extra_certs (candidate issuers). crl and certs are borrowed for the
+ * call; the CRL is hostile input: the callback decides whether it is kept
+ * (its signature checked against a trusted issuer). At most SMIME_MAX_CRLS
+ * per layer are offered. Returns 0 to go on, -1 error (err set: smime_open
+ * fails with it, e.g. a store error).
+ */
+typedef int smime_crl_fn(void *arg, X509_CRL *crl, STACK_OF(X509) *certs,
+	struct sg_error *err);
+
 enum smime_open_flags {
 	/* Unwrap signatures (F-SMIME-6 "remove signature"): the output holds the
 	 * signed content instead of the multipart/signed or signed-data. Without
@@ -214,6 +229,8 @@ struct smime_open_opts {
 	void *decrypt_arg;
 	smime_trust_fn *trust;        /* NULL: trust is not checked (-1 below) */
 	void *trust_arg;
+	smime_crl_fn *crl;            /* NULL: CRLs in signatures are ignored */
+	void *crl_arg;
 	STACK_OF(X509) *extra_certs;  /* signer certificates the message may lack
 	                                 (borrowed, may be NULL) */
 	unsigned flags;               /* enum smime_open_flags */
@@ -264,6 +281,8 @@ struct smime_layer {
 	size_t n_signers;
 	STACK_OF(X509) *certs;        /* every certificate in the signature (owned,
 	                                 may be NULL): collect into the store */
+	size_t n_crls;                /* CRLs the signature carries (all of them,
+	                                 also those past SMIME_MAX_CRLS) */
 };
 
 struct smime_result {
@@ -282,8 +301,9 @@ int smime_is_smime(const void *msg, size_t len);
 
 /*
  * smime_open - the incoming path: unwrap the S/MIME layers of msg from the
- * outside in (decrypt with opts->decrypt, verify every signer, check trust
- * with opts->trust), up to max_depth layers; more is -1 SG_E_LIMIT. Fills
+ * outside in (decrypt with opts->decrypt, verify every signer, offer the
+ * CRLs of each signature to opts->crl, then check trust with opts->trust),
+ * up to max_depth layers; more is -1 SG_E_LIMIT. Fills
  * res (the caller zero-initialises it and always calls smime_result_deinit)
  * and appends the resulting message to out: the outer fields of msg + the
  * innermost entity reached, or msg itself when nothing was unwrapped. An

@@ -11,7 +11,8 @@
  * through smime_trust_fn. Each signer gets its own verdict: the signature
  * over the signed attributes (CMS_SignerInfo_verify) and the content digest
  * (CMS_SignerInfo_verify_content) are checked separately so that "tampered"
- * and "bad signature" are told apart.
+ * and "bad signature" are told apart. The CRLs a signature carries are
+ * offered to the caller's smime_crl_fn before its signers' trust is checked.
  *
  * Invariant: the output is either the input unchanged or the outer fields of
  * the input + MIME-Version + the innermost entity unwrapped (CRLF).
@@ -561,19 +562,72 @@ out:
 	return rc;
 }
 
+/* all_certs - the layer's certificates + extra_certs, borrowed (free the
+ * stack with sk_X509_free); NULL + err when out of memory. */
+static STACK_OF(X509) *
+all_certs(const struct smime_open_opts *o, const struct smime_layer *l, struct sg_error *err)
+{
+	STACK_OF(X509) *all = sk_X509_new_null();
+
+	if (all == NULL) {
+		sg_error_set(err, SG_E_NOMEM, "certificate list");
+		return NULL;
+	}
+	for (int i = 0; l->certs != NULL && i < sk_X509_num(l->certs); i++)
+		if (!sk_X509_push(all, sk_X509_value(l->certs, i)))
+			goto nomem;
+	for (int i = 0; o->extra_certs != NULL && i < sk_X509_num(o->extra_certs); i++)
+		if (!sk_X509_push(all, sk_X509_value(o->extra_certs, i)))
+			goto nomem;
+	return all;
+nomem:
+	sk_X509_free(all);
+	sg_error_set(err, SG_E_NOMEM, "certificate list");
+	return NULL;
+}
+
+/*
+ * offer_crls - the CRLs the signature carries to the caller's smime_crl_fn
+ * (at most SMIME_MAX_CRLS), before the trust checks. 0 / -1.
+ */
+static int
+offer_crls(CMS_ContentInfo *cms, const struct smime_open_opts *o, struct smime_layer *l,
+	struct sg_error *err)
+{
+	STACK_OF(X509_CRL) *crls = CMS_get1_crls(cms);
+	STACK_OF(X509) *all = NULL;
+	int n = crls != NULL ? sk_X509_CRL_num(crls) : 0, rc = -1;
+
+	ERR_clear_error();   /* no crls field is not an error */
+	l->n_crls = n > 0 ? (size_t)n : 0;
+	if (n <= 0 || o->crl == NULL) {
+		rc = 0;
+		goto out;
+	}
+	all = all_certs(o, l, err);
+	if (all == NULL)
+		goto out;
+	for (int i = 0; i < n && i < SMIME_MAX_CRLS; i++)
+		if (o->crl(o->crl_arg, sk_X509_CRL_value(crls, i), all, err) < 0) {
+			sg_error_prefix(err, "CRL %d: ", i);
+			goto out;
+		}
+	rc = 0;
+out:
+	sk_X509_free(all);   /* the certificates are borrowed */
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	return rc;
+}
+
 /* check_trust - the caller's path validation for every known signer. */
 static int
 check_trust(const struct smime_open_opts *o, struct smime_layer *l, struct sg_error *err)
 {
-	STACK_OF(X509) *all = sk_X509_new_null();
+	STACK_OF(X509) *all = all_certs(o, l, err);
 	int rc = -1;
 
 	if (all == NULL)
 		return -1;
-	for (int i = 0; l->certs != NULL && i < sk_X509_num(l->certs); i++)
-		sk_X509_push(all, sk_X509_value(l->certs, i));
-	for (int i = 0; o->extra_certs != NULL && i < sk_X509_num(o->extra_certs); i++)
-		sk_X509_push(all, sk_X509_value(o->extra_certs, i));
 	for (size_t i = 0; i < l->n_signers; i++) {
 		struct smime_signer_info *info = &l->signers[i];
 		int r;
@@ -639,7 +693,8 @@ open_signed(CMS_ContentInfo *cms, BIO *dcont, const struct smime_open_opts *o,
 		sg_error_set(err, SG_E_PARSE, "detached signed-data without content");
 		return -1;
 	}
-	if (check_content(cms, dcont, l, sis, content, err) < 0)
+	if (check_content(cms, dcont, l, sis, content, err) < 0 ||
+	    offer_crls(cms, o, l, err) < 0)
 		return -1;
 	return check_trust(o, l, err);
 }
