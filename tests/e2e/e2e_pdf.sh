@@ -11,7 +11,13 @@
 #     through the file transport and opens the delivered PDF;
 #  3. send to originator: frank@corp (password_send_to_originator) ->
 #     dave@ext: frank gets the passwords notification (envelope <>) whose
-#     password opens dave's PDF.
+#     password opens dave's PDF;
+#  4. OTP invite: -> erin@ext (otp_enabled, portal_enabled, auto invite, no
+#     portal password): the encrypted_pdf_otp_invite carrier holds the
+#     invitation link <portal_base_url>/invite?p=invite&r=&i=&e=&h= whose
+#     MAC, recomputed here with Python's hmac from the format in pdf.h and
+#     the server secret set below, matches, for erin, the carrier's password
+#     ID and an expiry 7 days ahead.
 . "$(dirname "$0")/harness/lib.sh"
 sg_begin pdf
 sg_skip_unless_built
@@ -30,6 +36,11 @@ sg_cli user set carol@ext.e2e.test sms_phone_number=+31612345678 >>"$T/cli.log" 
 	sg_fail "user set carol"
 sg_cli user set frank@corp.e2e.test password_send_to_originator=true >>"$T/cli.log" 2>&1 ||
 	sg_fail "user set frank"
+E2E_SECRET=e2e-server-secret-0123456789
+sg_cli global set server_secret=$E2E_SECRET portal_base_url=https://portal.e2e.test/portal/ \
+	>>"$T/cli.log" 2>&1 || sg_fail "global set server_secret"
+sg_cli user set erin@ext.e2e.test otp_enabled=true portal_enabled=true portal_auto_invite=true \
+	>>"$T/cli.log" 2>&1 || sg_fail "user set erin"
 sg_mta_set relay_domains=corp.e2e.test
 sg_daemon_start
 
@@ -147,4 +158,37 @@ got=$(grep -l 'application/pdf' "$T/sink"/*.eml | xargs grep -l 'To: dave@ext.e2
 pdf_out "$got" "$T/orig.pdf"
 check_pdf "$T/orig.pdf" "$pw" 'PDF-SECRET-3'
 sg_log "originator route: PDF opened with the notified password"
+
+# --- 4. OTP invite: the signed invitation link
+sent=$(date +%s)
+sg_swaks --server "127.0.0.1:$SG_PORT" --from alice@corp.e2e.test --to erin@ext.e2e.test \
+	--header "Message-ID: <pdf-invite@e2e.test>" --header "Subject: for erin" \
+	--body "PDF-SECRET-4" >"$T/swaks-invite.txt" || sg_fail "swaks invite"
+sg_wait_until 60 "the PDF carrier for erin" sh -c \
+	"grep -l 'application/pdf' '$T/sink'/*.eml 2>/dev/null | xargs -r grep -l 'To: erin@ext.e2e.test' | grep -q ."
+got=$(grep -l 'application/pdf' "$T/sink"/*.eml | xargs grep -l 'To: erin@ext.e2e.test' | head -1)
+if grep -q 'PDF-SECRET-4' "$got"; then sg_fail "the content is in clear in the carrier"; fi
+$SG_PY - "$got" "$E2E_SECRET" "$sent" <<'PY' || sg_fail "invitation link in $got"
+import email, hashlib, hmac, re, sys, time
+from urllib.parse import urlsplit, parse_qsl
+m = email.message_from_binary_file(open(sys.argv[1], "rb"))
+text = "".join(p.get_payload(decode=True).decode() for p in m.walk()
+               if p.get_content_type() == "text/plain")
+assert "first choose your own portal" in text, text
+pid = re.search(r"Password ID: ([A-Z0-9]+)", text).group(1)
+url = re.search(r"https://portal\.e2e\.test/portal/invite\S*", text).group(0)
+u = urlsplit(url)
+assert u.path == "/portal/invite", url
+q = parse_qsl(u.query, strict_parsing=True)
+assert [k for k, _ in q] == ["p", "r", "i", "e", "h"], q
+v = dict(q)
+assert v["p"] == "invite" and v["r"] == "erin@ext.e2e.test" and v["i"] == pid, v
+sent, e = int(sys.argv[3]), int(v["e"])
+assert sent + 7 * 86400 <= e <= int(time.time()) + 7 * 86400, (sent, e)
+data = b"sealgate-pdf-invite-v1\0" + v["r"].encode() + b"\0" + v["i"].encode() + b"\0" + v["e"].encode()
+want = hmac.new(sys.argv[2].encode(), data, hashlib.sha256).hexdigest()
+assert v["h"] == want, (v["h"], want)
+PY
+sg_assert_file_has "$SG_LOG" 'PDF encrypted for <erin@ext.e2e.test>: route=otp_invite' "invite log line"
+sg_log "OTP invite: the invitation link is signed"
 sg_daemon_stop
