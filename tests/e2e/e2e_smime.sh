@@ -11,6 +11,9 @@
 #     decrypted, with our X-Sealgate-Info fields, without the spoofed one;
 #  3. a must-encrypt recipient without a certificate gets nothing; alice gets
 #     the encryption-failed notification;
+#  4. erin@corp (signing key, smime_signing_mode=opaque) -> carl@plain (no
+#     certificate): the receiver gets opaque application/pkcs7-mime
+#     signed-data that `openssl cms -verify` accepts, giving the original text;
 # and alice (encryption_notification=true) is told that 1. went out encrypted.
 . "$(dirname "$0")/harness/lib.sh"
 sg_begin smime
@@ -40,11 +43,15 @@ mkuser() { # NAME EMAIL
 mkuser alice alice@corp.e2e.test
 mkuser bob bob@ext.e2e.test
 mkuser dave dave@corp.e2e.test
+mkuser erin erin@corp.e2e.test
 
 sg_cli cert import --roots "$P/ca.pem" >>"$T/cli.log" 2>&1 || sg_fail "cert import --roots"
 sg_cli cert import "$P/bob.pem" >>"$T/cli.log" 2>&1 || sg_fail "cert import bob"
 sg_cli key import "$P/alice.p12" --password-file "$P/pw" >>"$T/cli.log" 2>&1 || sg_fail "key import alice"
 sg_cli key import "$P/dave.p12" --password-file "$P/pw" >>"$T/cli.log" 2>&1 || sg_fail "key import dave"
+sg_cli key import "$P/erin.p12" --password-file "$P/pw" >>"$T/cli.log" 2>&1 || sg_fail "key import erin"
+sg_cli user set erin@corp.e2e.test smime_signing_mode=opaque >>"$T/cli.log" 2>&1 ||
+	sg_fail "user set erin"
 sg_cli domain set corp.e2e.test locality=internal add_security_info=true >>"$T/cli.log" 2>&1 ||
 	sg_fail "domain set corp"
 sg_cli user set alice@corp.e2e.test encryption_notification=true >>"$T/cli.log" 2>&1 ||
@@ -136,4 +143,20 @@ if grep -lq 'FAIL-SECRET-3' "$T/sink"/*.eml; then sg_fail "the failed message's 
 for f in "$T/sink"/*.json; do
 	if grep -q 'zed@secure.e2e.test' "$f"; then sg_fail "something was delivered to zed ($f)"; fi
 done
+
+# --- 4. opaque signing (the sender's smime_signing_mode=opaque)
+sg_swaks --server "127.0.0.1:$SG_PORT" --from erin@corp.e2e.test --to carl@plain.e2e.test \
+	--header "Message-ID: <smime-opaque@e2e.test>" --header "Subject: opaque" \
+	--body "OPAQUE-TEXT-4" >"$T/swaks-opaque.txt" || sg_fail "swaks opaque"
+sg_wait_until 30 "the opaque-signed message at the receiver" sh -c \
+	"grep -lq 'smime-opaque@e2e.test' '$T/sink'/*.eml 2>/dev/null"
+got=$(find_msg 'smime-opaque@e2e.test')
+grep -qi 'application/pkcs7-mime' "$got" || sg_fail "not application/pkcs7-mime: $(head -30 "$got")"
+grep -qi 'smime-type=signed-data' "$got" || sg_fail "not signed-data"
+if grep -qi 'multipart/signed' "$got"; then sg_fail "clear-signed although opaque was set"; fi
+if grep -q 'OPAQUE-TEXT-4' "$got"; then sg_fail "opaque signed-data shows the text"; fi
+openssl cms -verify -in "$got" -CAfile "$P/ca.pem" -out "$T/opaque.ver" 2>"$T/openssl.err" ||
+	sg_fail "openssl cms -verify (opaque): $(cat "$T/openssl.err")"
+grep -q 'OPAQUE-TEXT-4' "$T/opaque.ver" || sg_fail "verified opaque content lacks the text"
+sg_log "openssl verified the opaque signature"
 sg_daemon_stop
