@@ -7,8 +7,9 @@
  * in the same signature - verifies them; the revocation takes effect, for
  * the signer of the same message too; bad signatures, unknown or fake
  * issuers and older CRLs change nothing). Messages signed with `openssl cms
- * -sign -crlfile`. SQLite store in a temp dir, certificates from
- * tests/unit/pki's helpers. */
+ * -sign -crlfile`. SQLite store in a temp dir, or (built with MPA_SIG_PG)
+ * a PostgreSQL database of its own per test (SG_TEST_PG_URL or a private
+ * server); certificates from tests/unit/pki's helpers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,15 +27,23 @@
 #include "pki/pki_key.h"
 #include "policy/policy.h"
 #include "../pki/pki_test.h"
+#include "../store/store_test_pg.h"
+
+#ifdef MPA_SIG_PG
+#define IS_PG true
+#else
+#define IS_PG false
+#endif
 
 #define MAXOUT 4
 #define NKEYS 5
 
 static EVP_PKEY *keys[NKEYS];  /* RSA-2048, made once */
+static struct store_test_env E;
 
 struct fixture {
 	char *dir;
-	char *url;
+	struct store_test_db tdb;
 	struct spool *sp;
 	struct store *db;
 	struct policy *pol;
@@ -49,6 +58,8 @@ static int group_setup(void **state)
 	size_t i;
 
 	(void)state;
+	if (store_test_env_begin(&E, "mpasig", IS_PG) < 0)
+		return -1;
 	for (i = 0; i < NKEYS; i++) {
 		keys[i] = EVP_RSA_gen(2048);
 		assert_non_null(keys[i]);
@@ -63,6 +74,7 @@ static int group_teardown(void **state)
 	(void)state;
 	for (i = 0; i < NKEYS; i++)
 		EVP_PKEY_free(keys[i]);
+	store_test_env_end(&E);
 	return 0;
 }
 
@@ -200,10 +212,9 @@ static int setup(void **state)
 	f->dir = mt_tmpdir();
 	f->sp = spool_open(f->dir, &err);
 	assert_non_null(f->sp);
-	f->url = sg_xasprintf("sqlite:%s/sealgate.db", f->dir);
-	f->db = store_open(f->url, &err);
-	assert_non_null(f->db);
-	assert_int_equal(store_migrate(f->db, &err), 0);
+	assert_int_equal(store_test_db_open(&E, "mpasig", &f->tdb), 0);
+	f->db = f->tdb.db;
+	assert_int_equal(store_backend(f->db), IS_PG ? STORE_POSTGRES : STORE_SQLITE);
 	assert_int_equal(mta_setting_set(f->db, "relay_domains", "example.com", &err), 0);
 	f->pol = policy_new(f->db, NULL);
 	f->pki = pki_open(f->db, &err);
@@ -230,11 +241,11 @@ static int teardown(void **state)
 	pki_keys_close(&f->keys);
 	pki_close(&f->pki);
 	policy_free(&f->pol);
-	store_close(&f->db);
+	f->db = NULL;
+	store_test_db_drop(&E, &f->tdb);
 	spool_close(&f->sp);
 	mt_rm_rf(f->dir);
 	free(f->dir);
-	free(f->url);
 	free(f);
 	return 0;
 }
