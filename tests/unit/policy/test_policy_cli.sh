@@ -27,7 +27,7 @@ sg global set smime_strict=true
 # show --json: every property, value + level, secrets hidden
 sg user show alice@example.com --json > "$dir/show.json"
 jq_py '
-from_cat = 67  # SPEC §11 rows
+from_cat = 68  # SPEC §11 rows + smime_signing_mode (F-SMIME-2 opaque)
 assert len(d) == from_cat, len(d)
 assert all(set(v) >= {"value", "level"} for v in d.values())
 assert d["locality"] == {"value": "internal", "level": "user", "from": "alice@example.com"}, d["locality"]
@@ -91,5 +91,5 @@ sg policy explain --from a@corp.example --to alice@example.com > "$dir/ex.txt"
 grep -q 'decision: encrypt=required method=none' "$dir/ex.txt" || fail "explain text: $(cat "$dir/ex.txt")"
 grep -q 'why: recipient_mandatory' "$dir/ex.txt" || fail "explain why"
 refused "usage" policy explain --from a@b.example
-sg policy properties --json | jq_py 'assert len(d) == 67 and d[0]["name"] == "locality"' || fail "properties"
+sg policy properties --json | jq_py 'assert len(d) == 68 and d[0]["name"] == "locality"' || fail "properties"
 echo "ok"
