@@ -371,10 +371,18 @@ struct pdf_result {
  * are skipped); an unknown charset is read as UTF-8 (invalid sequences shown
  * as U+FFFD) under a small note "[unknown character set: shown as UTF-8]";
  * control characters are dropped.
- * Memory: part contents stream in 64 KiB pieces; the message is never
- * loaded. libqpdf 11 holds the embedded file it is writing in memory (about
- * two copies of the largest single attachment, never more than one file at
- * a time); see bench/pdf.
+ * Memory: part contents stream in 64 KiB pieces into work files; the
+ * message is never loaded. Peak memory is a constant (about 15-20 MB:
+ * fonts, cairo, libraries) plus TWO copies of the largest embedded file as
+ * the PDF stores it (deflated when it compresses, else as it is), one file
+ * at a time: libqpdf 11.3's QPDFWriter collects each stream in a Pl_Buffer
+ * to learn its /Length, and Pl_Buffer::getBuffer then copies it into a new
+ * Buffer while the first copy is still held (qpdf 11.7 and later move it:
+ * one copy). No qpdf job option avoids this (measured: compress-streams,
+ * stream-data=preserve, decode-level=none, object streams off, attaching
+ * and encrypting in separate passes all give the same peak). A 50 MB
+ * incompressible attachment: about 113 MB; see bench/pdf and
+ * tests/unit/pdf/test_pdf_memory.c.
  * Returns 0 (res_r, may be NULL, filled) or -1 with err:
  *  - SG_E_INVAL: missing/invalid password, cipher or arguments;
  *  - SG_E_LIMIT: more than MIME_MAX_PARTS (1,000) parts, multiparts and

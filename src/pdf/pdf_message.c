@@ -9,8 +9,9 @@
  * RFCs: 2045/2046 (MIME structure, transfer encodings), 2047/2231 (decoded
  * header values and file names, via GMime), 2183 (Content-Disposition).
  * Invariants: part contents stream (64 KiB at a time) from the spool file
- * into work files or onto the canvas, so memory does not grow with the
- * message; the work directory is private (0700) and always removed; out_fd
+ * into work files or onto the canvas, so our own memory does not grow with
+ * the message (qpdf's does: two copies of the largest embedded file, see
+ * pdf.h "Memory"); the work directory is private (0700) and always removed; out_fd
  * receives bytes only after the PDF was completely built (fail closed).
  */
 #include <errno.h>

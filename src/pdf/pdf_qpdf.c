@@ -10,6 +10,10 @@
  * error text and discards the rest (nothing reaches stdout/stderr).
  * Runs in the rendering thread; each job has its own qpdf objects.
  * qpdf reads the embedded files through file providers while it writes.
+ * Memory: the writer holds one stream at a time, but that one twice (libqpdf
+ * 11.3 QPDFWriter::unparseObject buffers the stream data in a Pl_Buffer,
+ * whose getBuffer() copies it before the buffer is freed); the peak is two
+ * copies of the largest embedded file as stored (see pdf.h).
  */
 #include <string.h>
 
