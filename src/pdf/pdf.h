@@ -2,7 +2,8 @@
  * pdf.h - PDF encryption (SPEC §6, F-PDF-1..5; guide §4.1.2-4.1.3, §13):
  * render a message as a PDF that looks like the email, embed every
  * attachment, encrypt it with a password; generated passwords, password IDs,
- * OTP derivation and HMAC-protected reply links.
+ * OTP derivation and HMAC-protected portal links (PDF reply links, OTP
+ * invitation links).
  *
  * Libraries: cairo + pango (layout of any script into PDF; fontconfig picks
  * a fallback font per character, so CJK needs a CJK font installed),
@@ -189,6 +190,8 @@ const char *pdf_route_name(enum pdf_route r);
  * values    percent-encoded: every byte except A-Z a-z 0-9 - . _ ~ becomes
  *           %XX (upper-case hex); the MAC is computed over the raw (decoded)
  *           bytes. Raw values are 1..998 bytes without control characters.
+ *           The checks decode %XX in either case and '+' as a space (HTML
+ *           forms); %00 is refused.
  * expires   decimal seconds since the epoch, no sign, no leading zero.
  * mac       64 lower-case hex digits (upper case is accepted):
  *             HMAC-SHA256(key  = the server_secret bytes (no NUL),
@@ -274,7 +277,10 @@ char *pdf_invite_link_make(const char *invite_url, const char *server_secret,
  * pdf_reply_link_verify / pdf_invite_link_verify - check a link (the whole
  * URL, or only its query string, with or without the leading '?') as the
  * portal receives it. Parameters other than p r s i e h are ignored (the
- * portal may add its own); any of those six given twice is TAMPERED. The
+ * portal may add its own); any of those six given twice is TAMPERED. A link
+ * with p=invite is checked as an invitation, any other as a reply link
+ * (other p values are ignored there; s is ignored in an invitation, i in a
+ * reply link). The
  * MAC is compared in constant time and checked before the expiry, so
  * EXPIRED and WRONG_PURPOSE are only reported for links this server made
  * (WRONG_PURPOSE: an invite link given to the reply check or the other way
