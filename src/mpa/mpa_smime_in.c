@@ -266,7 +266,8 @@ static int mpa_trust_cb(void *arg, X509 *signer, STACK_OF(X509) *certs, int64_t 
  * CRLs are logged with the mail ID and skipped; only a temporary (store)
  * error fails the message (deferred).
  */
-static int mpa_crl_cb(void *arg, X509_CRL *crl, STACK_OF(X509) *certs, struct sg_error *err)
+static int mpa_crl_cb(void *arg, X509_CRL *crl, size_t idx, STACK_OF(X509) *certs,
+	struct sg_error *err)
 {
 	struct mpa_trust *t = arg;
 	struct pki *pki = t->ctx->mpa->pki;
@@ -276,8 +277,8 @@ static int mpa_crl_cb(void *arg, X509_CRL *crl, STACK_OF(X509) *certs, struct sg
 	char src[64], esc[600];
 	int len, rc;
 
-	if (mpa_collect(pki, certs, err) < 0)
-		return -1;
+	if (idx == 0 && mpa_collect(pki, certs, err) < 0)
+		return -1;   /* once per layer: the same certificates for each CRL */
 	len = i2d_X509_CRL(crl, &der);
 	if (len <= 0) {
 		ERR_clear_error();

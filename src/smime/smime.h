@@ -206,14 +206,16 @@ typedef int smime_trust_fn(void *arg, X509 *signer, STACK_OF(X509) *certs,
  * smime_crl_fn - one CRL carried in a signed layer (the crls field of its
  * SignedData, RFC 5652 §5.1), offered before that layer's signers are
  * checked for trust, so that a CRL the signature carries already counts for
- * them (F-SMIME-4). certs holds every certificate of the signature plus
- * opts->extra_certs (candidate issuers). crl and certs are borrowed for the
- * call; the CRL is hostile input: the callback decides whether it is kept
- * (its signature checked against a trusted issuer). At most SMIME_MAX_CRLS
- * per layer are offered. Returns 0 to go on, -1 error (err set: smime_open
- * fails with it, e.g. a store error).
+ * them (F-SMIME-4). idx is its position in the layer (0 for the first, so
+ * per-layer work is done once); certs holds every certificate of the
+ * signature plus opts->extra_certs (candidate issuers), the same for every
+ * CRL of the layer. crl and certs are borrowed for the call; the CRL is
+ * hostile input: the callback decides whether it is kept (its signature
+ * checked against a trusted issuer). At most SMIME_MAX_CRLS per layer are
+ * offered. Returns 0 to go on, -1 error (err set: smime_open fails with
+ * it, e.g. a store error).
  */
-typedef int smime_crl_fn(void *arg, X509_CRL *crl, STACK_OF(X509) *certs,
+typedef int smime_crl_fn(void *arg, X509_CRL *crl, size_t idx, STACK_OF(X509) *certs,
 	struct sg_error *err);
 
 enum smime_open_flags {

@@ -608,7 +608,7 @@ offer_crls(CMS_ContentInfo *cms, const struct smime_open_opts *o, struct smime_l
 	if (all == NULL)
 		goto out;
 	for (int i = 0; i < n && i < SMIME_MAX_CRLS; i++)
-		if (o->crl(o->crl_arg, sk_X509_CRL_value(crls, i), all, err) < 0) {
+		if (o->crl(o->crl_arg, sk_X509_CRL_value(crls, i), (size_t)i, all, err) < 0) {
 			sg_error_prefix(err, "CRL %d: ", i);
 			goto out;
 		}

@@ -111,14 +111,18 @@ struct seen {
 	int crl_after_trust;    /* a CRL came after a trust check */
 	X509 *signer;
 	int fail_at;            /* crl call number that fails (0: none) */
+	int idx_wrong;          /* an idx was not the call's position */
 	X509_STORE *st;
 };
 
 static int
-crl_cb(void *arg, X509_CRL *crl, STACK_OF(X509) *certs, struct sg_error *err)
+crl_cb(void *arg, X509_CRL *crl, size_t idx, STACK_OF(X509) *certs, struct sg_error *err)
 {
 	struct seen *s = arg;
 	int found = 0;
+
+	if (idx != (size_t)s->crl_calls)
+		s->idx_wrong = 1;   /* one layer per test: idx counts from 0 */
 
 	if (s->trust_calls > 0)
 		s->crl_after_trust = 1;
@@ -196,6 +200,7 @@ test_crl_clear_offered_before_trust(void **state)
 	assert_int_equal(s.numbers[0] + s.numbers[1], 3);   /* 1 and 2, each once */
 	assert_int_not_equal(s.numbers[0], s.numbers[1]);
 	assert_true(s.certs_had_signer);
+	assert_false(s.idx_wrong);
 	assert_int_equal(s.trust_calls, 1);
 	assert_false(s.crl_after_trust);
 	assert_int_equal(res.layers[0].signers[0].status, SMIME_SIG_VALID);
@@ -285,6 +290,7 @@ test_crl_cap(void **state)
 	assert_int_equal(open_with(&msg, &s, 1, &res, &out, &e), 0);
 	assert_int_equal(res.layers[0].n_crls, SMIME_MAX_CRLS + 3);
 	assert_int_equal(s.crl_calls, SMIME_MAX_CRLS);
+	assert_false(s.idx_wrong);
 	smime_result_deinit(&res);
 	sg_buf_deinit(&out);
 	sg_buf_deinit(&msg);
