@@ -295,9 +295,11 @@ static int mpa_crl_cb(void *arg, X509_CRL *crl, size_t idx, STACK_OF(X509) *cert
 		return -1;
 	}
 	if (rc < 0) {
+		/* an issuer we do not know is common (a CA not in the roots);
+		 * a bad signature or an invalid issuer is worth a warning */
 		sg_log_esc(esc, sizeof(esc), e.msg, strlen(e.msg));
-		sg_log_mail(SG_LOG_WARN, t->ctx->id, "CRL in the signature not imported: %s",
-			esc);
+		sg_log_mail(e.code == SG_E_NOTFOUND ? SG_LOG_INFO : SG_LOG_WARN, t->ctx->id,
+			"CRL in the signature not imported: %s", esc);
 		return 0;
 	}
 	sg_log_esc(esc, sizeof(esc), info.issuer, strlen(info.issuer));

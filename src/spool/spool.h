@@ -11,6 +11,7 @@
  *   state/<id>          mutable delivery state of a message (attempts, next
  *                       attempt, per-recipient results); replaced atomically
  *   batch/<input-id>    manifest of an MPA output batch (see spool_batch_*)
+ *   free/<random-id>    empty recycled files (spool_pool.c; emptied at recovery)
  *
  * A message file is immutable once committed: typed, length-prefixed records
  * (envelope fields, then the body), and last a mandatory trailer
@@ -78,6 +79,8 @@ struct spool_env {
 	bool smtputf8;
 	bool body_8bit;
 	int64_t arrival;     /* seconds since the epoch */
+	bool batch_output;   /* read only: written by an output batch, so parent_id
+	                      * was that batch's input (set by the spool) */
 	/* mutable delivery state (kept in state/<id>) */
 	unsigned attempts;
 	int64_t next_attempt;
@@ -121,8 +124,9 @@ int spool_recover(struct spool *sp, struct sg_error *err);
 
 /* What spool_recover did (also logged as one line, "spool recovery: ..."). */
 struct spool_recovery {
-	unsigned tmp_removed;       /* tmp/ files and stale atomic-write temps */
-	unsigned batches_completed; /* manifests found and finished */
+	unsigned tmp_removed;       /* tmp/ and free/ files, stale atomic-write temps */
+	unsigned batches_completed; /* interrupted batches finished (manifests, and
+	                             * inputs of decided one-output batches) */
 	unsigned batches_damaged;   /* unreadable manifests, kept as batch/<id>.damaged */
 	unsigned damaged;           /* message files moved to error/ */
 	unsigned orphan_states;     /* state/<id> without a message, removed */
@@ -198,6 +202,11 @@ int spool_move(struct spool *sp, const char *id, enum spool_queue from,
 /* spool_delete - remove id (and its state) from queue q. */
 int spool_delete(struct spool *sp, enum spool_queue q, const char *id,
 	struct sg_error *err);
+/* spool_done - spool_delete for a message whose delivery is finished: the
+ * directory is not fsync'ed (after a power loss the message may come back
+ * and be delivered again; it is never lost). */
+int spool_done(struct spool *sp, enum spool_queue q, const char *id,
+	struct sg_error *err);
 /* spool_find - which queue holds id: 1 found (*q_r set), 0 not found, -1 err. */
 int spool_find(struct spool *sp, const char *id, enum spool_queue *q_r,
 	struct sg_error *err);
@@ -248,6 +257,17 @@ int spool_list(struct spool *sp, enum spool_queue q, spool_list_cb *cb, void *ar
  * manifest. spool_recover completes a batch whose manifest exists (outputs are
  * never produced twice) and discards tmp/ outputs of a batch without one (the
  * input is then processed again).
+ *
+ * Two cheaper forms keep the same guarantee (most messages take one):
+ * - one output from an input in incoming/: no manifest. The output (flagged
+ *   batch_output, parent_id = the input) is renamed into its queue, that
+ *   directory fsync'ed, then the input removed and incoming/ fsync'ed. An
+ *   input still in incoming/ while a batch output naming it exists in
+ *   outgoing/ or deferred/ was decided: spool_recover removes it.
+ * - pass (spool_batch_pass): the input itself, unchanged, is the only
+ *   output. Commit renames it into the output queue under its own ID; no
+ *   copy, no fsync: after a power loss it is in one queue or the other
+ *   (processed again at worst), never lost.
  */
 struct spool_batch;
 
@@ -260,6 +280,10 @@ struct spool_writer *spool_batch_writer(struct spool_batch *b, const struct spoo
 	uint64_t max_size, struct sg_error *err);
 int spool_batch_writer_finish(struct spool_batch *b, struct spool_writer **wp,
 	enum spool_queue q, struct sg_error *err);
+/* spool_batch_pass - the batch's only output is the input itself, unchanged,
+ * to queue q (it keeps its ID). A batch with a pass has no other outputs:
+ * then spool_batch_writer fails with SG_E_INVAL. */
+int spool_batch_pass(struct spool_batch *b, enum spool_queue q, struct sg_error *err);
 /*
  * spool_batch_commit - make every finished output visible and drop the input;
  * *bp is freed/cleared in every case. -1 before the manifest is renamed into

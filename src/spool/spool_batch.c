@@ -20,6 +20,17 @@
  * them and the input is processed again. A crash after 2 is completed by recovery
  * (steps 3-5 are idempotent: an output missing from tmp/ was already
  * renamed), so every output appears exactly once and the input goes away.
+ *
+ * Short forms (no manifest; see spool.h):
+ *   - no output: the input is removed, its directory fsync'ed;
+ *   - one output, input in incoming/: the output (flagged batch_output,
+ *     parent_id = the input, fsync'ed by spool_batch_writer_finish) is
+ *     renamed into its queue and that directory fsync'ed (decided), then
+ *     the input is removed and incoming/ fsync'ed. A crash between leaves
+ *     both; spool_recover (spool_batch_input_done) removes the input;
+ *   - pass: the input is renamed into the output queue, nothing fsync'ed
+ *     (kill -9 loses no completed rename; after a power loss the file is in
+ *     one of the two queues).
  */
 #include "spool_int.h"
 
@@ -44,6 +55,8 @@ struct spool_batch {
 	char input_id[SG_MAIL_ID_LEN + 1];
 	struct spool_batch_out *outs;
 	size_t nouts;
+	bool pass;               /* spool_batch_pass: the input is the output */
+	enum spool_queue pass_q;
 };
 
 struct spool_batch *spool_batch_new(struct spool *sp, enum spool_queue input_q,
@@ -66,6 +79,10 @@ struct spool_writer *spool_batch_writer(struct spool_batch *b, const struct spoo
 {
 	struct spool_writer *w;
 
+	if (b->pass) {
+		sg_error_set(err, SG_E_INVAL, "%s: batch passes its input", b->input_id);
+		return NULL;
+	}
 	if (b->nouts >= SPOOL_BATCH_MAX) {
 		sg_error_set(err, SG_E_LIMIT, "%s: more than %d outputs", b->input_id,
 			SPOOL_BATCH_MAX);
@@ -103,6 +120,22 @@ int spool_batch_writer_finish(struct spool_batch *b, struct spool_writer **wp,
 fail:
 	spool_writer_abort(&w);
 	return -1;
+}
+
+int spool_batch_pass(struct spool_batch *b, enum spool_queue q, struct sg_error *err)
+{
+	if (!spool_queue_is_valid(q) || q == b->input_q) {
+		sg_error_set(err, SG_E_INVAL, "bad queue %d", (int)q);
+		return -1;
+	}
+	if (b->nouts > 0 || b->pass) {
+		sg_error_set(err, SG_E_INVAL, "%s: pass in a batch with outputs",
+			b->input_id);
+		return -1;
+	}
+	b->pass = true;
+	b->pass_q = q;
+	return 0;
 }
 
 /* manifest_format - the text of the manifest (format above). */
@@ -171,6 +204,26 @@ bad:
 	return -1;
 }
 
+/* remove_input - unlink the input and its state, fsync its directory. */
+static int remove_input(struct spool_batch *b, struct sg_error *err)
+{
+	char src[4096], dir[4096];
+
+	if (spool_path(b->sp, spool_queue_name(b->input_q), b->input_id, src, sizeof(src),
+		err) < 0 ||
+		spool_path(b->sp, spool_queue_name(b->input_q), NULL, dir, sizeof(dir),
+			err) < 0)
+		return -1;
+	if (spool_pool_put(b->sp, src) < 0 && errno != ENOENT) {
+		sg_error_set_errno(err, SG_E_IO, errno, "%s: remove input", b->input_id);
+		return -1;
+	}
+	if (spool_io_fsync_dir(dir, err) < 0 ||
+		spool_state_remove(b->sp, b->input_id, err) < 0)
+		return -1;
+	return 0;
+}
+
 /* batch_complete - steps 3-5; idempotent, so recovery may repeat it. */
 static int batch_complete(struct spool_batch *b, struct sg_error *err)
 {
@@ -203,17 +256,7 @@ static int batch_complete(struct spool_batch *b, struct sg_error *err)
 			return -1;
 	}
 	/* Step 4: the input. Already gone is fine (an earlier attempt). */
-	if (spool_path(b->sp, spool_queue_name(b->input_q), b->input_id, src, sizeof(src),
-		err) < 0 ||
-		spool_path(b->sp, spool_queue_name(b->input_q), NULL, dir, sizeof(dir),
-			err) < 0)
-		return -1;
-	if (unlink(src) < 0 && errno != ENOENT) {
-		sg_error_set_errno(err, SG_E_IO, errno, "%s: remove input", b->input_id);
-		return -1;
-	}
-	if (spool_io_fsync_dir(dir, err) < 0 ||
-		spool_state_remove(b->sp, b->input_id, err) < 0)
+	if (remove_input(b, err) < 0)
 		return -1;
 	/* Step 5: the manifest. */
 	if (spool_path(b->sp, SPOOL_DIR_BATCH, b->input_id, src, sizeof(src), err) < 0 ||
@@ -298,6 +341,50 @@ out:
 	return rc;
 }
 
+/* commit_short - the forms without a manifest (file comment): 0 done, -1
+ * with *decided_r telling whether the outputs are already visible. */
+static int commit_short(struct spool_batch *b, bool *decided_r, struct sg_error *err)
+{
+	char src[4096], dst[4096], dir[4096];
+	const char *qn;
+
+	*decided_r = false;
+	if (b->pass) {
+		qn = spool_queue_name(b->pass_q);
+		if (spool_path(b->sp, spool_queue_name(b->input_q), b->input_id, src,
+			sizeof(src), err) < 0 ||
+			spool_path(b->sp, qn, b->input_id, dst, sizeof(dst), err) < 0)
+			return -1;
+		if (spool_io_rename(src, dst) < 0) {
+			sg_error_set_errno(err, errno == ENOSPC ? SG_E_NOSPACE : SG_E_IO, errno,
+				"%s: pass to %s", b->input_id, qn);
+			return -1;
+		}
+		*decided_r = true;
+		/* an input's state (e.g. where it was held from) is not the
+		 * output's delivery state */
+		return spool_state_remove(b->sp, b->input_id, err);
+	}
+	if (b->nouts == 1) {
+		qn = spool_queue_name(b->outs[0].q);
+		if (spool_path(b->sp, SPOOL_DIR_TMP, b->outs[0].id, src, sizeof(src), err) < 0 ||
+			spool_path(b->sp, qn, b->outs[0].id, dst, sizeof(dst), err) < 0 ||
+			spool_path(b->sp, qn, NULL, dir, sizeof(dir), err) < 0)
+			return -1;
+		if (spool_io_rename(src, dst) < 0) {
+			sg_error_set_errno(err, SG_E_IO, errno, "%s: output %s -> %s",
+				b->input_id, b->outs[0].id, qn);
+			return -1;
+		}
+		/* Visible from here: a failure is not rolled back (the output may
+		 * be delivered any moment); recovery removes the input. */
+		*decided_r = true;
+		if (spool_io_fsync_dir(dir, err) < 0)
+			return -1;
+	}
+	return remove_input(b, err);
+}
+
 int spool_batch_commit(struct spool_batch **bp, struct sg_error *err)
 {
 	struct spool_batch *b = *bp;
@@ -325,6 +412,30 @@ int spool_batch_commit(struct spool_batch **bp, struct sg_error *err)
 		sg_log_mail(SG_LOG_WARN, b->input_id, "%s", err != NULL ? err->msg : "");
 		goto abort;
 	}
+	if (b->pass || b->nouts == 0 ||
+		(b->nouts == 1 && b->input_q == SPOOL_Q_INCOMING)) {
+		if (commit_short(b, &decided, err) < 0) {
+			sg_error_prefix(err, "%s: batch: ", b->input_id);
+			if (!decided)
+				goto abort;
+			/* The output is visible but the input is still there: a
+			 * manifest lets spool_batch_finish_pending (the worker's
+			 * next attempt) complete the batch without a restart. */
+			if (!b->pass && b->nouts == 1) {
+				struct sg_error e2;
+				bool d2;
+
+				text = manifest_format(b, &len);
+				if (manifest_write(b, text, len, &d2, &e2) < 0 && !d2)
+					sg_log_mail(SG_LOG_ERR, b->input_id, "batch manifest: %s",
+						e2.msg);
+			}
+			sg_log_mail(SG_LOG_ERR, b->input_id, "batch commit incomplete, "
+				"will be finished by recovery: %s", err != NULL ? err->msg : "");
+			goto out;
+		}
+		goto done;
+	}
 	/* The outputs' names in tmp/ must be durable before a manifest names
 	 * them: recovery takes a listed output missing from tmp/ for one that
 	 * was already renamed into its queue. */
@@ -350,6 +461,10 @@ int spool_batch_commit(struct spool_batch **bp, struct sg_error *err)
 			"will be finished by recovery: %s", err != NULL ? err->msg : "");
 		goto out;
 	}
+done:
+	if (b->pass)
+		sg_trace(SG_TRACE_SPOOL, "%s: passed to %s", b->input_id,
+			spool_queue_name(b->pass_q));
 	for (i = 0; i < b->nouts; i++)
 		sg_trace(SG_TRACE_SPOOL, "%s: output %s queued in %s", b->input_id,
 			b->outs[i].id, spool_queue_name(b->outs[i].q));
@@ -477,4 +592,29 @@ int spool_batch_recover(struct spool *sp, unsigned *done_r, unsigned *damaged_r,
 	}
 	closedir(d);
 	return rc;
+}
+
+int spool_batch_input_done(struct spool *sp, const struct spool_env *env,
+	struct sg_error *err)
+{
+	struct spool_batch b;
+	char path[4096];
+
+	if (!env->batch_output || env->parent_id == NULL ||
+		!sg_mail_id_is_valid(env->parent_id))
+		return 0;
+	if (spool_path(sp, spool_queue_name(SPOOL_Q_INCOMING), env->parent_id, path,
+		sizeof(path), err) < 0)
+		return -1;
+	if (access(path, F_OK) < 0)
+		return 0;
+	memset(&b, 0, sizeof(b));
+	b.sp = sp;
+	b.input_q = SPOOL_Q_INCOMING;
+	sg_strlcpy(b.input_id, env->parent_id, sizeof(b.input_id));
+	if (remove_input(&b, err) < 0)
+		return -1;
+	sg_log_mail(SG_LOG_INFO, env->parent_id, "interrupted batch completed: output %s "
+		"exists", env->id);
+	return 1;
 }

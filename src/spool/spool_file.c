@@ -166,7 +166,8 @@ static int writer_put_env(struct spool_writer *w, struct sg_error *err)
 	if (writer_put_rec(w, SPOOL_REC_KIND, b, 1, err) < 0)
 		return -1;
 	b[0] = (unsigned char)((env->dsn_ret_hdrs ? SPOOL_FL_RET_HDRS : 0) |
-		(env->smtputf8 ? SPOOL_FL_SMTPUTF8 : 0) | (env->body_8bit ? SPOOL_FL_8BIT : 0));
+		(env->smtputf8 ? SPOOL_FL_SMTPUTF8 : 0) | (env->body_8bit ? SPOOL_FL_8BIT : 0) |
+		(w->is_batch ? SPOOL_FL_BATCH_OUT : 0));
 	if (writer_put_rec(w, SPOOL_REC_FLAGS, b, 1, err) < 0)
 		return -1;
 	spool_put_u64(b, (uint64_t)env->arrival);
@@ -204,7 +205,7 @@ struct spool_writer *spool_writer_new(struct spool *sp, const struct spool_env *
 		if (spool_path(sp, SPOOL_DIR_TMP, w->env.id, w->tmp_path, sizeof(w->tmp_path),
 			err) < 0)
 			goto fail;
-		w->fd = open(w->tmp_path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		w->fd = spool_pool_open(sp, w->tmp_path);
 		if (w->fd < 0 && errno != EEXIST) {
 			sg_error_set_errno(err, SG_E_IO, errno, "create %s", w->tmp_path);
 			w->tmp_path[0] = '\0';
@@ -511,11 +512,12 @@ static int parse_env_rec(struct spool_env *env, unsigned type, const unsigned ch
 		env->kind = (enum spool_kind)d[0];
 		return 0;
 	case SPOOL_REC_FLAGS:
-		if (len != 1 || d[0] > 7)
+		if (len != 1 || d[0] > SPOOL_FL_ALL)
 			return damaged(err, "bad flags record");
 		env->dsn_ret_hdrs = (d[0] & SPOOL_FL_RET_HDRS) != 0;
 		env->smtputf8 = (d[0] & SPOOL_FL_SMTPUTF8) != 0;
 		env->body_8bit = (d[0] & SPOOL_FL_8BIT) != 0;
+		env->batch_output = (d[0] & SPOOL_FL_BATCH_OUT) != 0;
 		return 0;
 	case SPOOL_REC_ARRIVAL:
 		if (len != 8)
@@ -747,7 +749,7 @@ int spool_env_read(struct spool *sp, enum spool_queue q, const char *id,
 
 /* spool_file_check - structure and trailer of queue q's file id (recovery). */
 int spool_file_check(struct spool *sp, enum spool_queue q, const char *id,
-	struct sg_error *err)
+	struct spool_env *env_r, struct sg_error *err)
 {
 	struct spool_env env;
 	uint64_t off, len;
@@ -758,8 +760,12 @@ int spool_file_check(struct spool *sp, enum spool_queue q, const char *id,
 		return -1;
 	rc = spool_file_parse(fd, id, 0, &env, &off, &len, err);
 	close(fd);
-	if (rc == 0)
-		spool_env_free_fields(&env);
+	if (rc == 0) {
+		if (env_r != NULL)
+			*env_r = env;
+		else
+			spool_env_free_fields(&env);
+	}
 	return rc;
 }
 

@@ -29,6 +29,7 @@
 #include "spool.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 
 #define SPOOL_MAGIC "SGSPOOL\x01"
 #define SPOOL_MAGIC_LEN 8
@@ -71,15 +72,22 @@ enum spool_flag_bits {
 	SPOOL_FL_RET_HDRS = 1u << 0,
 	SPOOL_FL_SMTPUTF8 = 1u << 1,
 	SPOOL_FL_8BIT = 1u << 2,
+	SPOOL_FL_BATCH_OUT = 1u << 3,  /* written by a batch: parent = its input */
 };
+#define SPOOL_FL_ALL 15u
 
 /* Extra "directory" names next to the queues. */
 #define SPOOL_DIR_TMP "tmp"
 #define SPOOL_DIR_STATE "state"
 #define SPOOL_DIR_BATCH "batch"
+#define SPOOL_DIR_FREE "free"
 
 struct spool {
 	char *dir;     /* immutable after spool_open: the struct is shared */
+	/* recycled message files in free/ (spool_pool.c), under pool_mu */
+	pthread_mutex_t pool_mu;
+	char (*pool)[SG_MAIL_ID_LEN + 1];   /* NULL: not pooling */
+	size_t pool_n;
 };
 
 struct spool_writer {
@@ -118,9 +126,10 @@ int spool_file_parse(int fd, const char *want_id, enum spool_parse_flags flags,
 /* spool_writer_finish - flush, patch the length, write envelope and trailer,
  * fsync and close; the file stays in tmp/. 0 or -1 (file still there). */
 int spool_writer_finish(struct spool_writer *w, struct sg_error *err);
-/* spool_file_check - structure and trailer (not the hash) of q/id. */
+/* spool_file_check - structure and trailer (not the hash) of q/id; its
+ * envelope into env_r (free with spool_env_free_fields) unless NULL. */
 int spool_file_check(struct spool *sp, enum spool_queue q, const char *id,
-	struct sg_error *err);
+	struct spool_env *env_r, struct sg_error *err);
 /* spool_writer_free_keep - free the writer but leave its tmp file alone. */
 void spool_writer_free_keep(struct spool_writer **wp);
 
@@ -142,8 +151,26 @@ int spool_check_id(const char *id, struct sg_error *err);
 bool spool_queue_is_valid(enum spool_queue q);
 
 /* spool_batch.c */
+/* spool_batch_input_done - remove incoming/<env->parent_id> if env is a
+ * batch output and that input is still there (recovery of a one-output
+ * batch): 1 removed, 0 nothing to do, -1 error. */
+int spool_batch_input_done(struct spool *sp, const struct spool_env *env,
+	struct sg_error *err);
 int spool_batch_recover(struct spool *sp, unsigned *done_r, unsigned *damaged_r,
 	struct sg_error *err);
+
+/* spool_pool.c */
+void spool_pool_init(struct spool *sp);
+void spool_pool_deinit(struct spool *sp);
+/* spool_pool_enable - start pooling (spool_recover, after emptying free/). */
+void spool_pool_enable(struct spool *sp);
+/* spool_pool_open - a new file at path (must not exist), opened O_WRONLY:
+ * a recycled one when the pool has any, else created (0600). fd or -1. */
+int spool_pool_open(struct spool *sp, const char *path);
+/* spool_pool_put - remove a finished message file: into the pool, or
+ * unlinked when not pooling or full. 0 or -1 with errno (ENOENT: gone). */
+int spool_pool_put(struct spool *sp, const char *path);
+size_t spool_pool_size(struct spool *sp);
 
 /* spool_state.c */
 int spool_state_load(struct spool *sp, struct spool_env *env,

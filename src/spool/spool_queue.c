@@ -55,7 +55,8 @@ int spool_path(const struct spool *sp, const char *sub, const char *id, char *ou
 
 struct spool *spool_open(const char *dir, struct sg_error *err)
 {
-	static const char *const extra[] = {SPOOL_DIR_TMP, SPOOL_DIR_STATE, SPOOL_DIR_BATCH};
+	static const char *const extra[] = {SPOOL_DIR_TMP, SPOOL_DIR_STATE, SPOOL_DIR_BATCH,
+		SPOOL_DIR_FREE};
 	struct spool *sp;
 	char path[4096];
 	size_t i;
@@ -66,9 +67,10 @@ struct spool *spool_open(const char *dir, struct sg_error *err)
 	}
 	sp = sg_xcalloc(1, sizeof(*sp));
 	sp->dir = sg_xstrdup(dir);
+	spool_pool_init(sp);
 	if (sg_mkdir_p(dir, 0700, err) < 0)
 		goto fail;
-	for (i = 0; i < SPOOL_Q__COUNT + 3; i++) {
+	for (i = 0; i < SPOOL_Q__COUNT + sizeof(extra) / sizeof(extra[0]); i++) {
 		const char *sub = i < SPOOL_Q__COUNT ? spool_queue_name((enum spool_queue)i) :
 			extra[i - SPOOL_Q__COUNT];
 
@@ -90,6 +92,7 @@ void spool_close(struct spool **spp)
 	if (sp == NULL)
 		return;
 	*spp = NULL;
+	spool_pool_deinit(sp);
 	free(sp->dir);
 	free(sp);
 }
@@ -140,7 +143,8 @@ int spool_move(struct spool *sp, const char *id, enum spool_queue from,
 
 /* spool_delete - unlink the message, fsync its dir, then drop the state
  * (an orphan state left by a crash is removed by spool_recover). */
-int spool_delete(struct spool *sp, enum spool_queue q, const char *id,
+/* delete_msg - unlink id from q (and its state); fsync q when sync. */
+static int delete_msg(struct spool *sp, enum spool_queue q, const char *id, bool sync,
 	struct sg_error *err)
 {
 	char path[4096], dir[4096];
@@ -150,7 +154,7 @@ int spool_delete(struct spool *sp, enum spool_queue q, const char *id,
 	if (spool_path(sp, spool_queue_name(q), id, path, sizeof(path), err) < 0 ||
 		spool_path(sp, spool_queue_name(q), NULL, dir, sizeof(dir), err) < 0)
 		return -1;
-	if (unlink(path) < 0) {
+	if ((sync ? unlink(path) : spool_pool_put(sp, path)) < 0) {
 		if (errno == ENOENT)
 			sg_error_set(err, SG_E_NOTFOUND, "no such message %s in %s", id,
 				spool_queue_name(q));
@@ -158,11 +162,23 @@ int spool_delete(struct spool *sp, enum spool_queue q, const char *id,
 			sg_error_set_errno(err, SG_E_IO, errno, "%s: delete", id);
 		return -1;
 	}
-	if (spool_io_fsync_dir(dir, err) < 0) {
+	if (sync && spool_io_fsync_dir(dir, err) < 0) {
 		sg_error_prefix(err, "%s: ", id);
 		return -1;
 	}
 	return spool_state_remove(sp, id, err);
+}
+
+int spool_delete(struct spool *sp, enum spool_queue q, const char *id,
+	struct sg_error *err)
+{
+	return delete_msg(sp, q, id, true, err);
+}
+
+int spool_done(struct spool *sp, enum spool_queue q, const char *id,
+	struct sg_error *err)
+{
+	return delete_msg(sp, q, id, false, err);
 }
 
 /* find_once - one lstat() per queue: 1 found, 0 not, -1 error. */
@@ -436,15 +452,29 @@ struct recover_scan {
 	enum spool_queue q;
 	unsigned damaged;
 	unsigned orphans;
+	unsigned inputs_done;
 };
 
-/* recover_check_cb - a damaged message file goes to error/ (logged). */
+/* recover_check_cb - a damaged message file goes to error/ (logged); the
+ * input of a one-output batch that was decided goes away. */
 static int recover_check_cb(const char *id, void *arg)
 {
 	struct recover_scan *rs = arg;
 	struct sg_error err, merr;
+	struct spool_env env;
 
-	if (spool_file_check(rs->sp, rs->q, id, &err) == 0 || err.code != SG_E_PARSE)
+	if (spool_file_check(rs->sp, rs->q, id, &env, &err) == 0) {
+		int r = rs->q == SPOOL_Q_INCOMING ? 0 :
+			spool_batch_input_done(rs->sp, &env, &merr);
+
+		if (r > 0)
+			rs->inputs_done++;
+		else if (r < 0)
+			sg_log_mail(SG_LOG_ERR, id, "spool recovery: %s", merr.msg);
+		spool_env_free_fields(&env);
+		return 0;
+	}
+	if (err.code != SG_E_PARSE)
 		return 0;
 	if (spool_move(rs->sp, id, rs->q, SPOOL_Q_ERROR, &merr) < 0) {
 		sg_log_mail(SG_LOG_ERR, id, "damaged spool file in %s, cannot move it to the "
@@ -474,8 +504,10 @@ static int recover_state_cb(const char *id, void *arg)
 int spool_recover_report(struct spool *sp, struct spool_recovery *r_r,
 	struct sg_error *err)
 {
-	static const enum spool_queue check[] = {SPOOL_Q_INCOMING, SPOOL_Q_OUTGOING,
-		SPOOL_Q_DEFERRED};
+	/* outgoing/ and deferred/ before incoming/: their batch outputs
+	 * decide which inputs are already done. */
+	static const enum spool_queue check[] = {SPOOL_Q_OUTGOING, SPOOL_Q_DEFERRED,
+		SPOOL_Q_INCOMING};
 	struct spool_recovery r;
 	struct recover_scan rs;
 	size_t i;
@@ -489,6 +521,7 @@ int spool_recover_report(struct spool *sp, struct spool_recovery *r_r,
 		return -1;
 	/* 2. Never-acknowledged files, and leftovers of atomic state writes. */
 	if (unlink_all(sp, SPOOL_DIR_TMP, NULL, &r.tmp_removed, err) < 0 ||
+		unlink_all(sp, SPOOL_DIR_FREE, NULL, &r.tmp_removed, err) < 0 ||
 		unlink_all(sp, SPOOL_DIR_STATE, keep_valid_id, &r.tmp_removed, err) < 0)
 		return -1;
 	/* 3. Damaged message files go to error/. */
@@ -498,10 +531,12 @@ int spool_recover_report(struct spool *sp, struct spool_recovery *r_r,
 			return -1;
 	}
 	r.damaged = rs.damaged;
+	r.batches_completed += rs.inputs_done;
 	/* 4. State files whose message is gone. */
 	if (spool_list_dir(sp, SPOOL_DIR_STATE, recover_state_cb, &rs, err) < 0)
 		return -1;
 	r.orphan_states = rs.orphans;
+	spool_pool_enable(sp);
 	sg_log(SG_LOG_INFO, "spool recovery: tmp_removed=%u, batches_completed=%u, "
 		"batches_damaged=%u, damaged_to_error=%u, orphan_states=%u", r.tmp_removed,
 		r.batches_completed, r.batches_damaged, r.damaged, r.orphan_states);

@@ -354,7 +354,9 @@ static void test_valid_marker_passthrough(void **state)
 		assert_int_equal(o.n, 1);
 		assert_int_equal(o.v[0].env.nrcpts, 2);
 		assert_int_equal(o.v[0].env.kind, SPOOL_KIND_MESSAGE);
-		assert_string_equal(o.v[0].env.parent_id, id2);
+		/* unchanged: the input itself moved on */
+		assert_string_equal(o.v[0].env.id, id2);
+		assert_null(o.v[0].env.parent_id);
 		assert_int_equal(o.v[0].len, len);
 		assert_memory_equal(o.v[0].body, in, len);
 		assert_non_null(strstr(log, "own mail"));

@@ -1,7 +1,8 @@
 /* test_spool_batch.c - exactly-once MPA outputs (F-FLOW-1, DESIGN step 4):
  * a batch turns one input into N outputs; a crash or an I/O error at any
  * step leaves either the input (no outputs) or all outputs (no input),
- * never both, never an output twice. */
+ * never both, never an output twice. The same for the short forms: one
+ * output (no manifest) and a pass (the input itself moves on). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,9 @@
 #include "spool_testutil.h"
 
 #define NOUT 3
+
+/* outputs per batch in run_batch/check_state: NOUT (manifest) or 1 */
+static unsigned nout = NOUT;
 
 static void put_input(struct tu_fix *f, char *id)
 {
@@ -38,7 +42,7 @@ static int run_batch(struct tu_fix *f, const char *id, struct sg_error *err)
 
 	if (b == NULL)
 		return -1;
-	for (i = 0; i < NOUT; i++) {
+	for (i = 0; i < (int)nout; i++) {
 		struct spool_env env;
 		struct spool_writer *w;
 		char body[64];
@@ -83,7 +87,8 @@ static int outs_cb(const char *id, void *arg)
 	body = tu_read_body(m);
 	if (spool_msg_env(m)->parent_id == NULL ||
 		strcmp(spool_msg_env(m)->parent_id, o->input) != 0 ||
-		sscanf(body, "output %d", &n) != 1 || n < 0 || n >= NOUT)
+		!spool_msg_env(m)->batch_output ||
+		sscanf(body, "output %d", &n) != 1 || n < 0 || n >= (int)nout)
 		o->other++;
 	else
 		o->seen[n]++;
@@ -108,7 +113,7 @@ static bool check_state(struct tu_fix *f, const char *input, const char *when)
 	assert_int_equal(spool_list(f->sp, SPOOL_Q_OUTGOING, outs_cb, &o, &err), 0);
 	if (o.other != 0)
 		fail_msg("%s: %u unexpected outputs", when, o.other);
-	for (i = 0; i < NOUT; i++) {
+	for (i = 0; i < nout; i++) {
 		if (o.seen[i] != (has_input ? 0u : 1u))
 			fail_msg("%s: output %u seen %u times, input %s", when, i, o.seen[i],
 				has_input ? "present" : "gone");
@@ -229,9 +234,9 @@ static void test_batch_misuse(void **state)
 /* kill -9 at every I/O step of a batch (in a child), then recovery: the
  * batch is either rolled back (input processed again, giving the outputs
  * once) or completed from its manifest; never both, never twice. */
-static void test_batch_crash_every_step(void **state)
+static void crash_every_step(struct tu_fix *f, unsigned min_crashes, unsigned min_completed,
+	unsigned min_rolled_back)
 {
-	struct tu_fix *f = *state;
 	unsigned n, crashes = 0, completed = 0, rolled_back = 0;
 
 	for (n = 1; n < 200; n++) {
@@ -275,19 +280,35 @@ static void test_batch_crash_every_step(void **state)
 		assert_int_equal(run_batch(f, id, &err), 0);
 		assert_true(check_state(f, id, "reprocessed"));
 	}
-	/* outputs (3 x write, fsync), tmp/ fsync, manifest (write, fsync,
-	 * rename, dir fsync), renames, fsyncs, ... */
-	if (crashes < 15 || completed < 5 || rolled_back < 5)
+	if (crashes < min_crashes || completed < min_completed ||
+		rolled_back < min_rolled_back)
 		fail_msg("crashes=%u completed=%u rolled_back=%u", crashes, completed,
 			rolled_back);
+}
+
+static void test_batch_crash_every_step(void **state)
+{
+	/* outputs (3 x write, fsync), tmp/ fsync, manifest (write, fsync,
+	 * rename, dir fsync), renames, fsyncs, ... */
+	nout = NOUT;
+	crash_every_step(*state, 15, 5, 5);
+}
+
+/* One output: no manifest; a crash after the output's rename leaves input
+ * and output, and recovery removes the input (the output names it). */
+static void test_single_crash_every_step(void **state)
+{
+	/* output (write, pwrite, write, fsync), rename, dir fsync, dir fsync */
+	nout = 1;
+	crash_every_step(*state, 6, 1, 4);
+	nout = NOUT;
 }
 
 /* An I/O error at every step, no restart: the caller sees -1; either the
  * input is untouched, or the batch is decided and finish_pending (what the
  * worker calls before reprocessing) completes it. */
-static void test_batch_error_every_step(void **state)
+static void error_every_step(struct tu_fix *f, unsigned min_failures, unsigned min_pending)
 {
-	struct tu_fix *f = *state;
 	unsigned n, failures = 0, pending = 0;
 
 	for (n = 1; n < 200; n++) {
@@ -321,8 +342,164 @@ static void test_batch_error_every_step(void **state)
 			assert_true(check_state(f, id, "reprocessed"));
 		}
 	}
-	if (failures < 15 || pending < 3)
+	if (failures < min_failures || pending < min_pending)
 		fail_msg("failures=%u pending=%u", failures, pending);
+}
+
+static void test_batch_error_every_step(void **state)
+{
+	nout = NOUT;
+	error_every_step(*state, 15, 3);
+}
+
+/* One output: an error after the output became visible leaves a manifest,
+ * so the worker's next attempt completes the batch (no duplicate). */
+static void test_single_error_every_step(void **state)
+{
+	nout = 1;
+	error_every_step(*state, 6, 2);
+	nout = NOUT;
+}
+
+/* The one-output form writes no manifest and flags its output. */
+static void test_single_commit(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1];
+	struct sg_error err;
+
+	nout = 1;
+	put_input(f, id);
+	assert_int_equal(run_batch(f, id, &err), 0);
+	assert_true(check_state(f, id, "single"));
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), 1);
+	assert_int_equal(tu_count(f->spooldir, "batch"), 0);
+	nout = NOUT;
+}
+
+/* Recovery completes a one-output batch whose input was left behind, and
+ * leaves alone an input that an ordinary message names as its parent. */
+static void test_single_recovery_by_parent(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1], other[SG_MAIL_ID_LEN + 1], dsn[SG_MAIL_ID_LEN + 1];
+	char path[4096], path2[4096];
+	struct spool_recovery r;
+	struct spool_env env;
+	struct sg_error err;
+
+	nout = 1;
+	put_input(f, id);
+	tu_path(path, sizeof(path), f->spooldir, "incoming", id);
+	snprintf(path2, sizeof(path2), "%s/kept", f->spooldir);
+	assert_int_equal(link(path, path2), 0);
+	assert_int_equal(run_batch(f, id, &err), 0);
+	/* put the input back as if its removal had been lost in a crash */
+	assert_int_equal(link(path2, path), 0);
+	assert_int_equal(unlink(path2), 0);
+	/* a message naming "other" as parent without being a batch output */
+	put_input(f, other);
+	tu_env(&env, "a@example.org", 1);
+	env.parent_id = sg_xstrdup(other);
+	assert_int_equal(tu_write_msg(f->sp, &env, "dsn", SPOOL_Q_OUTGOING, dsn, &err), 0);
+	spool_env_free_fields(&env);
+	assert_int_equal(spool_recover_report(f->sp, &r, &err), 0);
+	assert_int_equal(r.batches_completed, 1);
+	assert_false(tu_exists(f->spooldir, "incoming", id));
+	assert_true(tu_exists(f->spooldir, "incoming", other));
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), 2);
+	nout = NOUT;
+}
+
+/* A pass moves the input on under its own ID, byte for byte, without its
+ * state; a crash at the rename leaves it in incoming/, never in both. */
+static void test_pass(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1];
+	struct spool_batch *b;
+	struct spool_env env;
+	struct spool_msg *m;
+	struct sg_error err;
+	char *body;
+	unsigned n;
+	bool done = false;
+
+	put_input(f, id);
+	assert_int_equal(spool_env_read(f->sp, SPOOL_Q_INCOMING, id, &env, NULL, &err), 0);
+	env.attempts = 2;
+	assert_int_equal(spool_state_save(f->sp, &env, &err), 0);
+	spool_env_free_fields(&env);
+	b = spool_batch_new(f->sp, SPOOL_Q_INCOMING, id);
+	assert_int_equal(spool_batch_pass(b, SPOOL_Q_OUTGOING, &err), 0);
+	assert_int_equal(spool_batch_commit(&b, &err), 0);
+	assert_false(tu_exists(f->spooldir, "incoming", id));
+	assert_false(tu_exists(f->spooldir, "state", id));
+	m = spool_msg_open(f->sp, SPOOL_Q_OUTGOING, id, &err);
+	assert_non_null(m);
+	body = tu_read_body(m);
+	assert_string_equal(body, "Subject: in\r\n\r\ninput\r\n");
+	assert_int_equal(spool_msg_env(m)->attempts, 0);
+	free(body);
+	spool_msg_close(&m);
+
+	for (n = 1; n < 20 && !done; n++) {
+		int status = 0;
+		pid_t pid;
+
+		reset_spool(f);
+		put_input(f, id);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			b = spool_batch_new(f->sp, SPOOL_Q_INCOMING, id);
+			spool_test_fail_after(n, SPOOL_TEST_CRASH);
+			if (spool_batch_pass(b, SPOOL_Q_OUTGOING, &err) < 0)
+				_exit(2);
+			_exit(spool_batch_commit(&b, &err) == 0 ? 0 : 1);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		done = WEXITSTATUS(status) == 0;
+		if (!done)
+			assert_int_equal(WEXITSTATUS(status), SPOOL_TEST_CRASH_STATUS);
+		assert_int_equal(spool_recover(f->sp, &err), 0);
+		assert_int_equal(tu_count(f->spooldir, "incoming") +
+			tu_count(f->spooldir, "outgoing"), 1);
+		assert_true(tu_exists(f->spooldir, done ? "outgoing" : "incoming", id));
+	}
+	assert_true(done);
+	assert_true(n > 2);  /* at least one crash (at the rename) */
+}
+
+/* A pass is the batch's only output. */
+static void test_pass_misuse(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1];
+	struct spool_batch *b;
+	struct spool_writer *w;
+	struct spool_env env;
+	struct sg_error err;
+
+	put_input(f, id);
+	tu_env(&env, "a@example.org", 1);
+	b = spool_batch_new(f->sp, SPOOL_Q_INCOMING, id);
+	assert_int_equal(spool_batch_pass(b, SPOOL_Q_INCOMING, &err), -1);
+	assert_int_equal(spool_batch_pass(b, SPOOL_Q_OUTGOING, &err), 0);
+	assert_int_equal(spool_batch_pass(b, SPOOL_Q_OUTGOING, &err), -1);
+	assert_null(spool_batch_writer(b, &env, 0, &err));
+	assert_int_equal(err.code, SG_E_INVAL);
+	spool_batch_abort(&b);
+	b = spool_batch_new(f->sp, SPOOL_Q_INCOMING, id);
+	w = spool_batch_writer(b, &env, 0, &err);
+	assert_non_null(w);
+	assert_int_equal(spool_batch_writer_finish(b, &w, SPOOL_Q_OUTGOING, &err), 0);
+	assert_int_equal(spool_batch_pass(b, SPOOL_Q_OUTGOING, &err), -1);
+	spool_batch_abort(&b);
+	assert_true(tu_exists(f->spooldir, "incoming", id));
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), 0);
+	spool_env_free_fields(&env);
 }
 
 /* A manifest that cannot be read is kept aside; its outputs (still in tmp/)
@@ -431,6 +608,12 @@ int main(void)
 		T(test_batch_damaged_manifest),
 		T(test_batch_outgoing_input),
 		T(test_batch_earlier_pending_wins),
+		T(test_single_commit),
+		T(test_single_crash_every_step),
+		T(test_single_error_every_step),
+		T(test_single_recovery_by_parent),
+		T(test_pass),
+		T(test_pass_misuse),
 	};
 #undef T
 
