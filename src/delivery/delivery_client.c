@@ -25,6 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -247,6 +249,21 @@ size_t delivery_dot_stuff(unsigned *state, const char *in, size_t len, char *out
 	for (i = 0; i < len; i++) {
 		char c = in[i];
 
+		if (st == STUFF_MIDLINE) {
+			/* inside a line: copy up to its CR or LF at once */
+			const char *p = memchr(in + i, '\n', len - i);
+			size_t lim = p != NULL ? (size_t)(p - (in + i)) : len - i;
+
+			p = memchr(in + i, '\r', lim);
+			if (p != NULL)
+				lim = (size_t)(p - (in + i));
+			if (lim > 0) {
+				memcpy(out + o, in + i, lim);
+				o += lim;
+				i += lim - 1;
+				continue;
+			}
+		}
 		if (st & STUFF_CR) {
 			st &= ~STUFF_CR;
 			out[o++] = '\r';
@@ -534,7 +551,7 @@ static int conn_connect(struct client_conn *c, const struct sockaddr *sa, sockle
 	unsigned timeout_s, struct sg_error *err)
 {
 	struct pollfd pfd;
-	int rc, soerr = 0;
+	int rc, soerr = 0, one = 1;
 	socklen_t sl = sizeof(soerr);
 
 	c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -542,6 +559,10 @@ static int conn_connect(struct client_conn *c, const struct sockaddr *sa, sockle
 		sg_error_set_errno(err, SG_E_PEER_TEMP, errno, "socket");
 		return -1;
 	}
+	/* Commands, the body's last piece and the final dot are small writes
+	 * followed by a wait for the reply: without TCP_NODELAY, Nagle holds
+	 * them until the peer's delayed ACK (40 ms on Linux) each time. */
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	rc = connect(c->fd, sa, salen);
 	if (rc < 0 && errno != EINPROGRESS) {
 		sg_error_set_errno(err, SG_E_PEER_TEMP, errno, "connect to %s", c->relay);

@@ -76,8 +76,17 @@ static int mime_prescan(int fd, uint64_t offset, uint64_t len, uint64_t *hdr_len
 			goto out;
 		}
 		for (i = 0; i < n; i++) {
-			char c = buf[i];
+			char c;
 
+			if (col == 3) {
+				/* inside a line: only its end matters */
+				const char *nl = memchr(buf + i, '\n', (size_t)(n - i));
+
+				if (nl == NULL)
+					break;
+				i = nl - buf;
+			}
+			c = buf[i];
 			if (c == '\n') {
 				if (!hdr_done && (col == 0 || col == 2)) {
 					hdr_done = true;

@@ -91,6 +91,38 @@ static void scan_text(struct smtp_data_scan *sc, char c, char *out, size_t *o)
 	}
 }
 
+/* plain_span - bytes at the start of in[0..len) that are ordinary line
+ * content: no CR, LF or NUL (memchr is vectorised; most of a message is
+ * such runs). */
+static size_t plain_span(const char *in, size_t len)
+{
+	const char *p = memchr(in, '\n', len);
+	size_t lim = p != NULL ? (size_t)(p - in) : len;
+
+	p = memchr(in, '\r', lim);
+	if (p != NULL)
+		lim = (size_t)(p - in);
+	p = memchr(in, '\0', lim);
+	return p != NULL ? (size_t)(p - in) : lim;
+}
+
+/* scan_run - n ordinary content bytes at once (what n scan_content calls
+ * would do). */
+static void scan_run(struct smtp_data_scan *sc, const char *in, size_t n, char *out,
+	size_t *o)
+{
+	memcpy(out + *o, in, n);
+	*o += n;
+	sc->line_len += n;
+	if (sc->hdr_len < sizeof(sc->hdr)) {
+		size_t k = sizeof(sc->hdr) - sc->hdr_len;
+
+		memcpy(sc->hdr + sc->hdr_len, in, n < k ? n : k);
+	}
+	sc->hdr_len = sc->hdr_len + n < sizeof(sc->hdr) + 1 ? sc->hdr_len + n :
+		sizeof(sc->hdr) + 1;
+}
+
 size_t smtp_data_scan_feed(struct smtp_data_scan *sc, const char *in, size_t len,
 	char *out, size_t *outlen_r)
 {
@@ -100,6 +132,15 @@ size_t smtp_data_scan_feed(struct smtp_data_scan *sc, const char *in, size_t len
 	for (i = 0; i < len && !sc->done; i++) {
 		char c = in[i];
 
+		if (sc->state == SCAN_TEXT) {
+			size_t n = plain_span(in + i, len - i);
+
+			if (n > 0) {
+				scan_run(sc, in + i, n, out, &o);
+				i += n - 1;
+				continue;
+			}
+		}
 		switch (sc->state) {
 		case SCAN_BOL:
 			if (c == '.')

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -141,6 +142,7 @@ static void smtp_accept(struct evconnlistener *l, evutil_socket_t fd,
 	char addr[64] = "unknown";
 	char line[300];
 	unsigned n;
+	int one = 1;
 
 	(void)l;
 	(void)salen;
@@ -160,6 +162,8 @@ static void smtp_accept(struct evconnlistener *l, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
+	/* Replies are small writes the client waits for: no Nagle delay. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	loop = &srv->loops[srv->next_loop];
 	srv->next_loop = (srv->next_loop + 1) % srv->nloops;
 	if (loop->idx == 0) {
