@@ -6,6 +6,8 @@
 #ifndef SG_PKI_INT_H
 #define SG_PKI_INT_H
 
+#include <pthread.h>
+
 #include <openssl/asn1.h>
 
 #include "pki/pki.h"
@@ -30,6 +32,30 @@ struct pki {
 	int64_t cache_misses;
 	bool in_tx;                /* a transaction is open (batch or own) */
 };
+
+/* pki_objcache.c - decoded objects by their exact source bytes (see there). */
+#define PKI_OBJCACHE_SLOTS 1024
+#define PKI_OBJCACHE_MAX_BYTES 65536
+struct pki_objcache_slot {
+	unsigned char *bytes;
+	size_t len;
+	void *obj;
+};
+struct pki_objcache {
+	pthread_mutex_t mu;
+	int (*up_ref)(void *obj);
+	void (*free)(void *obj);
+	struct pki_objcache_slot slots[PKI_OBJCACHE_SLOTS];
+};
+/* pki_objcache_get - the object decoded from bytes (an up-reference the
+ * caller frees), or NULL. */
+void *pki_objcache_get(struct pki_objcache *c, const void *bytes, size_t len);
+/* pki_objcache_put - remember obj (takes its own reference) for bytes. */
+void pki_objcache_put(struct pki_objcache *c, const void *bytes, size_t len, void *obj);
+
+/* pki_x509_from_der - a certificate decoded from exactly len DER bytes
+ * (through the cache); the caller frees it. NULL if it does not decode. */
+X509 *pki_x509_from_der(const void *der, size_t len);
 
 /* pki_asn1_time - ASN1_TIME to epoch seconds; -1 if unparseable. */
 int64_t pki_asn1_time(const ASN1_TIME *t);

@@ -229,6 +229,23 @@ out:
 	return rc;
 }
 
+static int pkey_up_ref(void *k)
+{
+	return EVP_PKEY_up_ref(k);
+}
+
+static void pkey_free(void *k)
+{
+	EVP_PKEY_free(k);
+}
+
+/* Decrypted keys by their stored (encrypted) blob: the row is still read
+ * every time (a deleted key is gone at once), only the AES-GCM and PKCS#8
+ * decoding are saved. Decrypted keys stay in this process's memory, as the
+ * key-encryption key does anyway. */
+static struct pki_objcache key_cache = {PTHREAD_MUTEX_INITIALIZER, pkey_up_ref,
+	pkey_free, {{NULL, 0, NULL}}};
+
 /* key_load - 1 + *pkey_r (this file only), 0 no key, -1 error */
 static int key_load(struct pki_keys *k, const char *thumbprint, EVP_PKEY **pkey_r,
 	struct sg_error *err)
@@ -237,7 +254,7 @@ static int key_load(struct pki_keys *k, const char *thumbprint, EVP_PKEY **pkey_
 	unsigned char tag[KEY_TAG_LEN];
 	PKCS8_PRIV_KEY_INFO *p8 = NULL;
 	struct store_stmt *st = NULL;
-	unsigned char *plain = NULL;
+	unsigned char *plain = NULL, *ckey = NULL;
 	const unsigned char *blob, *p;
 	size_t blen = 0, clen = 0;
 	int r, rc = -1;
@@ -262,6 +279,15 @@ static int key_load(struct pki_keys *k, const char *thumbprint, EVP_PKEY **pkey_
 		sg_error_set(err, SG_E_CRYPTO, "private key %.16s...: bad stored format", t);
 		goto out;
 	}
+	/* the cache key is KEK || blob: a blob only decrypts under its KEK */
+	ckey = sg_xmalloc(sizeof(k->kek) + blen);
+	memcpy(ckey, k->kek, sizeof(k->kek));
+	memcpy(ckey + sizeof(k->kek), blob, blen);
+	*pkey_r = pki_objcache_get(&key_cache, ckey, sizeof(k->kek) + blen);
+	if (*pkey_r != NULL) {
+		rc = 1;
+		goto out;
+	}
 	clen = blen - 1 - KEY_NONCE_LEN - KEY_TAG_LEN;
 	memcpy(tag, blob + 1 + KEY_NONCE_LEN + clen, KEY_TAG_LEN);
 	plain = sg_xmalloc(clen);
@@ -278,6 +304,7 @@ static int key_load(struct pki_keys *k, const char *thumbprint, EVP_PKEY **pkey_
 		sg_error_set_openssl(err, SG_E_CRYPTO, "private key %.16s...: bad PKCS#8", t);
 		goto out;
 	}
+	pki_objcache_put(&key_cache, ckey, sizeof(k->kek) + blen, *pkey_r);
 	rc = 1;
 out:
 	store_stmt_free(&st);
@@ -285,6 +312,10 @@ out:
 	if (plain != NULL) {
 		OPENSSL_cleanse(plain, clen);
 		free(plain);
+	}
+	if (ckey != NULL) {
+		OPENSSL_cleanse(ckey, sizeof(k->kek));
+		free(ckey);
 	}
 	return rc;
 }

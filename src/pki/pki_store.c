@@ -315,6 +315,37 @@ struct pki_cert *pki_cert_from_x509(X509 *x, struct sg_error *err)
 	return c;
 }
 
+static int cert_up_ref(void *x)
+{
+	return X509_up_ref(x);
+}
+
+static void cert_free(void *x)
+{
+	X509_free(x);
+}
+
+/* Decoded certificates by their DER (pki_objcache.c). */
+static struct pki_objcache cert_cache = {PTHREAD_MUTEX_INITIALIZER, cert_up_ref,
+	cert_free, {{NULL, 0, NULL}}};
+
+X509 *pki_x509_from_der(const void *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509 *x = pki_objcache_get(&cert_cache, der, len);
+
+	if (x != NULL || len == 0 || len > PKI_IMPORT_MAX)
+		return x;
+	x = d2i_X509(NULL, &p, (long)len);
+	if (x != NULL && p != (const unsigned char *)der + len) {
+		X509_free(x);
+		return NULL;
+	}
+	if (x != NULL)
+		pki_objcache_put(&cert_cache, der, len, x);
+	return x;
+}
+
 struct pki_cert *pki_cert_from_der(const void *der, size_t len, struct sg_error *err)
 {
 	const unsigned char *p = der;
@@ -324,6 +355,12 @@ struct pki_cert *pki_cert_from_der(const void *der, size_t len, struct sg_error 
 	if (len == 0 || len > PKI_IMPORT_MAX) {
 		sg_error_set(err, SG_E_PARSE, "certificate: bad DER length %zu", len);
 		return NULL;
+	}
+	x = pki_objcache_get(&cert_cache, der, len);
+	if (x != NULL) {
+		c = pki_cert_from_x509(x, err);
+		X509_free(x);
+		return c;
 	}
 	x = d2i_X509(NULL, &p, (long)len);
 	if (x == NULL) {
@@ -337,6 +374,8 @@ struct pki_cert *pki_cert_from_der(const void *der, size_t len, struct sg_error 
 		return NULL;
 	}
 	c = pki_cert_from_x509(x, err);
+	if (c != NULL)
+		pki_objcache_put(&cert_cache, der, len, x);
 	X509_free(x);
 	return c;
 }

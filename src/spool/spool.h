@@ -261,9 +261,9 @@ int spool_list(struct spool *sp, enum spool_queue q, spool_list_cb *cb, void *ar
  * Two cheaper forms keep the same guarantee (most messages take one):
  * - one output from an input in incoming/: no manifest. The output (flagged
  *   batch_output, parent_id = the input) is renamed into its queue, that
- *   directory fsync'ed, then the input removed and incoming/ fsync'ed. An
- *   input still in incoming/ while a batch output naming it exists in
- *   outgoing/ or deferred/ was decided: spool_recover removes it.
+ *   directory fsync'ed, then the input removed (no fsync). An input still in
+ *   incoming/ while a batch output naming it exists in outgoing/ or
+ *   deferred/ was decided: spool_recover removes it.
  * - pass (spool_batch_pass): the input itself, unchanged, is the only
  *   output. Commit renames it into the output queue under its own ID; no
  *   copy, no fsync: after a power loss it is in one queue or the other

@@ -26,8 +26,11 @@
  *   - one output, input in incoming/: the output (flagged batch_output,
  *     parent_id = the input, fsync'ed by spool_batch_writer_finish) is
  *     renamed into its queue and that directory fsync'ed (decided), then
- *     the input is removed and incoming/ fsync'ed. A crash between leaves
- *     both; spool_recover (spool_batch_input_done) removes the input;
+ *     the input is removed (not fsync'ed). A crash between, or a power loss
+ *     that undoes the removal, leaves both; spool_recover
+ *     (spool_batch_input_done) removes the input. (Only a power loss after
+ *     the output was delivered and removed could bring the input back for a
+ *     second processing: a duplicate, never a loss.)
  *   - pass: the input is renamed into the output queue, nothing fsync'ed
  *     (kill -9 loses no completed rename; after a power loss the file is in
  *     one of the two queues).
@@ -204,8 +207,10 @@ bad:
 	return -1;
 }
 
-/* remove_input - unlink the input and its state, fsync its directory. */
-static int remove_input(struct spool_batch *b, struct sg_error *err)
+/* remove_input - unlink the input and its state; fsync its directory when
+ * sync (a one-output batch does not: its output names the input, so
+ * recovery removes an input that comes back after a power loss). */
+static int remove_input(struct spool_batch *b, bool sync, struct sg_error *err)
 {
 	char src[4096], dir[4096];
 
@@ -218,7 +223,7 @@ static int remove_input(struct spool_batch *b, struct sg_error *err)
 		sg_error_set_errno(err, SG_E_IO, errno, "%s: remove input", b->input_id);
 		return -1;
 	}
-	if (spool_io_fsync_dir(dir, err) < 0 ||
+	if ((sync && spool_io_fsync_dir(dir, err) < 0) ||
 		spool_state_remove(b->sp, b->input_id, err) < 0)
 		return -1;
 	return 0;
@@ -256,7 +261,7 @@ static int batch_complete(struct spool_batch *b, struct sg_error *err)
 			return -1;
 	}
 	/* Step 4: the input. Already gone is fine (an earlier attempt). */
-	if (remove_input(b, err) < 0)
+	if (remove_input(b, true, err) < 0)
 		return -1;
 	/* Step 5: the manifest. */
 	if (spool_path(b->sp, SPOOL_DIR_BATCH, b->input_id, src, sizeof(src), err) < 0 ||
@@ -381,8 +386,9 @@ static int commit_short(struct spool_batch *b, bool *decided_r, struct sg_error 
 		*decided_r = true;
 		if (spool_io_fsync_dir(dir, err) < 0)
 			return -1;
+		return remove_input(b, false, err);
 	}
-	return remove_input(b, err);
+	return remove_input(b, true, err);
 }
 
 int spool_batch_commit(struct spool_batch **bp, struct sg_error *err)
@@ -612,7 +618,7 @@ int spool_batch_input_done(struct spool *sp, const struct spool_env *env,
 	b.sp = sp;
 	b.input_q = SPOOL_Q_INCOMING;
 	sg_strlcpy(b.input_id, env->parent_id, sizeof(b.input_id));
-	if (remove_input(&b, err) < 0)
+	if (remove_input(&b, true, err) < 0)
 		return -1;
 	sg_log_mail(SG_LOG_INFO, env->parent_id, "interrupted batch completed: output %s "
 		"exists", env->id);

@@ -298,9 +298,9 @@ static void test_batch_crash_every_step(void **state)
  * and output, and recovery removes the input (the output names it). */
 static void test_single_crash_every_step(void **state)
 {
-	/* output (write, pwrite, write, fsync), rename, dir fsync, dir fsync */
+	/* output (write, pwrite, write, fsync), rename, dir fsync */
 	nout = 1;
-	crash_every_step(*state, 6, 1, 4);
+	crash_every_step(*state, 5, 1, 4);
 	nout = NOUT;
 }
 
@@ -357,7 +357,7 @@ static void test_batch_error_every_step(void **state)
 static void test_single_error_every_step(void **state)
 {
 	nout = 1;
-	error_every_step(*state, 6, 2);
+	error_every_step(*state, 5, 1);
 	nout = NOUT;
 }
 
