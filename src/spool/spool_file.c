@@ -272,6 +272,63 @@ int spool_writer_write(struct spool_writer *w, const void *data, size_t len,
 	return writer_put(w, data, len, err);
 }
 
+/* ------------------------------------------------------ verified files */
+
+/*
+ * Reading a message checks its body against the trailer's SHA-256 (damage,
+ * a torn write before a crash). A file this process wrote and fsync'ed, or
+ * already checked, and that is unchanged since (inode, size, mtime) does not
+ * need the check again: the pipeline and delivery each open every message,
+ * and hashing 1 MB three times was a third of the daemon's CPU. Files of an
+ * earlier run, and every file read by another process (the CLI), are
+ * checked in full. Only this process's own writes change a spool file; the
+ * entry is refreshed at every commit, so a recycled inode never matches an
+ * entry of its earlier content unless size and mtime are equal too, and
+ * then the entry is the new content's (written by the same writer).
+ */
+void spool_verified_init(struct spool *sp)
+{
+	pthread_mutex_init(&sp->ver_mu, NULL);
+	sp->ver = sg_xcalloc(SPOOL_VERIFIED_SLOTS, sizeof(*sp->ver));
+}
+
+void spool_verified_deinit(struct spool *sp)
+{
+	pthread_mutex_destroy(&sp->ver_mu);
+	free(sp->ver);
+	sp->ver = NULL;
+}
+
+static struct spool_verified *verified_slot(struct spool *sp, const struct stat *st)
+{
+	return &sp->ver[((uint64_t)st->st_ino * 0x9E3779B97F4A7C15ull >> 40) %
+		SPOOL_VERIFIED_SLOTS];
+}
+
+static void verified_set(struct spool *sp, const struct stat *st)
+{
+	struct spool_verified *v = verified_slot(sp, st);
+
+	pthread_mutex_lock(&sp->ver_mu);
+	v->dev = st->st_dev;
+	v->ino = st->st_ino;
+	v->size = st->st_size;
+	v->mtime = st->st_mtim;
+	pthread_mutex_unlock(&sp->ver_mu);
+}
+
+static bool verified_has(struct spool *sp, const struct stat *st)
+{
+	struct spool_verified *v = verified_slot(sp, st);
+	bool ok;
+
+	pthread_mutex_lock(&sp->ver_mu);
+	ok = v->ino == st->st_ino && v->dev == st->st_dev && v->size == st->st_size &&
+		v->mtime.tv_sec == st->st_mtim.tv_sec && v->mtime.tv_nsec == st->st_mtim.tv_nsec;
+	pthread_mutex_unlock(&sp->ver_mu);
+	return ok;
+}
+
 /* spool_writer_finish - patch the body length, append envelope and trailer,
  * fsync and close. The file stays in tmp/. */
 int spool_writer_finish(struct spool_writer *w, struct sg_error *err)
@@ -279,6 +336,7 @@ int spool_writer_finish(struct spool_writer *w, struct sg_error *err)
 	unsigned char len_be[8];
 	unsigned char end[8 + 32];
 	unsigned int mdlen = 0;
+	struct stat st;
 
 	if (w->is_failed) {
 		sg_error_set(err, SG_E_IO, "%s: spool file write failed earlier", w->env.id);
@@ -310,6 +368,8 @@ int spool_writer_finish(struct spool_writer *w, struct sg_error *err)
 		sg_error_set_errno(err, SG_E_IO, errno, "%s: fsync spool file", w->env.id);
 		return -1;
 	}
+	if (fstat(w->fd, &st) == 0)
+		verified_set(w->sp, &st);
 	if (close(w->fd) < 0) {
 		w->fd = -1;
 		sg_error_set_errno(err, SG_E_IO, errno, "%s: close spool file", w->env.id);
@@ -701,16 +761,25 @@ static int spool_file_load(struct spool *sp, enum spool_queue q, const char *id,
 	uint64_t *off_r, uint64_t *len_r, struct sg_error *err)
 {
 	struct spool_state_extra extra;
+	struct stat st;
+	bool is_known = false;
 	int fd;
 
 	fd = spool_file_open(sp, q, id, err);
 	if (fd < 0)
 		return -1;
+	if ((flags & SPOOL_PARSE_VERIFY_HASH) != 0 && fstat(fd, &st) == 0) {
+		is_known = verified_has(sp, &st);
+		if (is_known)
+			flags &= ~(unsigned)SPOOL_PARSE_VERIFY_HASH;
+	}
 	if (spool_file_parse(fd, id, flags, env, off_r, len_r, err) < 0) {
 		sg_error_prefix(err, "%s/%s: ", spool_queue_name(q), id);
 		close(fd);
 		return -1;
 	}
+	if ((flags & SPOOL_PARSE_VERIFY_HASH) != 0 && !is_known)
+		verified_set(sp, &st);
 	if (spool_state_load(sp, env, &extra, err) < 0) {
 		spool_env_free_fields(env);
 		close(fd);

@@ -30,6 +30,7 @@
 
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <sys/stat.h>
 
 #define SPOOL_MAGIC "SGSPOOL\x01"
 #define SPOOL_MAGIC_LEN 8
@@ -84,10 +85,25 @@ enum spool_flag_bits {
 
 struct spool {
 	char *dir;     /* immutable after spool_open: the struct is shared */
+	/* files whose body hash this process wrote or checked (spool_file.c),
+	 * under ver_mu */
+	pthread_mutex_t ver_mu;
+	struct spool_verified *ver;         /* SPOOL_VERIFIED_SLOTS */
 	/* recycled message files in free/ (spool_pool.c), under pool_mu */
 	pthread_mutex_t pool_mu;
 	char (*pool)[SG_MAIL_ID_LEN + 1];   /* NULL: not pooling */
 	size_t pool_n;
+};
+
+/* A message file known to match its trailer's SHA-256: this process wrote
+ * it (or checked it) and it is unchanged since (same inode, size and
+ * modification time). */
+#define SPOOL_VERIFIED_SLOTS 4096
+struct spool_verified {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
 };
 
 struct spool_writer {
@@ -158,6 +174,10 @@ int spool_batch_input_done(struct spool *sp, const struct spool_env *env,
 	struct sg_error *err);
 int spool_batch_recover(struct spool *sp, unsigned *done_r, unsigned *damaged_r,
 	struct sg_error *err);
+
+/* spool_file.c: the verified-files table (see struct spool_verified) */
+void spool_verified_init(struct spool *sp);
+void spool_verified_deinit(struct spool *sp);
 
 /* spool_pool.c */
 void spool_pool_init(struct spool *sp);

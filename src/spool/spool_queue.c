@@ -68,6 +68,7 @@ struct spool *spool_open(const char *dir, struct sg_error *err)
 	sp = sg_xcalloc(1, sizeof(*sp));
 	sp->dir = sg_xstrdup(dir);
 	spool_pool_init(sp);
+	spool_verified_init(sp);
 	if (sg_mkdir_p(dir, 0700, err) < 0)
 		goto fail;
 	for (i = 0; i < SPOOL_Q__COUNT + sizeof(extra) / sizeof(extra[0]); i++) {
@@ -93,6 +94,7 @@ void spool_close(struct spool **spp)
 		return;
 	*spp = NULL;
 	spool_pool_deinit(sp);
+	spool_verified_deinit(sp);
 	free(sp->dir);
 	free(sp);
 }

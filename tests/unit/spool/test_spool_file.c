@@ -452,6 +452,7 @@ static void test_damaged_file_refused(void **state)
 		struct spool_env env;
 		struct sg_error err;
 		struct spool_msg *m;
+		struct spool *sp2;
 		unsigned char *data;
 		size_t len;
 		int rc;
@@ -486,7 +487,13 @@ static void test_damaged_file_refused(void **state)
 		}
 		tu_write_file(path, data, len);
 		free(data);
-		m = spool_msg_open(f->sp, SPOOL_Q_INCOMING, id, &err);
+		/* read as after a restart or by the CLI: another spool handle
+		 * (this one wrote the file and would trust it while it looks
+		 * unchanged: see test_checked_once_per_process) */
+		sp2 = spool_open(f->spooldir, &err);
+		assert_non_null(sp2);
+		m = spool_msg_open(sp2, SPOOL_Q_INCOMING, id, &err);
+		spool_close(&sp2);
 		if (m != NULL)
 			fail_msg("%s: damaged file accepted", cases[i].name);
 		if (err.code != SG_E_PARSE)
@@ -500,6 +507,47 @@ static void test_damaged_file_refused(void **state)
 		else
 			assert_int_equal(err.code, SG_E_PARSE);
 	}
+}
+
+/* The body's SHA-256 is checked once per process: a file this spool handle
+ * wrote (or checked) and that looks unchanged (inode, size, mtime) is not
+ * hashed again; a change of mtime, or another handle (another process, a
+ * restart), checks it in full. */
+static void test_checked_once_per_process(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1], path[4096];
+	struct timespec ts[2];
+	struct sg_error err;
+	struct spool_msg *m;
+	struct spool *sp2;
+	struct stat st;
+	int fd;
+
+	commit_one(f, SPOOL_Q_INCOMING, id);
+	m = spool_msg_open(f->sp, SPOOL_Q_INCOMING, id, &err);
+	assert_non_null(m);
+	spool_msg_close(&m);
+	tu_path(path, sizeof(path), f->spooldir, "incoming", id);
+	assert_int_equal(stat(path, &st), 0);
+	/* damage one body byte behind the spool's back, keeping size and mtime */
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, 17 + 2), 1);
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	assert_int_equal(futimens(fd, ts), 0);
+	close(fd);
+	sp2 = spool_open(f->spooldir, &err);
+	assert_non_null(sp2);
+	assert_null(spool_msg_open(sp2, SPOOL_Q_INCOMING, id, &err));
+	assert_int_equal(err.code, SG_E_PARSE);
+	spool_close(&sp2);
+	/* a newer mtime: this handle checks it again too */
+	ts[1].tv_sec += 1;
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+	assert_null(spool_msg_open(f->sp, SPOOL_Q_INCOMING, id, &err));
+	assert_int_equal(err.code, SG_E_PARSE);
 }
 
 /* Every truncation of a valid file (a crash mid-write that somehow reached
@@ -874,6 +922,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recipient_limit, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_file_refused, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_checked_once_per_process, tu_setup,
+			tu_teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_file_refused, tu_setup,
 			tu_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_records_refused, tu_setup, tu_teardown),
