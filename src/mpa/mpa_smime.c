@@ -112,6 +112,30 @@ struct mime_msg *mpa_msg_from_bytes(const void *data, size_t len, struct sg_erro
 	return m;
 }
 
+int mpa_msg_to_fd(struct mime_msg *m, uint64_t max, uint64_t *len_r, struct sg_error *err)
+{
+	int fd = memfd_create("sealgate-smime", MFD_CLOEXEC);
+
+	if (fd < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "memfd_create");
+		return -1;
+	}
+	if (mime_msg_write_fd(m, fd, max, len_r, err) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int mpa_tmp_fd(struct sg_error *err)
+{
+	int fd = memfd_create("sealgate-smime", MFD_CLOEXEC);
+
+	if (fd < 0)
+		sg_error_set_errno(err, SG_E_IO, errno, "memfd_create");
+	return fd;
+}
+
 struct pki_keys *mpa_keys_open(struct mpa_ctx *ctx, struct sg_error *err)
 {
 	const struct sg_config *cfg = ctx->mpa->conf.cfg;
@@ -243,15 +267,15 @@ static int mpa_smime_auto_request(struct mpa_ctx *ctx, const char *email, const 
 }
 
 /*
- * mpa_smime_sign - sign in[0..len) for the group's decision with the
- * originator's signing certificate into out (initialised here): clear
+ * mpa_smime_sign - sign bytes [0, len) of in_fd for the group's decision with
+ * the originator's signing certificate into out_fd (*out_len_r bytes): clear
  * (multipart/signed) or, when the sender's smime_signing_mode is opaque,
  * application/pkcs7-mime signed-data. 1 signed, 0 not signed (no usable
  * certificate, no key, or signing failed: logged; signing never stops the
  * message), -1 temporary error (err set).
  */
 static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
-	const void *in, size_t len, struct sg_buf *out, struct sg_error *err)
+	int in_fd, uint64_t len, int out_fd, uint64_t *out_len_r, struct sg_error *err)
 {
 	const struct policy_result *res = ctx->results[0];
 	const struct policy_props *sp = res->sender_props;
@@ -270,7 +294,6 @@ static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
 	const char *mode;
 	int rc = -1, found;
 
-	sg_buf_init(out, MPA_SMIME_OUT_MAX(len));
 	if (res->originator[0] == '\0' || sp == NULL)
 		return 0;
 	sg_log_esc(esc, sizeof(esc), res->originator, strlen(res->originator));
@@ -318,8 +341,8 @@ static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
 	mode = policy_props_get(sp, POLICY_P_SMIME_SIGNING_MODE, NULL);
 	if (mode != NULL && strcmp(mode, "opaque") == 0)
 		opts.flags |= SMIME_SIGN_OPAQUE;
-	opts.max_output = out->max;
-	if (smime_sign(in, len, &signer, &opts, out, err) < 0)
+	opts.max_output = MPA_SMIME_OUT_MAX(len);
+	if (smime_sign_fd(in_fd, len, &signer, &opts, out_fd, out_len_r, err) < 0)
 		goto fail;
 	rc = 1;
 	goto out;
@@ -328,8 +351,7 @@ fail:
 		goto out;   /* rc -1: retried later */
 	e = *err;
 	sg_log_mail(SG_LOG_WARN, ctx->id, "not signed for <%s>: %s", esc, e.msg);
-	sg_buf_reset(out);
-	rc = 0;
+	rc = 0;   /* (smime_sign_fd left out_fd as it was) */
 out:
 	pki_keys_close(&keys);
 	if (issuers != NULL)
@@ -462,11 +484,12 @@ static int mpa_add_users(struct mpa_ctx *ctx, const struct mpa_group *g,
 	return 0;
 }
 
-/* mpa_set_output - g's output becomes the message in data[0..len) */
-static int mpa_set_output(struct mpa_group *g, const struct sg_buf *b, const char *done,
+/* mpa_set_output - g's output becomes the message in bytes [0, len) of fd
+ * (parsed in place: the message holds its own dup of fd) */
+static int mpa_set_output(struct mpa_group *g, int fd, uint64_t len, const char *done,
 	struct sg_error *err)
 {
-	struct mime_msg *m = mpa_msg_from_bytes(b->data, b->len, err);
+	struct mime_msg *m = mime_msg_parse_fd(fd, 0, len, err);
 
 	if (m == NULL)
 		return -1;
@@ -488,19 +511,32 @@ static enum mpa_result mpa_reject_failed(struct mpa_group *g, const char *what,
 	return MPA_REJECT;
 }
 
+/* mpa_close - close *fdp if open */
+static void mpa_close(int *fdp)
+{
+	if (*fdp >= 0)
+		close(*fdp);
+	*fdp = -1;
+}
+
+/*
+ * mpa_smime_out - sign (when asked) and encrypt g's message. Every stage
+ * streams between anonymous temporary files (the message, the signed
+ * message, the encrypted one), so memory does not grow with the message
+ * size; the output is parsed in place.
+ */
 enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	struct sg_error *err)
 {
 	const struct policy_decision *d = g->dec;
 	struct mime_msg *m = g->msg != NULL ? g->msg : ctx->msg;
-	struct sg_buf in = {0}, sig = {0}, enc = {0};
 	struct smime_encrypt_opts opts = {0};
 	struct mpa_certs certs = {0};
 	enum mpa_result r = MPA_ERROR;
 	size_t max = d->smime_max_size > 0 && d->smime_max_size < SIZE_MAX / 2 ?
 		(size_t)d->smime_max_size : SMIME_DEFAULT_MAX;
-	const void *body;
-	size_t blen;
+	uint64_t in_len = 0, sig_len = 0, enc_len = 0, blen;
+	int in_fd = -1, sig_fd = -1, enc_fd = -1, body_fd;
 	int signed_ = 0;
 
 	enum mpa_ct_kind kind = mpa_msg_ct_kind(m);
@@ -510,7 +546,8 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 		g->done = "already-encrypted";
 		return MPA_NEXT;
 	}
-	if (mpa_msg_bytes(m, max, &in, err) < 0) {
+	in_fd = mpa_msg_to_fd(m, max, &in_len, err);
+	if (in_fd < 0) {
 		if (err->code == SG_E_LIMIT) {
 			r = mpa_reject_failed(g, "the message is larger than the S/MIME maximum "
 				"size", NULL);
@@ -529,19 +566,24 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 			NULL);
 		goto out;
 	}
-	body = in.data;
-	blen = in.len;
+	body_fd = in_fd;
+	blen = in_len;
 	if ((d->flags & POLICY_D_SIGN_OUTPUT) && kind == MPA_CT_OTHER) {
 		/* (a message the client signed keeps its own signature) */
-		signed_ = mpa_smime_sign(ctx, d, in.data, in.len, &sig, err);
+		sig_fd = mpa_tmp_fd(err);
+		if (sig_fd < 0) {
+			r = mpa_result_of_error(err);
+			goto out;
+		}
+		signed_ = mpa_smime_sign(ctx, d, in_fd, in_len, sig_fd, &sig_len, err);
 		if (signed_ < 0) {
 			r = MPA_DEFER;
 			goto out;
 		}
 		if (signed_ == 1) {
-			body = sig.data;
-			blen = sig.len;
-			sg_buf_deinit(&in);   /* peak memory: two copies, not three */
+			body_fd = sig_fd;
+			blen = sig_len;
+			mpa_close(&in_fd);   /* its pages go back at once */
 		}
 	}
 	if (d->enc_alg != NULL && smime_cipher_parse(d->enc_alg, &opts.cipher) < 0) {
@@ -555,15 +597,19 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	if (d->flags & POLICY_D_ENCRYPT_HEADERS)
 		opts.flags |= SMIME_ENC_PROTECT_HEADERS;
 	opts.max_output = MPA_SMIME_OUT_MAX(blen);
-	sg_buf_init(&enc, opts.max_output);
-	if (smime_encrypt(body, blen, certs.sk, &opts, &enc, err) < 0) {
+	enc_fd = mpa_tmp_fd(err);
+	if (enc_fd < 0) {
+		r = mpa_result_of_error(err);
+		goto out;
+	}
+	if (smime_encrypt_fd(body_fd, blen, certs.sk, &opts, enc_fd, &enc_len, err) < 0) {
 		r = mpa_is_temporary(err) ? MPA_DEFER : mpa_reject_failed(g, "encrypt", err);
 		goto out;
 	}
-	sg_buf_deinit(&in);
-	sg_buf_deinit(&sig);
-	if (mpa_set_output(g, &enc, signed_ == 1 ? "smime-sign-encrypt" : "smime-encrypt",
-		err) < 0) {
+	mpa_close(&in_fd);
+	mpa_close(&sig_fd);
+	if (mpa_set_output(g, enc_fd, enc_len, signed_ == 1 ? "smime-sign-encrypt" :
+		"smime-encrypt", err) < 0) {
 		r = mpa_result_of_error(err);
 		goto out;
 	}
@@ -577,9 +623,9 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	r = MPA_NEXT;
 out:
 	mpa_certs_free(&certs);
-	sg_buf_deinit(&in);
-	sg_buf_deinit(&sig);
-	sg_buf_deinit(&enc);
+	mpa_close(&in_fd);
+	mpa_close(&sig_fd);
+	mpa_close(&enc_fd);
 	return r;
 }
 
@@ -588,29 +634,36 @@ enum mpa_result mpa_smime_sign_only(struct mpa_ctx *ctx, struct mpa_group *g,
 {
 	const struct policy_decision *d = g->dec;
 	struct mime_msg *m = g->msg != NULL ? g->msg : ctx->msg;
-	struct sg_buf in = {0}, sig = {0};
 	enum mpa_result r = MPA_NEXT;
 	size_t max = d->smime_max_size > 0 && d->smime_max_size < SIZE_MAX / 2 ?
 		(size_t)d->smime_max_size : SMIME_DEFAULT_MAX;
-	int rc;
+	uint64_t in_len = 0, sig_len = 0;
+	int in_fd = -1, sig_fd = -1, rc;
 
 	if (!(d->flags & POLICY_D_SIGN_OUTPUT) || mpa_msg_ct_kind(m) != MPA_CT_OTHER)
 		return MPA_NEXT;   /* encrypted or S/MIME already: not signed again */
-	if (mpa_msg_bytes(m, max, &in, err) < 0) {
+	in_fd = mpa_msg_to_fd(m, max, &in_len, err);
+	if (in_fd < 0) {
 		if (err->code != SG_E_LIMIT)
 			r = mpa_result_of_error(err);
 		goto out;   /* too big to sign: sent unsigned (policy checked it too) */
 	}
-	rc = mpa_smime_sign(ctx, d, in.data, in.len, &sig, err);
+	sig_fd = mpa_tmp_fd(err);
+	if (sig_fd < 0) {
+		r = mpa_result_of_error(err);
+		goto out;
+	}
+	rc = mpa_smime_sign(ctx, d, in_fd, in_len, sig_fd, &sig_len, err);
 	if (rc < 0) {
 		r = MPA_DEFER;
 		goto out;
 	}
-	if (rc == 1 && mpa_set_output(g, &sig, "smime-sign", err) < 0)
+	mpa_close(&in_fd);
+	if (rc == 1 && mpa_set_output(g, sig_fd, sig_len, "smime-sign", err) < 0)
 		r = mpa_result_of_error(err);
 out:
-	sg_buf_deinit(&in);
-	sg_buf_deinit(&sig);
+	mpa_close(&in_fd);
+	mpa_close(&sig_fd);
 	return r;
 }
 

@@ -34,6 +34,13 @@ int mpa_msg_bytes(struct mime_msg *m, size_t max, struct sg_buf *out, struct sg_
  * err on failure. */
 struct mime_msg *mpa_msg_from_bytes(const void *data, size_t len, struct sg_error *err);
 
+/* mpa_msg_to_fd - serialise m into a new anonymous temporary file (memfd);
+ * the fd (caller closes) with *len_r bytes, or -1 (SG_E_LIMIT over max). */
+int mpa_msg_to_fd(struct mime_msg *m, uint64_t max, uint64_t *len_r, struct sg_error *err);
+
+/* mpa_tmp_fd - an empty anonymous temporary file (memfd), or -1 with err. */
+int mpa_tmp_fd(struct sg_error *err);
+
 /* mpa_keys_open - the private-key API on the worker's PKI (data_dir from the
  * configuration); NULL with err when there is no configuration or the KEK
  * cannot be read. Callers close it with pki_keys_close. */

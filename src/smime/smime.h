@@ -31,9 +31,16 @@
  * SG_E_LIMIT over a bound, SG_E_CRYPTO a crypto failure, SG_E_INVAL bad
  * arguments). Fail closed: on -1 the output buffer holds nothing usable.
  *
- * XXX: messages are held in memory (in and out, at most a few copies of one
- * message); max_output caps each output. Streaming through files/BIOs is a
- * later step (DESIGN "Streaming").
+ * Memory: smime_sign_fd and smime_encrypt_fd stream - the message is read
+ * from an fd in bounded pieces, the canonical entity goes to an anonymous
+ * temporary file (memfd), OpenSSL encrypts while it copies (CMS_STREAM) and
+ * the output is written to an fd - so their memory does not grow with the
+ * message (only with its header section), except opaque signing, which
+ * holds the entity once (the signature is made before the content is
+ * written, see smime_sign_fd). smime_sign and smime_encrypt are the same
+ * over buffers (the output is in memory, by definition). smime_open holds
+ * the message in memory (in and out, a few copies of one message).
+ * max_output caps each output.
  */
 #ifndef SG_SMIME_H
 #define SG_SMIME_H
@@ -103,6 +110,18 @@ struct smime_sign_opts {
 int smime_sign(const void *msg, size_t len, const struct smime_signer *signer,
 	const struct smime_sign_opts *opts, struct sg_buf *out, struct sg_error *err);
 
+/*
+ * smime_sign_fd - smime_sign over files: the message is bytes [0, len) of
+ * in_fd (read with pread; its offset is not used), the new message is
+ * written to out_fd at its current offset, *size_r (may be NULL) gets its
+ * length. Clear signing holds no more than the header section and fixed
+ * 64 KB buffers in memory; opaque signing holds the canonical entity once.
+ * On -1 out_fd is cut back to where it was. 0 / -1.
+ */
+int smime_sign_fd(int in_fd, uint64_t len, const struct smime_signer *signer,
+	const struct smime_sign_opts *opts, int out_fd, uint64_t *size_r,
+	struct sg_error *err);
+
 /* --------------------------------------------------------------- encrypt */
 
 enum smime_cipher {
@@ -153,6 +172,17 @@ struct smime_encrypt_opts {
  */
 int smime_encrypt(const void *msg, size_t len, STACK_OF(X509) *recips,
 	const struct smime_encrypt_opts *opts, struct sg_buf *out, struct sg_error *err);
+
+/*
+ * smime_encrypt_fd - smime_encrypt over files (as smime_sign_fd): bytes
+ * [0, len) of in_fd in, the new message appended at out_fd's offset,
+ * *size_r its length. Streaming (CMS_STREAM): the EnvelopedData is BER with
+ * indefinite lengths and the content is never held whole in memory. On -1
+ * out_fd is cut back to where it was. 0 / -1.
+ */
+int smime_encrypt_fd(int in_fd, uint64_t len, STACK_OF(X509) *recips,
+	const struct smime_encrypt_opts *opts, int out_fd, uint64_t *size_r,
+	struct sg_error *err);
 
 /* ------------------------------------------------------ decrypt / verify */
 

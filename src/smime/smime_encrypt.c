@@ -8,8 +8,10 @@
  * message/rfc822) is encrypted as it is, in CRLF form. Only public keys are
  * used here.
  */
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -64,10 +66,11 @@ static const char *const transport_fields[] = {
 	"In-Reply-To", "References",
 };
 
-/* protect_headers - entity := message/rfc822 of the whole message; outer :=
- * the transport fields of it, Subject "[...]" (RFC 9788 §4.4 obscured). */
+/* protect_headers - entity := the header of a message/rfc822 entity (the
+ * whole message follows it as its body); outer := the transport fields of
+ * it, Subject "[...]" (RFC 9788 §4.4 obscured). */
 static int
-protect_headers(const void *msg, size_t len, struct smime_split *s, struct sg_error *err)
+protect_headers(struct smime_split *s, struct sg_error *err)
 {
 	struct sg_buf outer;
 	const char *p = s->outer.data;
@@ -98,8 +101,7 @@ protect_headers(const void *msg, size_t len, struct smime_split *s, struct sg_er
 		goto fail;
 	sg_buf_reset(&s->entity);
 	if (sg_buf_append_str(&s->entity,
-		    "Content-Type: message/rfc822\r\n\r\n", err) < 0 ||
-	    smime_crlf_append(&s->entity, msg, len, err) < 0)
+		    "Content-Type: message/rfc822\r\n\r\n", err) < 0)
 		goto fail;
 	sg_buf_deinit(&s->outer);
 	s->outer = outer;
@@ -147,62 +149,124 @@ fail:
 }
 
 int
-smime_encrypt(const void *msg, size_t len, STACK_OF(X509) *recips,
-	const struct smime_encrypt_opts *opts, struct sg_buf *out, struct sg_error *err)
+smime_encrypt_fd(int in_fd, uint64_t len, STACK_OF(X509) *recips,
+	const struct smime_encrypt_opts *opts, int out_fd, uint64_t *size_r,
+	struct sg_error *err)
 {
 	static const struct smime_encrypt_opts defaults = { 0 };
-	struct smime_split s;
+	struct smime_split s = { 0 };
 	CMS_ContentInfo *cms = NULL;
 	EVP_CIPHER *cipher = NULL;
-	BIO *in = NULL;
+	BIO *in = NULL, *out = NULL;
 	const char *cname;
-	size_t start = out != NULL ? out->len : 0;
-	int rc = -1;
+	uint64_t body = 0, elen = 0;
+	off_t start;
+	int64_t written;
+	size_t max;
+	int efd = -1, rc = -1;
 
 	if (opts == NULL)
 		opts = &defaults;
 	cname = smime_cipher_name(opts->cipher);
-	if (recips == NULL || sk_X509_num(recips) < 1 || cname == NULL) {
+	max = smime_effective_max(opts->max_output);
+	if (recips == NULL || sk_X509_num(recips) < 1 || cname == NULL || in_fd < 0 ||
+	    out_fd < 0) {
 		sg_error_set(err, SG_E_INVAL, "smime_encrypt: no recipient or bad cipher");
 		return -1;
 	}
-	if (smime_split_msg(msg, len, smime_effective_max(opts->max_output), &s, err) < 0)
+	start = lseek(out_fd, 0, SEEK_CUR);
+	if (start < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "lseek");
 		return -1;
-	if ((opts->flags & SMIME_ENC_PROTECT_HEADERS) && protect_headers(msg, len, &s, err) < 0)
-		goto out;
+	}
+	if (smime_split_fd(in_fd, len, max, &s, &body, err) < 0)
+		return -1;
+	if (opts->flags & SMIME_ENC_PROTECT_HEADERS) {
+		if (protect_headers(&s, err) < 0)
+			goto out;
+		body = 0;   /* the whole message is the body of message/rfc822 */
+	}
 	cipher = EVP_CIPHER_fetch(NULL, cname, NULL);
 	if (cipher == NULL) {
 		sg_error_set_openssl(err, SG_E_CRYPTO, "cipher %s", cname);
 		goto out;
 	}
-	/* an AEAD cipher makes OpenSSL build AuthEnvelopedData */
-	cms = CMS_encrypt_ex(NULL, NULL, cipher, CMS_BINARY | CMS_PARTIAL, NULL, NULL);
+	/* an AEAD cipher makes OpenSSL build AuthEnvelopedData; CMS_STREAM: the
+	 * content is encrypted while SMIME_write_CMS copies it (BER with
+	 * indefinite lengths), never held whole in memory */
+	cms = CMS_encrypt_ex(NULL, NULL, cipher, CMS_BINARY | CMS_PARTIAL | CMS_STREAM,
+		NULL, NULL);
 	if (cms == NULL)
 		goto ossl;
 	for (int i = 0; i < sk_X509_num(recips); i++) {
 		if (add_recipient(cms, sk_X509_value(recips, i), opts->kt, err) < 0)
 			goto out;
 	}
-	in = BIO_new_mem_buf(s.entity.data, (int)s.entity.len);
-	if (in == NULL || s.entity.len > INT32_MAX || !CMS_final(cms, in, NULL, CMS_BINARY))
-		goto ossl;
-	if (smime_write_out(&s.outer, cms, NULL, CMS_BINARY, out, err) < 0)
+	efd = smime_entity_fd(in_fd, body, len, &s.entity, NULL, max, &elen, err);
+	if (efd < 0)
 		goto out;
-	if (out->len - start > smime_effective_max(opts->max_output)) {
-		sg_error_set(err, SG_E_LIMIT, "S/MIME output over %zu bytes",
-			smime_effective_max(opts->max_output));
+	in = BIO_new_fd(efd, BIO_NOCLOSE);
+	out = smime_out_open(out_fd, err);
+	if (in == NULL || out == NULL)
+		goto ossl;
+	if (s.outer.len > 0 && BIO_write(out, s.outer.data, (int)s.outer.len) != (int)s.outer.len)
+		goto ossl;
+	if (!SMIME_write_CMS(out, cms, in, CMS_STREAM | CMS_BINARY | SMIME_CRLFEOL))
+		goto ossl;
+	if (smime_out_close(&out, err) < 0)
+		goto out;
+	written = smime_fd_since(out_fd, (uint64_t)start, err);
+	if (written < 0)
+		goto out;
+	if ((uint64_t)written > max) {
+		sg_error_set(err, SG_E_LIMIT, "S/MIME output over %zu bytes", max);
 		goto out;
 	}
+	if (size_r != NULL)
+		*size_r = (uint64_t)written;
 	rc = 0;
 	goto out;
 ossl:
 	sg_error_set_openssl(err, SG_E_CRYPTO, "encrypt");
 out:
+	BIO_free_all(out);
 	BIO_free(in);
+	if (efd >= 0)
+		close(efd);
 	CMS_ContentInfo_free(cms);
 	EVP_CIPHER_free(cipher);
 	smime_split_deinit(&s);
+	if (rc < 0 && ftruncate(out_fd, start) == 0)
+		(void)lseek(out_fd, start, SEEK_SET);
+	return rc;
+}
+
+/* smime_encrypt - the in-memory form: through two temporary files */
+int
+smime_encrypt(const void *msg, size_t len, STACK_OF(X509) *recips,
+	const struct smime_encrypt_opts *opts, struct sg_buf *out, struct sg_error *err)
+{
+	int ifd = -1, ofd = -1, rc = -1;
+	uint64_t n = 0;
+	size_t start;
+
+	if (out == NULL || (msg == NULL && len > 0)) {
+		sg_error_set(err, SG_E_INVAL, "smime_encrypt: bad arguments");
+		return -1;
+	}
+	ifd = smime_tmp_fd(err);
+	ofd = ifd >= 0 ? smime_tmp_fd(err) : -1;
+	if (ofd < 0 || smime_fd_write(ifd, msg, len, err) < 0 ||
+	    smime_encrypt_fd(ifd, len, recips, opts, ofd, &n, err) < 0)
+		goto out;
+	start = out->len;
+	rc = smime_fd_to_buf(ofd, n, out, err);
 	if (rc < 0)
 		smime_out_rollback(out, start);
+out:
+	if (ifd >= 0)
+		close(ifd);
+	if (ofd >= 0)
+		close(ofd);
 	return rc;
 }

@@ -26,6 +26,50 @@ int smime_split_msg(const void *msg, size_t len, size_t max, struct smime_split 
 	struct sg_error *err);
 void smime_split_deinit(struct smime_split *s);
 
+/* smime_head_len - bytes of p[0..len) up to and including the empty line that
+ * ends the header section; len when there is none in p. */
+size_t smime_head_len(const void *p, size_t len);
+
+/* smime_split_head - as smime_split_msg over the first hlen bytes of a message
+ * of len bytes (hdr holds at least its whole header section): entity gets the
+ * entity's fields and the empty line, NOT the body, which starts at *body_r
+ * in the message. 0 / -1. */
+int smime_split_head(const void *hdr, size_t hlen, uint64_t len, size_t max,
+	struct smime_split *s, uint64_t *body_r, struct sg_error *err);
+
+/* ------------------------------------------------ streaming (smime_stream.c) */
+
+/* smime_tmp_fd - an anonymous temporary file (memfd, close-on-exec). */
+int smime_tmp_fd(struct sg_error *err);
+
+/* smime_fd_write - write all of data[0..len) to fd. 0 / -1 (SG_E_IO). */
+int smime_fd_write(int fd, const void *data, size_t len, struct sg_error *err);
+
+/* smime_split_fd - smime_split_head over bytes [0, len) of fd (pread): only
+ * the header section is read, capped at max (SG_E_LIMIT). 0 / -1. */
+int smime_split_fd(int fd, uint64_t len, size_t max, struct smime_split *s,
+	uint64_t *body_r, struct sg_error *err);
+
+/* smime_entity_fd - a new temporary file holding prefix followed by bytes
+ * [from, to) of fd in canonical form (bare LF -> CRLF), read with pread in
+ * bounded pieces; md (may be NULL) is updated with everything written. The
+ * file offset is left at 0; *len_r its size. The fd, or -1 with err (more
+ * than max bytes is SG_E_LIMIT). */
+int smime_entity_fd(int fd, uint64_t from, uint64_t to, const struct sg_buf *prefix,
+	EVP_MD_CTX *md, size_t max, uint64_t *len_r, struct sg_error *err);
+
+/* smime_out_open - a buffered BIO writing to fd at its offset (the fd stays
+ * open); NULL with err. smime_out_close flushes (0 / -1) and frees it. */
+BIO *smime_out_open(int fd, struct sg_error *err);
+int smime_out_close(BIO **bp, struct sg_error *err);
+
+/* smime_fd_size - bytes written to fd since offset start (its current offset
+ * minus start), or -1 with err. */
+int64_t smime_fd_since(int fd, uint64_t start, struct sg_error *err);
+
+/* smime_fd_to_buf - append bytes [0, len) of fd to out. 0 / -1. */
+int smime_fd_to_buf(int fd, uint64_t len, struct sg_buf *out, struct sg_error *err);
+
 /* smime_split_kind - 0 not S/MIME, 1 multipart/signed (PKCS#7), 2 pkcs7-mime. */
 int smime_split_kind(const struct smime_split *s);
 
@@ -42,10 +86,6 @@ int smime_bio_append(BIO *bio, struct sg_buf *b, struct sg_error *err);
  * e.g. a quoted one-character boundary). 0 / -1. */
 int smime_split_signed_ctype(const struct smime_split *s, struct sg_buf *b,
 	struct sg_error *err);
-
-/* smime_write_out - append outer then SMIME_write_CMS(cms, data, flags) to out. */
-int smime_write_out(const struct sg_buf *outer, CMS_ContentInfo *cms, BIO *data, int flags,
-	struct sg_buf *out, struct sg_error *err);
 
 /* smime_out_rollback - cut out back to len bytes (nothing partial stays). */
 void smime_out_rollback(struct sg_buf *out, size_t len);

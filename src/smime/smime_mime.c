@@ -182,11 +182,18 @@ header_section_len(const char *p, size_t len)
 	return len;
 }
 
-int
-smime_split_msg(const void *msg, size_t len, size_t max, struct smime_split *s,
-	struct sg_error *err)
+/* smime_head_len - see smime_int.h */
+size_t
+smime_head_len(const void *p, size_t len)
 {
-	const char *p = msg;
+	return header_section_len(p, len);
+}
+
+int
+smime_split_head(const void *hdr, size_t hlen, uint64_t len, size_t max,
+	struct smime_split *s, uint64_t *body_r, struct sg_error *err)
+{
+	const char *p = hdr;
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
 	GMimeMessage *gm = NULL;
@@ -201,7 +208,7 @@ smime_split_msg(const void *msg, size_t len, size_t max, struct smime_split *s,
 	sg_buf_init(&s->ctype, 64 * 1024);
 	/* GMime sees the header section only: the body is never parsed here (no
 	 * cost, no memory per part on hostile structure - see mime.h) */
-	stream = g_mime_stream_mem_new_with_buffer(msg, header_section_len(p, len));
+	stream = g_mime_stream_mem_new_with_buffer(hdr, header_section_len(p, hlen));
 	parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	gm = g_mime_parser_construct_message(parser, NULL);
@@ -210,20 +217,18 @@ smime_split_msg(const void *msg, size_t len, size_t max, struct smime_split *s,
 		goto out;
 	}
 	part = g_mime_message_get_mime_part(gm);
-	if (split_headers(gm, part, len, s, &body, err) < 0)
+	if (split_headers(gm, part, hlen, s, &body, err) < 0)
 		goto out;
 	/* the empty line that ends the header section */
 	if (body > 0) {
-		if (body + 1 < len && p[body] == '\r' && p[body + 1] == '\n')
+		if (body + 1 < hlen && p[body] == '\r' && p[body + 1] == '\n')
 			body += 2;
-		else if (body < len && p[body] == '\n')
+		else if (body < hlen && p[body] == '\n')
 			body += 1;
 	}
 	if (sg_buf_append(&s->entity, "\r\n", 2, err) < 0)
 		goto out;
 	s->entity_body = s->entity.len;
-	if (smime_crlf_append(&s->entity, p + body, len - body, err) < 0)
-		goto out;
 	ct = part ? g_mime_object_get_content_type(part) : NULL;
 	if (ct != NULL && s->ctype.len > 0) {
 		const char *t = g_mime_content_type_get_media_type(ct);
@@ -240,6 +245,11 @@ smime_split_msg(const void *msg, size_t len, size_t max, struct smime_split *s,
 	} else {
 		s->media = sg_xstrdup("text/plain");
 	}
+	if ((uint64_t)body > len) {
+		sg_error_set(err, SG_E_PARSE, "header section beyond the message");
+		goto out;
+	}
+	*body_r = body;
 	rc = 0;
 out:
 	if (gm)
@@ -251,6 +261,22 @@ out:
 	if (rc < 0)
 		smime_split_deinit(s);
 	return rc;
+}
+
+int
+smime_split_msg(const void *msg, size_t len, size_t max, struct smime_split *s,
+	struct sg_error *err)
+{
+	const char *p = msg;
+	uint64_t body = 0;
+
+	if (smime_split_head(msg, len, len, max, s, &body, err) < 0)
+		return -1;
+	if (smime_crlf_append(&s->entity, p + body, len - (size_t)body, err) < 0) {
+		smime_split_deinit(s);
+		return -1;
+	}
+	return 0;
 }
 
 void

@@ -11,9 +11,11 @@
  * pki_key_sign). The content is the message's top-level entity in canonical
  * CRLF form, never re-encoded.
  */
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -58,46 +60,15 @@ smime_digest_parse(const char *s, enum smime_digest *d_r)
 	return -1;
 }
 
-/* smime_write_out - outer fields + OpenSSL's S/MIME rendering of cms into out. */
-int
-smime_write_out(const struct sg_buf *outer, CMS_ContentInfo *cms, BIO *data, int flags,
-	struct sg_buf *out, struct sg_error *err)
-{
-	BIO *mem = BIO_new(BIO_s_mem());
-	int rc = -1;
-
-	if (mem == NULL) {
-		sg_error_set_openssl(err, SG_E_NOMEM, "BIO_new");
-		return -1;
-	}
-	if (outer->len > 0 && sg_buf_append(out, outer->data, outer->len, err) < 0)
-		goto out;
-	if (!SMIME_write_CMS(mem, cms, data, flags | SMIME_CRLFEOL)) {
-		sg_error_set_openssl(err, SG_E_CRYPTO, "SMIME_write_CMS");
-		goto out;
-	}
-	if (smime_bio_append(mem, out, err) < 0)
-		goto out;
-	rc = 0;
-out:
-	BIO_free(mem);
-	return rc;
-}
-
-/* add_signed_attrs - contentType, signingTime, messageDigest over content. */
+/* add_signed_attrs - contentType, signingTime, messageDigest (dig[0..dlen),
+ * the digest of the content). */
 static int
-add_signed_attrs(CMS_SignerInfo *si, const EVP_MD *md, const struct sg_buf *content,
+add_signed_attrs(CMS_SignerInfo *si, const unsigned char *dig, unsigned int dlen,
 	int64_t when, struct sg_error *err)
 {
-	unsigned char dig[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0;
 	ASN1_TIME *t = NULL;
 	int rc = -1;
 
-	if (!EVP_Digest(content->data, content->len, dig, &dlen, md, NULL)) {
-		sg_error_set_openssl(err, SG_E_CRYPTO, "digest");
-		return -1;
-	}
 	t = X509_time_adj_ex(NULL, 0, 0, (time_t[]){ when ? (time_t)when : time(NULL) });
 	if (t == NULL)
 		goto ossl;
@@ -177,11 +148,25 @@ add_chain(CMS_ContentInfo *cms, X509 *cert, STACK_OF(X509) *chain, struct sg_err
 	return 0;
 }
 
+/* set_content - the content (bytes [0, len) of fd) embedded (opaque). */
 static int
-set_content(CMS_ContentInfo *cms, const struct sg_buf *content, struct sg_error *err)
+set_content(CMS_ContentInfo *cms, int fd, uint64_t len, struct sg_error *err)
 {
 	ASN1_OCTET_STRING **pos;
+	struct sg_buf content;
+	int rc = -1;
 
+	/* XXX: opaque signing holds the content once in memory: the signature
+	 * is made before the content is written (the key is behind
+	 * smime_sign_fn), and OpenSSL's streaming encoder would sign itself at
+	 * the end of the stream. */
+	sg_buf_init(&content, len + 1);
+	if (len > INT32_MAX) {
+		sg_error_set(err, SG_E_LIMIT, "content over 2 GB");
+		goto out;
+	}
+	if (smime_fd_to_buf(fd, len, &content, err) < 0)
+		goto out;
 	if (!CMS_set_detached(cms, 0))
 		goto ossl;
 	pos = CMS_get0_content(cms);
@@ -189,46 +174,74 @@ set_content(CMS_ContentInfo *cms, const struct sg_buf *content, struct sg_error 
 		goto ossl;
 	if (*pos == NULL)
 		*pos = ASN1_OCTET_STRING_new();
-	if (*pos == NULL || content->len > INT32_MAX ||
-	    !ASN1_OCTET_STRING_set(*pos, (unsigned char *)content->data, (int)content->len))
+	if (*pos == NULL)
 		goto ossl;
+	/* the buffer moves into the OCTET STRING: no second copy */
+	ASN1_STRING_set0(*pos, len > 0 ? sg_buf_steal(&content) : NULL, (int)len);
 	/* the content is complete: not a streaming placeholder */
 	(*pos)->flags &= ~ASN1_STRING_FLAG_CONT;
-	return 0;
+	rc = 0;
+	goto out;
 ossl:
 	sg_error_set_openssl(err, SG_E_CRYPTO, "set content");
-	return -1;
+out:
+	sg_buf_deinit(&content);
+	return rc;
 }
 
 int
-smime_sign(const void *msg, size_t len, const struct smime_signer *signer,
-	const struct smime_sign_opts *opts, struct sg_buf *out, struct sg_error *err)
+smime_sign_fd(int in_fd, uint64_t len, const struct smime_signer *signer,
+	const struct smime_sign_opts *opts, int out_fd, uint64_t *size_r,
+	struct sg_error *err)
 {
 	static const struct smime_sign_opts defaults = { 0 };
-	struct smime_split s;
+	struct smime_split s = { 0 };
 	CMS_ContentInfo *cms = NULL;
 	CMS_SignerInfo *si;
 	EVP_MD *md = NULL;
-	BIO *data = NULL;
+	EVP_MD_CTX *mctx = NULL;
+	BIO *data = NULL, *out = NULL;
 	const char *mdname;
+	unsigned char dig[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
 	unsigned fl = CMS_BINARY | CMS_PARTIAL;
+	uint64_t body = 0, elen = 0;
+	off_t start;
+	int64_t written;
+	size_t max;
 	bool opaque;
-	size_t start = out != NULL ? out->len : 0;
-	int rc = -1;
+	int efd = -1, rc = -1;
 
 	if (opts == NULL)
 		opts = &defaults;
 	opaque = (opts->flags & SMIME_SIGN_OPAQUE) != 0;
 	mdname = smime_digest_name(opts->digest);
-	if (signer == NULL || signer->cert == NULL || signer->sign == NULL || mdname == NULL) {
+	max = smime_effective_max(opts->max_output);
+	if (signer == NULL || signer->cert == NULL || signer->sign == NULL || mdname == NULL ||
+	    in_fd < 0 || out_fd < 0) {
 		sg_error_set(err, SG_E_INVAL, "smime_sign: bad arguments");
 		return -1;
 	}
-	if (smime_split_msg(msg, len, smime_effective_max(opts->max_output), &s, err) < 0)
+	start = lseek(out_fd, 0, SEEK_CUR);
+	if (start < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "lseek");
+		return -1;
+	}
+	if (smime_split_fd(in_fd, len, max, &s, &body, err) < 0)
 		return -1;
 	md = EVP_MD_fetch(NULL, mdname, NULL);
-	if (md == NULL) {
+	mctx = EVP_MD_CTX_new();
+	if (md == NULL || mctx == NULL || !EVP_DigestInit_ex(mctx, md, NULL)) {
 		sg_error_set_openssl(err, SG_E_CRYPTO, "digest %s", mdname);
+		goto out;
+	}
+	/* the entity in canonical form goes to a temporary file, digested on
+	 * the way: it is read again when the output is written */
+	efd = smime_entity_fd(in_fd, body, len, &s.entity, mctx, max, &elen, err);
+	if (efd < 0)
+		goto out;
+	if (!EVP_DigestFinal_ex(mctx, dig, &dlen)) {
+		sg_error_set_openssl(err, SG_E_CRYPTO, "digest");
 		goto out;
 	}
 	cms = CMS_sign(NULL, NULL, NULL, NULL, fl | (opaque ? 0 : CMS_DETACHED));
@@ -239,37 +252,86 @@ smime_sign(const void *msg, size_t len, const struct smime_signer *signer,
 	if (si == NULL)
 		goto ossl;
 	if (add_chain(cms, signer->cert, signer->chain, err) < 0 ||
-	    add_signed_attrs(si, md, &s.entity, opts->signing_time, err) < 0 ||
+	    add_signed_attrs(si, dig, dlen, opts->signing_time, err) < 0 ||
 	    sign_attrs(si, signer, mdname, err) < 0)
 		goto out;
+	out = smime_out_open(out_fd, err);
+	if (out == NULL)
+		goto out;
+	if (s.outer.len > 0 && BIO_write(out, s.outer.data, (int)s.outer.len) != (int)s.outer.len)
+		goto ossl;
 	if (opaque) {
-		if (set_content(cms, &s.entity, err) < 0 ||
-		    smime_write_out(&s.outer, cms, NULL, CMS_BINARY, out, err) < 0)
+		if (set_content(cms, efd, elen, err) < 0)
 			goto out;
-	} else {
-		data = BIO_new_mem_buf(s.entity.data, (int)s.entity.len);
-		if (data == NULL || s.entity.len > INT32_MAX)
+		close(efd);
+		efd = -1;
+		if (!SMIME_write_CMS(out, cms, NULL, CMS_BINARY | SMIME_CRLFEOL))
 			goto ossl;
-		/* REUSE_DIGEST: copy the content; do not finalise (re-sign) again */
-		if (smime_write_out(&s.outer, cms, data,
-			CMS_DETACHED | CMS_BINARY | CMS_REUSE_DIGEST, out, err) < 0)
-			goto out;
+	} else {
+		data = BIO_new_fd(efd, BIO_NOCLOSE);
+		if (data == NULL)
+			goto ossl;
+		/* REUSE_DIGEST: copy the content in pieces; do not finalise
+		 * (re-sign) again */
+		if (!SMIME_write_CMS(out, cms, data, CMS_DETACHED | CMS_BINARY |
+			CMS_REUSE_DIGEST | SMIME_CRLFEOL))
+			goto ossl;
 	}
-	if (out->len - start > smime_effective_max(opts->max_output)) {
-		sg_error_set(err, SG_E_LIMIT, "S/MIME output over %zu bytes",
-			smime_effective_max(opts->max_output));
+	if (smime_out_close(&out, err) < 0)
+		goto out;
+	written = smime_fd_since(out_fd, (uint64_t)start, err);
+	if (written < 0)
+		goto out;
+	if ((uint64_t)written > max) {
+		sg_error_set(err, SG_E_LIMIT, "S/MIME output over %zu bytes", max);
 		goto out;
 	}
+	if (size_r != NULL)
+		*size_r = (uint64_t)written;
 	rc = 0;
 	goto out;
 ossl:
 	sg_error_set_openssl(err, SG_E_CRYPTO, "sign");
 out:
+	BIO_free_all(out);
 	BIO_free(data);
+	if (efd >= 0)
+		close(efd);
 	CMS_ContentInfo_free(cms);
+	EVP_MD_CTX_free(mctx);
 	EVP_MD_free(md);
 	smime_split_deinit(&s);
+	if (rc < 0 && ftruncate(out_fd, start) == 0)
+		(void)lseek(out_fd, start, SEEK_SET);
+	return rc;
+}
+
+/* smime_sign - the in-memory form: through two temporary files */
+int
+smime_sign(const void *msg, size_t len, const struct smime_signer *signer,
+	const struct smime_sign_opts *opts, struct sg_buf *out, struct sg_error *err)
+{
+	int ifd = -1, ofd = -1, rc = -1;
+	uint64_t n = 0;
+	size_t start;
+
+	if (out == NULL || (msg == NULL && len > 0)) {
+		sg_error_set(err, SG_E_INVAL, "smime_sign: bad arguments");
+		return -1;
+	}
+	ifd = smime_tmp_fd(err);
+	ofd = ifd >= 0 ? smime_tmp_fd(err) : -1;
+	if (ofd < 0 || smime_fd_write(ifd, msg, len, err) < 0 ||
+	    smime_sign_fd(ifd, len, signer, opts, ofd, &n, err) < 0)
+		goto out;
+	start = out->len;
+	rc = smime_fd_to_buf(ofd, n, out, err);
 	if (rc < 0)
 		smime_out_rollback(out, start);
+out:
+	if (ifd >= 0)
+		close(ifd);
+	if (ofd >= 0)
+		close(ofd);
 	return rc;
 }

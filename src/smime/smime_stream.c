@@ -1,0 +1,280 @@
+/*
+ * smime_stream.c - file-backed plumbing for smime_sign_fd/smime_encrypt_fd:
+ * read the header section of a message from an fd, write the entity to sign
+ * or encrypt (canonical CRLF form, RFC 8551 §3.1.1) into an anonymous
+ * temporary file in bounded pieces, and buffered output BIOs over fds.
+ *
+ * Called by smime_sign.c and smime_encrypt.c in the caller's thread. Memory
+ * per call is a few fixed 64 KB buffers plus the header section; the body of
+ * a message is never held in memory here.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+
+#include "smime/smime_int.h"
+
+#define SMIME_CHUNK (64u * 1024)
+
+int
+smime_tmp_fd(struct sg_error *err)
+{
+	int fd = memfd_create("sealgate-smime", MFD_CLOEXEC);
+
+	if (fd < 0)
+		sg_error_set_errno(err, SG_E_IO, errno, "memfd_create");
+	return fd;
+}
+
+int
+smime_fd_write(int fd, const void *data, size_t len, struct sg_error *err)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			sg_error_set_errno(err, SG_E_IO, w < 0 ? errno : EIO, "write");
+			return -1;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* fd_pread - up to n bytes at off; the count (0 at the end), or -1 with err */
+static ssize_t
+fd_pread(int fd, void *buf, size_t n, uint64_t off, struct sg_error *err)
+{
+	ssize_t r;
+
+	do
+		r = pread(fd, buf, n, (off_t)off);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		sg_error_set_errno(err, SG_E_IO, errno, "read");
+	return r;
+}
+
+int
+smime_split_fd(int fd, uint64_t len, size_t max, struct smime_split *s, uint64_t *body_r,
+	struct sg_error *err)
+{
+	struct sg_buf h;
+	char tmp[8192];
+	int rc = -1;
+
+	/* the header section alone, in pieces, until its empty line */
+	sg_buf_init(&h, max);
+	while (h.len < len) {
+		size_t want = len - h.len < sizeof(tmp) ? (size_t)(len - h.len) : sizeof(tmp);
+		size_t scan = h.len > 2 ? h.len - 2 : 0;
+		ssize_t r = fd_pread(fd, tmp, want, h.len, err);
+
+		if (r < 0)
+			goto out;
+		if (r == 0) {
+			sg_error_set(err, SG_E_IO, "message shorter than %llu bytes",
+				(unsigned long long)len);
+			goto out;
+		}
+		if (sg_buf_append(&h, tmp, (size_t)r, err) < 0)
+			goto out;
+		/* an empty line complete within what was read (looking back
+		 * over the previous piece's last line break) */
+		if (smime_head_len(h.data, h.len) < h.len ||
+		    (h.len >= 2 && memmem(h.data + scan, h.len - scan, "\n\n", 2) != NULL) ||
+		    (h.len >= 3 && memmem(h.data + scan, h.len - scan, "\n\r\n", 3) != NULL))
+			break;
+	}
+	rc = smime_split_head(h.data != NULL ? h.data : "", h.len, len, max, s, body_r, err);
+out:
+	sg_buf_deinit(&h);
+	return rc;
+}
+
+/* crlf_out - state of one canonicalising copy into a temporary file */
+struct crlf_out {
+	int fd;
+	EVP_MD_CTX *md;
+	char buf[SMIME_CHUNK + 2];
+	size_t n;
+	uint64_t total, max;
+};
+
+static int
+crlf_flush(struct crlf_out *o, struct sg_error *err)
+{
+	if (o->n == 0)
+		return 0;
+	if (o->md != NULL && !EVP_DigestUpdate(o->md, o->buf, o->n)) {
+		sg_error_set_openssl(err, SG_E_CRYPTO, "digest");
+		return -1;
+	}
+	if (smime_fd_write(o->fd, o->buf, o->n, err) < 0)
+		return -1;
+	o->total += o->n;
+	o->n = 0;
+	if (o->total > o->max) {
+		sg_error_set(err, SG_E_LIMIT, "S/MIME entity over %llu bytes",
+			(unsigned long long)o->max);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+crlf_put(struct crlf_out *o, const char *p, size_t n, struct sg_error *err)
+{
+	while (n > 0) {
+		size_t k = SMIME_CHUNK - o->n < n ? SMIME_CHUNK - o->n : n;
+
+		memcpy(o->buf + o->n, p, k);
+		o->n += k;
+		p += k;
+		n -= k;
+		if (o->n == SMIME_CHUNK && crlf_flush(o, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+smime_entity_fd(int fd, uint64_t from, uint64_t to, const struct sg_buf *prefix,
+	EVP_MD_CTX *md, size_t max, uint64_t *len_r, struct sg_error *err)
+{
+	struct crlf_out *o = sg_xmalloc(sizeof(*o));
+	char *in = sg_xmalloc(SMIME_CHUNK);
+	bool prev_cr = false;   /* the byte before the piece was CR */
+	int tfd;
+
+	o->fd = tfd = smime_tmp_fd(err);
+	o->md = md;
+	o->n = 0;
+	o->total = 0;
+	o->max = max;
+	if (tfd < 0)
+		goto fail;
+	if (prefix != NULL && prefix->len > 0 && crlf_put(o, prefix->data, prefix->len, err) < 0)
+		goto fail;
+	while (from < to) {
+		size_t want = to - from < SMIME_CHUNK ? (size_t)(to - from) : SMIME_CHUNK;
+		ssize_t r = fd_pread(fd, in, want, from, err);
+		const char *p, *end, *run;
+
+		if (r < 0)
+			goto fail;
+		if (r == 0) {
+			sg_error_set(err, SG_E_IO, "message shorter than %llu bytes",
+				(unsigned long long)to);
+			goto fail;
+		}
+		p = run = in;
+		end = in + r;
+		while (p < end) {
+			const char *lf = memchr(p, '\n', (size_t)(end - p));
+
+			if (lf == NULL)
+				break;
+			if (lf == in ? !prev_cr : lf[-1] != '\r') {
+				if (crlf_put(o, run, (size_t)(lf - run), err) < 0 ||
+				    crlf_put(o, "\r\n", 2, err) < 0)
+					goto fail;
+				run = lf + 1;
+			}
+			p = lf + 1;
+		}
+		if (crlf_put(o, run, (size_t)(end - run), err) < 0)
+			goto fail;
+		prev_cr = end[-1] == '\r';
+		from += (uint64_t)r;
+	}
+	if (crlf_flush(o, err) < 0)
+		goto fail;
+	if (lseek(tfd, 0, SEEK_SET) != 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "lseek");
+		goto fail;
+	}
+	*len_r = o->total;
+	free(in);
+	free(o);
+	return tfd;
+fail:
+	if (tfd >= 0)
+		close(tfd);
+	free(in);
+	free(o);
+	return -1;
+}
+
+BIO *
+smime_out_open(int fd, struct sg_error *err)
+{
+	BIO *f = BIO_new_fd(fd, BIO_NOCLOSE), *b = BIO_new(BIO_f_buffer());
+
+	if (f == NULL || b == NULL || !BIO_set_write_buffer_size(b, SMIME_CHUNK)) {
+		sg_error_set_openssl(err, SG_E_NOMEM, "BIO_new");
+		BIO_free(f);
+		BIO_free(b);
+		return NULL;
+	}
+	return BIO_push(b, f);
+}
+
+int
+smime_out_close(BIO **bp, struct sg_error *err)
+{
+	int rc = 0;
+
+	if (*bp == NULL)
+		return 0;
+	if (BIO_flush(*bp) <= 0) {
+		sg_error_set_openssl(err, SG_E_IO, "write S/MIME output");
+		rc = -1;
+	}
+	BIO_free_all(*bp);
+	*bp = NULL;
+	return rc;
+}
+
+int64_t
+smime_fd_since(int fd, uint64_t start, struct sg_error *err)
+{
+	off_t cur = lseek(fd, 0, SEEK_CUR);
+
+	if (cur < 0 || (uint64_t)cur < start) {
+		sg_error_set_errno(err, SG_E_IO, cur < 0 ? errno : EINVAL, "lseek");
+		return -1;
+	}
+	return (int64_t)((uint64_t)cur - start);
+}
+
+int
+smime_fd_to_buf(int fd, uint64_t len, struct sg_buf *out, struct sg_error *err)
+{
+	char tmp[16384];
+	uint64_t off = 0;
+
+	while (off < len) {
+		size_t want = len - off < sizeof(tmp) ? (size_t)(len - off) : sizeof(tmp);
+		ssize_t r = fd_pread(fd, tmp, want, off, err);
+
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			sg_error_set(err, SG_E_IO, "output shorter than written");
+			return -1;
+		}
+		if (sg_buf_append(out, tmp, (size_t)r, err) < 0)
+			return -1;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
