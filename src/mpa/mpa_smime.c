@@ -72,46 +72,6 @@ bool mpa_is_temporary(const struct sg_error *err)
 	return sg_errc_class(err->code) == SG_EC_TEMPORARY;
 }
 
-static int mpa_buf_write(void *arg, const void *data, size_t len, struct sg_error *err)
-{
-	return sg_buf_append(arg, data, len, err);
-}
-
-int mpa_msg_bytes(struct mime_msg *m, size_t max, struct sg_buf *out, struct sg_error *err)
-{
-	sg_buf_init(out, max);
-	return mime_msg_write(m, max, mpa_buf_write, out, NULL, err);
-}
-
-struct mime_msg *mpa_msg_from_bytes(const void *data, size_t len, struct sg_error *err)
-{
-	const char *p = data;
-	size_t off = 0;
-	struct mime_msg *m;
-	int fd;
-
-	fd = memfd_create("sealgate-smime", MFD_CLOEXEC);
-	if (fd < 0) {
-		sg_error_set_errno(err, SG_E_IO, errno, "memfd_create");
-		return NULL;
-	}
-	while (off < len) {
-		ssize_t w = write(fd, p + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			sg_error_set_errno(err, SG_E_IO, errno, "write memfd");
-			close(fd);
-			return NULL;
-		}
-		off += (size_t)w;
-	}
-	m = mime_msg_parse_fd(fd, 0, len, err);
-	close(fd);   /* the message holds its own dup */
-	return m;
-}
-
 int mpa_msg_to_fd(struct mime_msg *m, uint64_t max, uint64_t *len_r, struct sg_error *err)
 {
 	int fd = memfd_create("sealgate-smime", MFD_CLOEXEC);

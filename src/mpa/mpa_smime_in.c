@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -572,16 +573,20 @@ enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
 	struct smime_open_opts opts = {0};
 	struct smime_result res = {0};
 	struct mpa_verdict vd = {false, false, true, false, ""};
-	struct sg_buf in = {0}, out = {0};
 	enum mpa_result r = MPA_ERROR;
 	size_t max = d->smime_max_size > 0 && d->smime_max_size < SIZE_MAX / 2 ?
 		(size_t)d->smime_max_size : SMIME_DEFAULT_MAX;
+	uint64_t in_len = 0, out_len = 0;
+	int in_fd = -1, out_fd = -1;
 	size_t i;
 	char esc[256];
 
 	if (mpa_msg_ct_kind(m) == MPA_CT_OTHER)
 		return mpa_strip_only(ctx, g, err);
-	if (mpa_msg_bytes(m, max, &in, err) < 0) {
+	/* the message, the layers and the result go through anonymous
+	 * temporary files (smime_open_fd), not memory */
+	in_fd = mpa_msg_to_fd(m, max, &in_len, err);
+	if (in_fd < 0) {
 		if (err->code != SG_E_LIMIT) {
 			r = mpa_result_of_error(err);
 			goto out;
@@ -601,9 +606,13 @@ enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
 	opts.crl_arg = &tr;
 	if (d->flags & POLICY_D_REMOVE_SIGNATURE)
 		opts.flags |= SMIME_OPEN_REMOVE_SIGNATURE;
-	opts.max_output = in.len + (1u << 20);
-	sg_buf_init(&out, opts.max_output);
-	if (smime_open(in.data, in.len, &opts, &res, &out, err) < 0) {
+	opts.max_output = in_len + (1u << 20);
+	out_fd = mpa_tmp_fd(err);
+	if (out_fd < 0) {
+		r = mpa_result_of_error(err);
+		goto out;
+	}
+	if (smime_open_fd(in_fd, in_len, &opts, &res, out_fd, &out_len, err) < 0) {
 		if (mpa_is_temporary(err)) {
 			r = MPA_DEFER;
 			goto out;
@@ -614,13 +623,14 @@ enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
 		r = mpa_strip_only(ctx, g, err);
 		goto out;
 	}
-	sg_buf_deinit(&in);
+	close(in_fd);
+	in_fd = -1;
 	for (i = 0; i < res.n_layers; i++)
 		if (mpa_collect(ctx->mpa->pki, res.layers[i].certs, err) < 0) {
 			r = MPA_DEFER;
 			goto out;
 		}
-	nm = mpa_msg_from_bytes(out.data, out.len, err);
+	nm = mime_msg_parse_fd(out_fd, 0, out_len, err);   /* holds its own dup */
 	if (nm == NULL) {
 		r = mpa_result_of_error(err);
 		goto out;
@@ -646,7 +656,9 @@ out:
 	mime_msg_free(&nm);
 	pki_keys_close(&dc.keys);
 	smime_result_deinit(&res);
-	sg_buf_deinit(&in);
-	sg_buf_deinit(&out);
+	if (in_fd >= 0)
+		close(in_fd);
+	if (out_fd >= 0)
+		close(out_fd);
 	return r;
 }

@@ -25,15 +25,6 @@ int mpa_chain_of(const struct policy_props *pp, struct mpa_chain *c, struct sg_e
 /* mpa_rcpt_dec - the decision of envelope recipient i (borrowed). */
 const struct policy_decision *mpa_rcpt_dec(const struct mpa_ctx *ctx, size_t i);
 
-/* mpa_msg_bytes - serialise m into out (initialised here with cap max; the
- * caller deinitialises it in every case). 0, or -1 (SG_E_LIMIT over max). */
-int mpa_msg_bytes(struct mime_msg *m, size_t max, struct sg_buf *out, struct sg_error *err);
-
-/* mpa_msg_from_bytes - a parsed message over a copy of data (an anonymous
- * memory file, so the result is copied byte for byte unless changed). NULL +
- * err on failure. */
-struct mime_msg *mpa_msg_from_bytes(const void *data, size_t len, struct sg_error *err);
-
 /* mpa_msg_to_fd - serialise m into a new anonymous temporary file (memfd);
  * the fd (caller closes) with *len_r bytes, or -1 (SG_E_LIMIT over max). */
 int mpa_msg_to_fd(struct mime_msg *m, uint64_t max, uint64_t *len_r, struct sg_error *err);

@@ -38,9 +38,9 @@
  * message (only with its header section), except opaque signing, which
  * holds the entity once (the signature is made before the content is
  * written, see smime_sign_fd). smime_sign and smime_encrypt are the same
- * over buffers (the output is in memory, by definition). smime_open holds
- * the message in memory (in and out, a few copies of one message).
- * max_output caps each output.
+ * over buffers (the output is in memory, by definition). smime_open_fd holds
+ * what OpenSSL's CMS decoder needs (see there); smime_open is it over
+ * buffers. max_output caps each output.
  */
 #ifndef SG_SMIME_H
 #define SG_SMIME_H
@@ -347,5 +347,22 @@ int smime_is_smime(const void *msg, size_t len);
  */
 int smime_open(const void *msg, size_t len, const struct smime_open_opts *opts,
 	struct smime_result *res, struct sg_buf *out, struct sg_error *err);
+
+/*
+ * smime_open_fd - smime_open over files: the message is bytes [0, len) of
+ * in_fd (pread), the result is written to out_fd at its offset (*size_r,
+ * may be NULL, its length; a copy of the input when nothing was unwrapped:
+ * check res->is_changed). Each layer is unwrapped from one anonymous
+ * temporary file into the next. Memory per layer: the header section, fixed
+ * 64 KB buffers and what OpenSSL's decoders must hold - the whole CMS
+ * structure of an encrypted or opaque-signed layer (d2i: the DER, about 3/4
+ * of the base64 body, read into one buffer and decoded into a structure of
+ * about that size, so two such copies at the peak), and for multipart/signed
+ * the signed part (OpenSSL's multipart reader keeps it in a memory BIO) plus
+ * the small signature. The decrypted or verified content streams to the
+ * file. On -1 out_fd is cut back to where it was. 0 / -1.
+ */
+int smime_open_fd(int in_fd, uint64_t len, const struct smime_open_opts *opts,
+	struct smime_result *res, int out_fd, uint64_t *size_r, struct sg_error *err);
 
 #endif

@@ -58,6 +58,26 @@ int smime_split_fd(int fd, uint64_t len, size_t max, struct smime_split *s,
 int smime_entity_fd(int fd, uint64_t from, uint64_t to, const struct sg_buf *prefix,
 	EVP_MD_CTX *md, size_t max, uint64_t *len_r, struct sg_error *err);
 
+/* A canonicalising writer into a new temporary file: prefix as it is, then
+ * everything put with bare LF -> CRLF (a CR at the end of one put and an LF
+ * at the start of the next make one CRLF); md (may be NULL) is updated with
+ * every byte written; more than max bytes is SG_E_LIMIT. close returns the
+ * fd (offset 0; the caller closes it) and its size, or -1; both close and
+ * free release the writer. */
+struct smime_canon;
+struct smime_canon *smime_canon_open(const struct sg_buf *prefix, EVP_MD_CTX *md,
+	uint64_t max, struct sg_error *err);
+int smime_canon_put(struct smime_canon *o, const void *data, size_t len,
+	struct sg_error *err);
+/* smime_canon_put_fd - put bytes [from, to) of fd (pread, bounded pieces). */
+int smime_canon_put_fd(struct smime_canon *o, int fd, uint64_t from, uint64_t to,
+	struct sg_error *err);
+int smime_canon_close(struct smime_canon **op, uint64_t *len_r, struct sg_error *err);
+void smime_canon_free(struct smime_canon **op);
+
+/* smime_fd_copy - copy bytes [0, len) of from_fd (pread) to to_fd's offset. */
+int smime_fd_copy(int from_fd, uint64_t len, int to_fd, struct sg_error *err);
+
 /* smime_out_open - a buffered BIO writing to fd at its offset (the fd stays
  * open); NULL with err. smime_out_close flushes (0 / -1) and frees it. */
 BIO *smime_out_open(int fd, struct sg_error *err);

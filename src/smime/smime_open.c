@@ -18,8 +18,11 @@
  * the input + MIME-Version + the innermost entity unwrapped (CRLF).
  */
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/asn1.h>
 #include <openssl/err.h>
@@ -101,74 +104,103 @@ reason_from_queue(char *buf, size_t n, const char *fallback)
  * check_two_parts - a multipart/signed has exactly two parts (RFC 1847), so
  * at most three delimiter lines of its boundary. More is refused before
  * OpenSSL's reader, which keeps one memory BIO per part (hostile input:
- * 2 MB of empty parts cost it seconds and ~80 MB).
+ * 2 MB of empty parts cost it seconds and ~80 MB). The body is bytes
+ * [from, to) of fd, read in bounded pieces; a line start too close to the
+ * end of a piece is read again at the start of the next one.
  */
 static int
-check_two_parts(const char *body, size_t blen, const char *boundary, struct sg_error *err)
+check_two_parts(int fd, uint64_t from, uint64_t to, const char *boundary,
+	struct sg_error *err)
 {
-	size_t blen_b = strlen(boundary), n = 0;
-	const char *p = body, *end = body + blen;
+	size_t blen_b = strlen(boundary), n = 0, cap = 64 * 1024;
+	char *buf = sg_xmalloc(cap);
+	bool at_start = true;   /* buf[0] starts a line */
+	int rc = -1;
 
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
+	while (from < to) {
+		size_t want = to - from < cap ? (size_t)(to - from) : cap;
+		ssize_t r = pread(fd, buf, want, (off_t)from);
+		const char *p = buf, *end, *resume = NULL;
+		bool last;
 
-		if ((size_t)(end - p) >= blen_b + 2 && p[0] == '-' && p[1] == '-' &&
-		    memcmp(p + 2, boundary, blen_b) == 0 && ++n > 3) {
-			sg_error_set(err, SG_E_PARSE, "multipart/signed with more than two parts");
-			return -1;
+		if (r <= 0) {
+			sg_error_set_errno(err, SG_E_IO, r < 0 ? errno : EIO, "read");
+			goto out;
 		}
-		if (nl == NULL)
-			break;
-		p = nl + 1;
+		end = buf + r;
+		last = from + (uint64_t)r >= to;
+		if (!at_start) {
+			p = memchr(buf, '\n', (size_t)r);
+			p = p != NULL ? p + 1 : end;
+		}
+		while (p < end) {
+			const char *nl;
+
+			if (!last && (size_t)(end - p) < blen_b + 2 && p > buf) {
+				resume = p;   /* too short to tell: again next time */
+				break;
+			}
+			if ((size_t)(end - p) >= blen_b + 2 && p[0] == '-' && p[1] == '-' &&
+			    memcmp(p + 2, boundary, blen_b) == 0 && ++n > 3) {
+				sg_error_set(err, SG_E_PARSE,
+					"multipart/signed with more than two parts");
+				goto out;
+			}
+			nl = memchr(p, '\n', (size_t)(end - p));
+			if (nl == NULL)
+				break;
+			p = nl + 1;
+		}
+		if (resume != NULL) {
+			from += (uint64_t)(resume - buf);
+			at_start = true;
+		} else {
+			from += (uint64_t)r;
+			at_start = end[-1] == '\n';
+		}
 	}
-	return 0;
+	rc = 0;
+out:
+	free(buf);
+	return rc;
 }
 
 /*
  * read_cms - the CMS of an S/MIME entity (kind 1 multipart/signed, 2
- * pkcs7-mime). OpenSSL gets a minimal entity: the Content-Type field and the
- * body. For multipart/signed *bcont_r receives the signed content.
+ * pkcs7-mime) in bytes [0, len) of fd: a minimal entity for OpenSSL (the
+ * Content-Type field, an empty line, the canonical body from body_off). For
+ * multipart/signed *bcont_r receives the signed content (a memory BIO:
+ * OpenSSL's multipart reader holds the signed part once). OpenSSL's decoder
+ * holds the CMS structure in memory (d2i reads all of it).
  */
 static CMS_ContentInfo *
-read_cms(const struct smime_split *s, int kind, BIO **bcont_r, struct sg_error *err)
+read_cms(int fd, uint64_t len, uint64_t body_off, int kind, BIO **bcont_r,
+	struct sg_error *err)
 {
-	const char *body = s->entity.data + s->entity_body;
-	size_t blen = s->entity.len - s->entity_body;
-	struct sg_buf in;
 	CMS_ContentInfo *cms = NULL;
-	BIO *bio = NULL;
+	BIO *f = NULL, *bio = NULL;
 
 	*bcont_r = NULL;
-	sg_buf_init(&in, s->entity.max + 1024);
-	if (kind == 1) {
-		if (smime_split_signed_ctype(s, &in, err) < 0 ||
-		    check_two_parts(body, blen, s->boundary, err) < 0)
-			goto out;
-	} else if (sg_buf_append_str(&in, "Content-Type: application/pkcs7-mime\r\n", err) < 0) {
-		goto out;
+	f = BIO_new_fd(fd, BIO_NOCLOSE);
+	bio = BIO_new(BIO_f_buffer());
+	if (f == NULL || bio == NULL || lseek(fd, 0, SEEK_SET) != 0) {
+		sg_error_set_openssl(err, SG_E_NOMEM, "BIO_new");
+		BIO_free(f);
+		BIO_free(bio);
+		return NULL;
 	}
-	if (sg_buf_append(&in, "\r\n", 2, err) < 0 || sg_buf_append(&in, body, blen, err) < 0)
-		goto out;
-	if (in.len > INT32_MAX) {
-		sg_error_set(err, SG_E_LIMIT, "S/MIME entity too large");
-		goto out;
-	}
-	bio = BIO_new_mem_buf(in.data, (int)in.len);
-	if (bio == NULL)
-		goto out;
+	bio = BIO_push(bio, f);
 	cms = SMIME_read_CMS_ex(bio, 0, bcont_r, NULL);
-	if (cms == NULL && kind == 2) {
+	if (cms == NULL && kind == 2 && len - body_off <= LONG_MAX) {
 		/* Content-Transfer-Encoding: binary - the body is the DER itself */
-		const unsigned char *p = (const unsigned char *)body;
-
 		ERR_clear_error();
-		cms = d2i_CMS_ContentInfo(NULL, &p, (long)blen);
+		(void)BIO_reset(bio);
+		if (lseek(fd, (off_t)body_off, SEEK_SET) == (off_t)body_off)
+			cms = d2i_CMS_bio(f, NULL);
 	}
 	if (cms == NULL)
 		sg_error_set_openssl(err, SG_E_PARSE, "S/MIME structure");
-out:
-	BIO_free(bio);
-	sg_buf_deinit(&in);
+	BIO_free_all(bio);
 	return cms;
 }
 
@@ -395,12 +427,13 @@ out:
  */
 static int
 open_enveloped(CMS_ContentInfo *cms, const struct smime_open_opts *o,
-	struct smime_layer *l, struct sg_buf *plain, struct sg_error *err)
+	struct smime_layer *l, struct smime_canon *plain, struct sg_error *err)
 {
 	struct smime_rid *rids = NULL;
 	size_t n = collect_rids(cms, &rids), used = (size_t)-1;
 	BIO *mem = NULL;
-	int r = 0;
+	int64_t plen;
+	int pfd = -1, r = 0;
 
 	if (n == (size_t)-1) {
 		sg_error_set(err, SG_E_LIMIT, "more than %d recipients", SMIME_MAX_RECIPIENTS);
@@ -413,9 +446,13 @@ open_enveloped(CMS_ContentInfo *cms, const struct smime_open_opts *o,
 	l->n_recipients = n;
 	if (o->decrypt == NULL)
 		goto out;
-	mem = BIO_new(BIO_s_mem());
+	/* the plaintext goes to a temporary file (the callback may BIO_reset
+	 * it between keys: the length is where the last attempt ended) */
+	pfd = smime_tmp_fd(err);
+	mem = pfd >= 0 ? BIO_new_fd(pfd, BIO_NOCLOSE) : NULL;
 	if (mem == NULL) {
-		sg_error_set_openssl(err, SG_E_NOMEM, "BIO_new");
+		if (pfd >= 0)
+			sg_error_set_openssl(err, SG_E_NOMEM, "BIO_new");
 		r = -1;
 		goto out;
 	}
@@ -428,16 +465,15 @@ open_enveloped(CMS_ContentInfo *cms, const struct smime_open_opts *o,
 		goto out;
 	l->is_decrypted = true;
 	l->used_recipient = used < n ? (ssize_t)used : -1;
-	{
-		BUF_MEM *bm;
-
-		BIO_get_mem_ptr(mem, &bm);
-		if (smime_crlf_append(plain, bm->data, bm->length, err) < 0)
-			r = -1;
-	}
+	(void)BIO_flush(mem);
+	plen = smime_fd_since(pfd, 0, err);
+	if (plen < 0 || smime_canon_put_fd(plain, pfd, 0, (uint64_t)plen, err) < 0)
+		r = -1;
 out:
 	ERR_clear_error();
 	BIO_free(mem);
+	if (pfd >= 0)
+		close(pfd);
 	free(rids);
 	return r;
 }
@@ -500,7 +536,7 @@ free_upto(BIO *b, BIO *upto)
 
 /* embedded_content - the encapsulated content (opaque signed-data). */
 static int
-embedded_content(CMS_ContentInfo *cms, struct sg_buf *content, struct sg_error *err)
+embedded_content(CMS_ContentInfo *cms, struct smime_canon *content, struct sg_error *err)
 {
 	ASN1_OCTET_STRING **pos = CMS_get0_content(cms);
 
@@ -508,24 +544,39 @@ embedded_content(CMS_ContentInfo *cms, struct sg_buf *content, struct sg_error *
 		sg_error_set(err, SG_E_PARSE, "signed-data without content");
 		return -1;
 	}
-	return smime_crlf_append(content, ASN1_STRING_get0_data(*pos),
+	return smime_canon_put(content, ASN1_STRING_get0_data(*pos),
 		(size_t)ASN1_STRING_length(*pos), err);
+}
+
+/* bio_canon - everything readable from bio into content, in pieces */
+static int
+bio_canon(BIO *bio, struct smime_canon *content, struct sg_error *err)
+{
+	char *tmp = sg_xmalloc(64 * 1024);
+	int n, rc = 0;
+
+	while ((n = BIO_read(bio, tmp, 64 * 1024)) > 0) {
+		if (smime_canon_put(content, tmp, (size_t)n, err) < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	free(tmp);
+	return rc;
 }
 
 /*
  * check_content - read the content through CMS_dataInit's digest BIOs into
- * content and check each signer's digest. A digest OpenSSL does not know
- * makes every signer UNSUPPORTED (the content is still returned).
+ * content (streamed) and check each signer's digest. A digest OpenSSL does
+ * not know makes every signer UNSUPPORTED (the content is still returned).
  */
 static int
 check_content(CMS_ContentInfo *cms, BIO *dcont, struct smime_layer *l,
-	STACK_OF(CMS_SignerInfo) *sis, struct sg_buf *content, struct sg_error *err)
+	STACK_OF(CMS_SignerInfo) *sis, struct smime_canon *content, struct sg_error *err)
 {
-	struct sg_buf raw;
 	BIO *chain;
 	int rc = -1;
 
-	sg_buf_init(&raw, content->max);
 	chain = CMS_dataInit(cms, dcont);
 	if (chain == NULL) {
 		for (size_t i = 0; i < l->n_signers; i++) {
@@ -537,11 +588,11 @@ check_content(CMS_ContentInfo *cms, BIO *dcont, struct smime_layer *l,
 		}
 		if (dcont == NULL)
 			rc = embedded_content(cms, content, err);
-		else if (smime_bio_append(dcont, &raw, err) == 0)
-			rc = smime_crlf_append(content, raw.data, raw.len, err);
+		else
+			rc = bio_canon(dcont, content, err);
 		goto out;
 	}
-	if (smime_bio_append(chain, &raw, err) < 0)
+	if (bio_canon(chain, content, err) < 0)
 		goto out;
 	for (int i = 0; i < sk_CMS_SignerInfo_num(sis); i++) {
 		struct smime_signer_info *info = &l->signers[i];
@@ -554,11 +605,10 @@ check_content(CMS_ContentInfo *cms, BIO *dcont, struct smime_layer *l,
 				"content does not match the signature");
 		}
 	}
-	rc = smime_crlf_append(content, raw.data, raw.len, err);
+	rc = 0;
 out:
 	ERR_clear_error();
 	free_upto(chain, dcont);
-	sg_buf_deinit(&raw);
 	return rc;
 }
 
@@ -655,7 +705,7 @@ out:
  */
 static int
 open_signed(CMS_ContentInfo *cms, BIO *dcont, const struct smime_open_opts *o,
-	struct smime_layer *l, struct sg_buf *content, struct sg_error *err)
+	struct smime_layer *l, struct smime_canon *content, struct sg_error *err)
 {
 	STACK_OF(CMS_SignerInfo) *sis = CMS_get0_SignerInfos(cms);
 	int n = sk_CMS_SignerInfo_num(sis);
@@ -701,36 +751,46 @@ open_signed(CMS_ContentInfo *cms, BIO *dcont, const struct smime_open_opts *o,
 
 /* ---------------------------------------------------------------- walk */
 
-/* compose - outer + MIME-Version + entity into b. */
+/* is_smime_fd - 1 if bytes [0, len) of fd are S/MIME at the top level */
 static int
-compose(struct sg_buf *b, const struct smime_split *s, const struct sg_buf *entity,
-	struct sg_error *err)
+is_smime_fd(int fd, uint64_t len, size_t max)
 {
-	sg_buf_reset(b);
-	if (sg_buf_append(b, s->outer.data ? s->outer.data : "", s->outer.len, err) < 0 ||
-	    sg_buf_append_str(b, "MIME-Version: 1.0\r\n", err) < 0 ||
-	    sg_buf_append(b, entity->data ? entity->data : "", entity->len, err) < 0)
-		return -1;
-	return 0;
+	struct smime_split s;
+	struct sg_error e;
+	uint64_t body;
+	int kind;
+
+	if (smime_split_fd(fd, len, max, &s, &body, &e) < 0)
+		return 0;
+	kind = smime_split_kind(&s);
+	smime_split_deinit(&s);
+	return kind != 0;
 }
 
 /*
- * open_layer - one S/MIME layer of cur: 1 unwrapped (next holds the message
- * with this layer removed), 0 stop here (cur is the result), -1 error.
+ * open_layer - one S/MIME layer of bytes [0, curlen) of cur: 1 unwrapped
+ * (*next_r: a new temporary file with the message with this layer removed,
+ * *nlen_r bytes), 0 stop here (cur is the result), -1 error. Between the
+ * steps everything is in temporary files; in memory are the CMS structure
+ * (and, for multipart/signed, the signed part OpenSSL's reader keeps).
  */
 static int
-open_layer(const char *cur, size_t curlen, const struct smime_open_opts *o,
-	struct smime_result *res, struct sg_buf *next, size_t max, struct sg_error *err)
+open_layer(int cur, uint64_t curlen, const struct smime_open_opts *o,
+	struct smime_result *res, int *next_r, uint64_t *nlen_r, size_t max,
+	struct sg_error *err)
 {
-	struct smime_split s;
-	struct sg_buf inner;
+	struct smime_split s = { 0 };
+	struct sg_buf pre;
+	struct smime_canon *inner = NULL;
 	CMS_ContentInfo *cms = NULL;
 	BIO *bcont = NULL;
 	struct smime_layer *l;
-	int kind, nid, r = -1;
+	uint64_t body = 0, elen = 0;
+	int efd = -1, kind, nid, r = -1;
 
-	sg_buf_init(&inner, max);
-	if (smime_split_msg(cur, curlen, max, &s, err) < 0)
+	*next_r = -1;
+	sg_buf_init(&pre, 64 * 1024);
+	if (smime_split_fd(cur, curlen, max, &s, &body, err) < 0)
 		goto done;
 	kind = smime_split_kind(&s);
 	if (kind == 0) {
@@ -742,16 +802,41 @@ open_layer(const char *cur, size_t curlen, const struct smime_open_opts *o,
 			res->n_layers);
 		goto out;
 	}
-	cms = read_cms(&s, kind, &bcont, err);
+	/* OpenSSL gets a minimal entity: the Content-Type field and the body */
+	if (kind == 1) {
+		if (smime_split_signed_ctype(&s, &pre, err) < 0)
+			goto out;
+	} else if (sg_buf_append_str(&pre, "Content-Type: application/pkcs7-mime\r\n", err) < 0) {
+		goto out;
+	}
+	if (sg_buf_append(&pre, "\r\n", 2, err) < 0)
+		goto out;
+	efd = smime_entity_fd(cur, body, curlen, &pre, NULL, max + 1024, &elen, err);
+	if (efd < 0)
+		goto out;
+	if (kind == 1 && check_two_parts(efd, pre.len, elen, s.boundary, err) < 0)
+		goto out;
+	cms = read_cms(efd, elen, pre.len, kind, &bcont, err);
 	if (cms == NULL)
+		goto out;
+	close(efd);
+	efd = -1;
+	/* what replaces the layer: outer + MIME-Version + the inner entity */
+	sg_buf_reset(&pre);
+	if (sg_buf_append(&pre, s.outer.data ? s.outer.data : "", s.outer.len, err) < 0 ||
+	    sg_buf_append_str(&pre, "MIME-Version: 1.0\r\n", err) < 0)
+		goto out;
+	inner = smime_canon_open(&pre, NULL, max, err);
+	if (inner == NULL)
 		goto out;
 	nid = OBJ_obj2nid(CMS_get0_type(cms));
 	if (nid == NID_pkcs7_enveloped || nid == NID_id_smime_ct_authEnvelopedData) {
 		l = layer_add(res, nid == NID_pkcs7_enveloped ? SMIME_LAYER_ENVELOPED :
 			SMIME_LAYER_AUTH_ENVELOPED);
-		r = open_enveloped(cms, o, l, &inner, err);
+		r = open_enveloped(cms, o, l, inner, err);
 		if (r <= 0)
 			goto out;
+		r = -1;
 	} else if (nid == NID_pkcs7_signed) {
 		l = layer_add(res, kind == 1 ? SMIME_LAYER_SIGNED_CLEAR :
 			SMIME_LAYER_SIGNED_OPAQUE);
@@ -759,65 +844,123 @@ open_layer(const char *cur, size_t curlen, const struct smime_open_opts *o,
 			sg_error_set(err, SG_E_PARSE, "multipart/signed without content");
 			goto out;
 		}
-		if (open_signed(cms, kind == 1 ? bcont : NULL, o, l, &inner, err) < 0)
+		if (open_signed(cms, kind == 1 ? bcont : NULL, o, l, inner, err) < 0)
 			goto out;
 	} else {
 		sg_error_set(err, SG_E_PARSE, "unsupported CMS content type %s",
 			OBJ_nid2sn(nid));
 		goto out;
 	}
-	if (compose(next, &s, &inner, err) < 0)
+	/* the CMS goes before the next layer is read */
+	BIO_free(bcont);
+	bcont = NULL;
+	CMS_ContentInfo_free(cms);
+	cms = NULL;
+	*next_r = smime_canon_close(&inner, nlen_r, err);
+	if (*next_r < 0)
 		goto out;
 	r = 1;
 	/* a signed layer stays unless asked to remove it or S/MIME is inside */
 	if (l->kind >= SMIME_LAYER_SIGNED_CLEAR &&
-	    !(o->flags & SMIME_OPEN_REMOVE_SIGNATURE) && !smime_is_smime(next->data, next->len))
+	    !(o->flags & SMIME_OPEN_REMOVE_SIGNATURE) && !is_smime_fd(*next_r, *nlen_r, max))
 		r = 0;
 out:
 	smime_split_deinit(&s);
 done:
+	if (r != 1 && *next_r >= 0) {
+		close(*next_r);
+		*next_r = -1;
+	}
+	smime_canon_free(&inner);
+	if (efd >= 0)
+		close(efd);
 	BIO_free(bcont);
 	CMS_ContentInfo_free(cms);
-	sg_buf_deinit(&inner);
+	sg_buf_deinit(&pre);
 	ERR_clear_error();
 	return r;
 }
 
 int
-smime_open(const void *msg, size_t len, const struct smime_open_opts *opts,
-	struct smime_result *res, struct sg_buf *out, struct sg_error *err)
+smime_open_fd(int in_fd, uint64_t len, const struct smime_open_opts *opts,
+	struct smime_result *res, int out_fd, uint64_t *size_r, struct sg_error *err)
 {
 	static const struct smime_open_opts defaults = { 0 };
-	struct sg_buf bufs[2];
-	const char *cur = msg;
-	size_t curlen = len, max, start = out != NULL ? out->len : 0;
-	int which = 0, r, rc = -1;
+	uint64_t curlen = len, nlen = 0;
+	size_t max;
+	off_t start;
+	int cur = in_fd, next = -1, r, rc = -1;
 
 	if (opts == NULL)
 		opts = &defaults;
 	max = smime_effective_max(opts->max_output);
-	sg_buf_init(&bufs[0], max);
-	sg_buf_init(&bufs[1], max);
+	if (in_fd < 0 || out_fd < 0 || res == NULL) {
+		sg_error_set(err, SG_E_INVAL, "smime_open: bad arguments");
+		return -1;
+	}
+	start = lseek(out_fd, 0, SEEK_CUR);
+	if (start < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "lseek");
+		return -1;
+	}
 	for (;;) {
-		r = open_layer(cur, curlen, opts, res, &bufs[which], max, err);
+		r = open_layer(cur, curlen, opts, res, &next, &nlen, max, err);
 		if (r < 0) {
 			sg_error_prefix(err, "S/MIME layer %zu: ", res->n_layers);
 			goto out;
 		}
 		if (r == 0)
 			break;
-		cur = bufs[which].data;
-		curlen = bufs[which].len;
-		which ^= 1;
+		if (cur != in_fd)
+			close(cur);
+		cur = next;
+		curlen = nlen;
+		next = -1;
 		res->is_changed = true;
 	}
-	if (sg_buf_append(out, cur, curlen, err) < 0) {
-		smime_out_rollback(out, start);
+	if (curlen > max && cur != in_fd) {
+		sg_error_set(err, SG_E_LIMIT, "S/MIME output over %zu bytes", max);
 		goto out;
 	}
+	if (smime_fd_copy(cur, curlen, out_fd, err) < 0)
+		goto out;
+	if (size_r != NULL)
+		*size_r = curlen;
 	rc = 0;
 out:
-	sg_buf_deinit(&bufs[0]);
-	sg_buf_deinit(&bufs[1]);
+	if (cur != in_fd)
+		close(cur);
+	if (rc < 0 && ftruncate(out_fd, start) == 0)
+		(void)lseek(out_fd, start, SEEK_SET);
+	return rc;
+}
+
+/* smime_open - the in-memory form: through two temporary files */
+int
+smime_open(const void *msg, size_t len, const struct smime_open_opts *opts,
+	struct smime_result *res, struct sg_buf *out, struct sg_error *err)
+{
+	int ifd = -1, ofd = -1, rc = -1;
+	uint64_t n = 0;
+	size_t start;
+
+	if (out == NULL || (msg == NULL && len > 0)) {
+		sg_error_set(err, SG_E_INVAL, "smime_open: bad arguments");
+		return -1;
+	}
+	ifd = smime_tmp_fd(err);
+	ofd = ifd >= 0 ? smime_tmp_fd(err) : -1;
+	if (ofd < 0 || smime_fd_write(ifd, msg, len, err) < 0 ||
+	    smime_open_fd(ifd, len, opts, res, ofd, &n, err) < 0)
+		goto out;
+	start = out->len;
+	rc = smime_fd_to_buf(ofd, n, out, err);
+	if (rc < 0)
+		smime_out_rollback(out, start);
+out:
+	if (ifd >= 0)
+		close(ifd);
+	if (ofd >= 0)
+		close(ofd);
 	return rc;
 }

@@ -100,17 +100,18 @@ out:
 	return rc;
 }
 
-/* crlf_out - state of one canonicalising copy into a temporary file */
-struct crlf_out {
+/* smime_canon - one canonicalising copy into a temporary file */
+struct smime_canon {
 	int fd;
 	EVP_MD_CTX *md;
-	char buf[SMIME_CHUNK + 2];
+	bool prev_cr;          /* the last byte put was CR */
+	char buf[SMIME_CHUNK];
 	size_t n;
 	uint64_t total, max;
 };
 
 static int
-crlf_flush(struct crlf_out *o, struct sg_error *err)
+canon_flush(struct smime_canon *o, struct sg_error *err)
 {
 	if (o->n == 0)
 		return 0;
@@ -130,8 +131,9 @@ crlf_flush(struct crlf_out *o, struct sg_error *err)
 	return 0;
 }
 
+/* canon_raw - append bytes as they are */
 static int
-crlf_put(struct crlf_out *o, const char *p, size_t n, struct sg_error *err)
+canon_raw(struct smime_canon *o, const char *p, size_t n, struct sg_error *err)
 {
 	while (n > 0) {
 		size_t k = SMIME_CHUNK - o->n < n ? SMIME_CHUNK - o->n : n;
@@ -140,78 +142,160 @@ crlf_put(struct crlf_out *o, const char *p, size_t n, struct sg_error *err)
 		o->n += k;
 		p += k;
 		n -= k;
-		if (o->n == SMIME_CHUNK && crlf_flush(o, err) < 0)
+		if (o->n == SMIME_CHUNK && canon_flush(o, err) < 0)
 			return -1;
 	}
 	return 0;
+}
+
+struct smime_canon *
+smime_canon_open(const struct sg_buf *prefix, EVP_MD_CTX *md, uint64_t max,
+	struct sg_error *err)
+{
+	struct smime_canon *o = sg_xmalloc(sizeof(*o));
+
+	o->fd = smime_tmp_fd(err);
+	o->md = md;
+	o->prev_cr = false;
+	o->n = 0;
+	o->total = 0;
+	o->max = max;
+	if (o->fd < 0 || (prefix != NULL && prefix->len > 0 &&
+		canon_raw(o, prefix->data, prefix->len, err) < 0)) {
+		smime_canon_free(&o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+smime_canon_put(struct smime_canon *o, const void *data, size_t len, struct sg_error *err)
+{
+	const char *in = data, *p = in, *end = in + len, *run = in;
+
+	if (len == 0)
+		return 0;
+	while (p < end) {
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
+
+		if (lf == NULL)
+			break;
+		if (lf == in ? !o->prev_cr : lf[-1] != '\r') {
+			if (canon_raw(o, run, (size_t)(lf - run), err) < 0 ||
+			    canon_raw(o, "\r\n", 2, err) < 0)
+				return -1;
+			run = lf + 1;
+		}
+		p = lf + 1;
+	}
+	if (canon_raw(o, run, (size_t)(end - run), err) < 0)
+		return -1;
+	o->prev_cr = end[-1] == '\r';
+	return 0;
+}
+
+int
+smime_canon_put_fd(struct smime_canon *o, int fd, uint64_t from, uint64_t to,
+	struct sg_error *err)
+{
+	char *in = sg_xmalloc(SMIME_CHUNK);
+	int rc = -1;
+
+	while (from < to) {
+		size_t want = to - from < SMIME_CHUNK ? (size_t)(to - from) : SMIME_CHUNK;
+		ssize_t r = fd_pread(fd, in, want, from, err);
+
+		if (r < 0)
+			goto out;
+		if (r == 0) {
+			sg_error_set(err, SG_E_IO, "message shorter than %llu bytes",
+				(unsigned long long)to);
+			goto out;
+		}
+		if (smime_canon_put(o, in, (size_t)r, err) < 0)
+			goto out;
+		from += (uint64_t)r;
+	}
+	rc = 0;
+out:
+	free(in);
+	return rc;
+}
+
+int
+smime_canon_close(struct smime_canon **op, uint64_t *len_r, struct sg_error *err)
+{
+	struct smime_canon *o = *op;
+	int fd;
+
+	if (canon_flush(o, err) < 0)
+		goto fail;
+	if (lseek(o->fd, 0, SEEK_SET) != 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "lseek");
+		goto fail;
+	}
+	*len_r = o->total;
+	fd = o->fd;
+	o->fd = -1;
+	smime_canon_free(op);
+	return fd;
+fail:
+	smime_canon_free(op);
+	return -1;
+}
+
+void
+smime_canon_free(struct smime_canon **op)
+{
+	if (*op == NULL)
+		return;
+	if ((*op)->fd >= 0)
+		close((*op)->fd);
+	free(*op);
+	*op = NULL;
 }
 
 int
 smime_entity_fd(int fd, uint64_t from, uint64_t to, const struct sg_buf *prefix,
 	EVP_MD_CTX *md, size_t max, uint64_t *len_r, struct sg_error *err)
 {
-	struct crlf_out *o = sg_xmalloc(sizeof(*o));
-	char *in = sg_xmalloc(SMIME_CHUNK);
-	bool prev_cr = false;   /* the byte before the piece was CR */
-	int tfd;
+	struct smime_canon *o = smime_canon_open(prefix, md, max, err);
 
-	o->fd = tfd = smime_tmp_fd(err);
-	o->md = md;
-	o->n = 0;
-	o->total = 0;
-	o->max = max;
-	if (tfd < 0)
-		goto fail;
-	if (prefix != NULL && prefix->len > 0 && crlf_put(o, prefix->data, prefix->len, err) < 0)
-		goto fail;
-	while (from < to) {
-		size_t want = to - from < SMIME_CHUNK ? (size_t)(to - from) : SMIME_CHUNK;
-		ssize_t r = fd_pread(fd, in, want, from, err);
-		const char *p, *end, *run;
+	if (o == NULL)
+		return -1;
+	if (smime_canon_put_fd(o, fd, from, to, err) < 0) {
+		smime_canon_free(&o);
+		return -1;
+	}
+	return smime_canon_close(&o, len_r, err);
+}
+
+int
+smime_fd_copy(int from_fd, uint64_t len, int to_fd, struct sg_error *err)
+{
+	char *buf = sg_xmalloc(SMIME_CHUNK);
+	uint64_t off = 0;
+	int rc = -1;
+
+	while (off < len) {
+		size_t want = len - off < SMIME_CHUNK ? (size_t)(len - off) : SMIME_CHUNK;
+		ssize_t r = fd_pread(from_fd, buf, want, off, err);
 
 		if (r < 0)
-			goto fail;
+			goto out;
 		if (r == 0) {
-			sg_error_set(err, SG_E_IO, "message shorter than %llu bytes",
-				(unsigned long long)to);
-			goto fail;
+			sg_error_set(err, SG_E_IO, "file shorter than %llu bytes",
+				(unsigned long long)len);
+			goto out;
 		}
-		p = run = in;
-		end = in + r;
-		while (p < end) {
-			const char *lf = memchr(p, '\n', (size_t)(end - p));
-
-			if (lf == NULL)
-				break;
-			if (lf == in ? !prev_cr : lf[-1] != '\r') {
-				if (crlf_put(o, run, (size_t)(lf - run), err) < 0 ||
-				    crlf_put(o, "\r\n", 2, err) < 0)
-					goto fail;
-				run = lf + 1;
-			}
-			p = lf + 1;
-		}
-		if (crlf_put(o, run, (size_t)(end - run), err) < 0)
-			goto fail;
-		prev_cr = end[-1] == '\r';
-		from += (uint64_t)r;
+		if (smime_fd_write(to_fd, buf, (size_t)r, err) < 0)
+			goto out;
+		off += (uint64_t)r;
 	}
-	if (crlf_flush(o, err) < 0)
-		goto fail;
-	if (lseek(tfd, 0, SEEK_SET) != 0) {
-		sg_error_set_errno(err, SG_E_IO, errno, "lseek");
-		goto fail;
-	}
-	*len_r = o->total;
-	free(in);
-	free(o);
-	return tfd;
-fail:
-	if (tfd >= 0)
-		close(tfd);
-	free(in);
-	free(o);
-	return -1;
+	rc = 0;
+out:
+	free(buf);
+	return rc;
 }
 
 BIO *
