@@ -291,6 +291,12 @@ static void daemon_delivery_conf(struct daemon *d, struct delivery_conf *conf)
 		memset(&conf->listen, 0, sizeof(conf->listen));
 }
 
+/* daemon_delivery_worker - a delivery thread. SMTP connections stay open
+ * between messages (delivery's per-thread connection cache); after
+ * DAEMON_DLV_IDLE_MS without work, and before the thread exits, it closes
+ * them (QUIT). With no idle connection it waits without a timeout. */
+#define DAEMON_DLV_IDLE_MS 2000u
+
 static void *daemon_delivery_worker(void *arg)
 {
 	struct daemon *d = arg;
@@ -299,10 +305,24 @@ static void *daemon_delivery_worker(void *arg)
 	char id[SG_MAIL_ID_LEN + 1];
 
 	daemon_delivery_conf(d, &conf);
-	while (daemon_workq_pop(d->dlv_q, id) == 1) {
-		struct daemon_mta_ref *mta = daemon_mta_get(d);
-		char *secret = daemon_secret_get(d);
+	for (;;) {
+		struct daemon_mta_ref *mta;
+		char *secret;
 		enum delivery_outcome outcome;
+		int rc;
+
+		if (delivery_conn_cache_count() == 0)
+			rc = daemon_workq_pop(d->dlv_q, id) == 1 ? 1 : -1;
+		else
+			rc = daemon_workq_pop_timed(d->dlv_q, id, DAEMON_DLV_IDLE_MS);
+		if (rc < 0)
+			break;
+		if (rc == 0) {
+			delivery_conn_cache_close();
+			continue;
+		}
+		mta = daemon_mta_get(d);
+		secret = daemon_secret_get(d);
 
 		conf.server_secret = secret;
 		if (delivery_message(&conf, mta->s, d->spool, id, &outcome, &err) < 0
@@ -313,6 +333,7 @@ static void *daemon_delivery_worker(void *arg)
 		free(secret);
 		daemon_workq_done(d->dlv_q, id);
 	}
+	delivery_conn_cache_close();
 	return NULL;
 }
 

@@ -5,9 +5,11 @@
  */
 #include "daemon_workq.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct workq_item {
 	char id[SG_MAIL_ID_LEN + 1];
@@ -77,9 +79,14 @@ static void workq_known_grow(struct daemon_workq *q)
 struct daemon_workq *daemon_workq_new(void)
 {
 	struct daemon_workq *q = sg_xcalloc(1, sizeof(*q));
+	pthread_condattr_t ca;
 
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->cond, NULL);
+	/* timed pops measure with the monotonic clock (immune to clock steps) */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	q->known_cap = 1024;
 	q->known = sg_xcalloc(q->known_cap, sizeof(*q->known));
 	return q;
@@ -136,10 +143,23 @@ void daemon_workq_push(struct daemon_workq *q, const char *id)
 	pthread_mutex_unlock(&q->lock);
 }
 
+/* workq_take - with the lock held and an item queued: dequeue it into id_r
+ * and unlock. */
+static void workq_take(struct daemon_workq *q, char *id_r)
+{
+	struct workq_item *it = q->head;
+
+	q->head = it->next;
+	if (q->head == NULL)
+		q->tail = NULL;
+	q->len--;
+	pthread_mutex_unlock(&q->lock);
+	memcpy(id_r, it->id, SG_MAIL_ID_LEN + 1);
+	free(it);
+}
+
 int daemon_workq_pop(struct daemon_workq *q, char *id_r)
 {
-	struct workq_item *it;
-
 	pthread_mutex_lock(&q->lock);
 	while (q->head == NULL && !q->closed)
 		pthread_cond_wait(&q->cond, &q->lock);
@@ -148,14 +168,34 @@ int daemon_workq_pop(struct daemon_workq *q, char *id_r)
 		pthread_mutex_unlock(&q->lock);
 		return 0;
 	}
-	it = q->head;
-	q->head = it->next;
-	if (q->head == NULL)
-		q->tail = NULL;
-	q->len--;
-	pthread_mutex_unlock(&q->lock);
-	memcpy(id_r, it->id, SG_MAIL_ID_LEN + 1);
-	free(it);
+	workq_take(q, id_r);
+	return 1;
+}
+
+int daemon_workq_pop_timed(struct daemon_workq *q, char *id_r, unsigned timeout_ms)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&q->lock);
+	while (q->head == NULL && !q->closed && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&q->cond, &q->lock, &ts);
+	if (q->closed) {
+		pthread_mutex_unlock(&q->lock);
+		return -1;
+	}
+	if (q->head == NULL) {
+		pthread_mutex_unlock(&q->lock);
+		return 0;
+	}
+	workq_take(q, id_r);
 	return 1;
 }
 

@@ -22,6 +22,12 @@ void daemon_workq_push(struct daemon_workq *q, const char *id);
  * ID, 0 when the queue was closed.
  */
 int daemon_workq_pop(struct daemon_workq *q, char *id_r);
+/*
+ * daemon_workq_pop_timed - daemon_workq_pop waiting at most timeout_ms
+ * (monotonic clock). Returns 1 with an ID, 0 when nothing came within
+ * timeout_ms, -1 when the queue was closed.
+ */
+int daemon_workq_pop_timed(struct daemon_workq *q, char *id_r, unsigned timeout_ms);
 void daemon_workq_done(struct daemon_workq *q, const char *id);
 /* daemon_workq_close - wake every waiter; pop returns 0 from now on (queued
  * IDs are dropped: their files stay in the spool for the next start). */

@@ -75,6 +75,13 @@ struct delivery_conf {
 	uint64_t bounce_full_max;      /* return the full message when smaller, 0 = 50000 */
 	enum delivery_bounce_policy bounce_policy;
 	const char *tls_ca_file;       /* CA bundle for verify, NULL = system store */
+	/* SMTP connection reuse (see delivery_conn_cache_close): a connection is
+	 * reused while younger than conn_max_age seconds (0 = 300), for at most
+	 * conn_max_tx transactions (0 = 100; 1 turns reuse off) and only when it
+	 * was idle for less than conn_idle_ms (0 = 2000). */
+	unsigned conn_max_age;
+	unsigned conn_max_tx;
+	unsigned conn_idle_ms;
 	delivery_mx_lookup_fn *mx_lookup; /* NULL = DNS */
 	void *mx_lookup_arg;
 };
@@ -105,6 +112,26 @@ enum delivery_outcome {
 int delivery_message(const struct delivery_conf *conf, const struct mta_settings *mta,
 	struct spool *sp, const char *id, enum delivery_outcome *outcome_r,
 	struct sg_error *err);
+
+/*
+ * Connection cache. After a transaction that ended in a clean state (the
+ * final reply to DATA was read, or a transaction without accepted recipients
+ * was reset with RSET), delivery_message keeps the SMTP connection open in a
+ * small cache of the calling thread (thread-local: no locking, never shared)
+ * instead of sending QUIT, and the next delivery to the same destination
+ * with the same HELO name, TLS level, server name, CA file and SASL
+ * credentials reuses it (see delivery_conf for the limits). Connections whose
+ * server closed them or sent something (421) while idle are dropped before
+ * use; one whose first command fails before any reply is replaced by a new
+ * connection without a deferral.
+ *
+ * delivery_conn_cache_close - QUIT and close every idle connection of the
+ * calling thread (waits at most 200 ms for each QUIT reply). Delivery
+ * threads call it after about 2 s without work and before they exit.
+ * delivery_conn_cache_count - how many idle connections the thread holds.
+ */
+void delivery_conn_cache_close(void);
+unsigned delivery_conn_cache_count(void);
 
 /*
  * delivery_requeue_due - move deferred messages whose next_attempt <= now

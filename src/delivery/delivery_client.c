@@ -1,10 +1,15 @@
 /*
  * delivery_client.c - the SMTP client of the delivery agent: reply parser,
- * EHLO extension parser, DATA dot-stuffing and one blocking SMTP session
- * (delivery_client_send) with STARTTLS (OpenSSL) and AUTH PLAIN/LOGIN.
+ * EHLO extension parser, DATA dot-stuffing and one blocking SMTP transaction
+ * (delivery_client_send) with STARTTLS (OpenSSL) and AUTH PLAIN/LOGIN, and
+ * the per-thread cache of idle SMTP connections that lets the next
+ * transaction to the same destination skip connect, greeting, EHLO,
+ * STARTTLS and AUTH (as Postfix's connection cache does).
  *
  * Called by delivery_queue.c in a delivery worker thread; every read and
- * write waits with poll() and the configured timeout. RFCs: 5321 (SMTP),
+ * write waits with poll() and the configured timeout. The connection cache
+ * is thread-local (each delivery thread has its own; no locking); a thread
+ * closes its idle connections with delivery_conn_cache_close. RFCs: 5321 (SMTP),
  * 3207 (STARTTLS), 4954 + 4616 (AUTH, PLAIN), 1870 (SIZE), 6152 (8BITMIME),
  * 6531 (SMTPUTF8), 2920 (PIPELINING), 3461 (DSN parameters), 2034/3463
  * (enhanced status codes).
@@ -30,11 +35,21 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #define CLIENT_RBUF 8192
 #define CLIENT_CHUNK 65536
+
+/* connection cache: slots per thread, defaults of the reuse limits (the
+ * idle limit is Postfix's smtp_connection_cache_time_limit), and how long a
+ * closing QUIT waits for its reply */
+#define CONN_CACHE_SLOTS 4
+#define CONN_REUSE_MAX_AGE_S 300
+#define CONN_REUSE_MAX_TX 100
+#define CONN_REUSE_IDLE_MS 2000
+#define CONN_QUIT_WAIT_MS 200
 
 /* ------------------------------------------------------------- reply parser */
 
@@ -345,6 +360,8 @@ struct client_conn {
 	size_t rpos, rlen;
 	const char *mail_id;
 	char relay[320];
+	unsigned nreplies;       /* complete replies read on this connection */
+	bool is_peer_closed;     /* the last error was EOF/reset from the peer */
 };
 
 /* conn_wait - poll fd for events within the I/O timeout; 0 ready, -1 err. */
@@ -379,10 +396,14 @@ static int conn_ssl_wait(struct client_conn *c, int rc, const char *what,
 	if (e == SSL_ERROR_WANT_WRITE)
 		return conn_wait(c, POLLOUT, err);
 	if (e == SSL_ERROR_ZERO_RETURN) {
+		c->is_peer_closed = true;
 		sg_error_set(err, SG_E_PEER_TEMP, "lost connection with %s (TLS close)",
 			c->relay);
 		return -1;
 	}
+	if (e == SSL_ERROR_SYSCALL || (e == SSL_ERROR_SSL &&
+	    ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING))
+		c->is_peer_closed = true;
 	sg_error_set_openssl(err, SG_E_PEER_TEMP, "TLS %s with %s failed", what, c->relay);
 	return -1;
 }
@@ -416,6 +437,7 @@ static int conn_write(struct client_conn *c, const void *buf, size_t len,
 						return -1;
 					continue;
 				}
+				c->is_peer_closed = errno == EPIPE || errno == ECONNRESET;
 				sg_error_set_errno(err, SG_E_PEER_TEMP, errno,
 					"lost connection with %s while sending", c->relay);
 				return -1;
@@ -459,11 +481,13 @@ static int conn_fill(struct client_conn *c, struct sg_error *err)
 						return -1;
 					continue;
 				}
+				c->is_peer_closed = errno == ECONNRESET;
 				sg_error_set_errno(err, SG_E_PEER_TEMP, errno,
 					"lost connection with %s", c->relay);
 				return -1;
 			}
 			if (n == 0) {
+				c->is_peer_closed = true;
 				sg_error_set(err, SG_E_PEER_TEMP, "lost connection with %s",
 					c->relay);
 				return -1;
@@ -508,6 +532,7 @@ static int conn_read_reply(struct client_conn *c, struct delivery_reply *r,
 		if (rc == 1)
 			break;
 	}
+	c->nreplies++;
 	if (sg_log_is_tracing(SG_TRACE_DELIVERY)) {
 		char sum[600];
 
@@ -686,8 +711,14 @@ static void conn_close(struct client_conn *c)
 
 /* ------------------------------------------------------------ SMTP session */
 
-/* Session stage, for the "(in reply to X command)" context and to decide
- * whether a failure is host-level (try the next host). */
+/* How a transaction left the session: whether the connection may be kept
+ * for the next transaction. */
+enum session_end {
+	SESSION_END_BROKEN = 0,  /* unknown state (I/O error mid-way): close */
+	SESSION_END_CLEAN,       /* no transaction open: reusable */
+	SESSION_END_RSET,        /* reusable once RSET got 250 */
+};
+
 struct session {
 	struct client_conn c;
 	struct delivery_reply r;
@@ -697,6 +728,8 @@ struct session {
 	struct delivery_result *res;
 	bool is_tls;
 	bool is_tls_broken;  /* the TLS handshake failed */
+	bool saw_421;        /* the server announced it is closing */
+	enum session_end end;
 };
 
 /* session_all - set every still-undecided recipient result from the reply. */
@@ -737,7 +770,11 @@ static void session_all_local(struct session *s, enum delivery_rstatus st, const
 /* session_expect - read a reply; -1 on I/O error, else 0 with s->r set. */
 static int session_expect(struct session *s, struct sg_error *err)
 {
-	return conn_read_reply(&s->c, &s->r, err);
+	if (conn_read_reply(&s->c, &s->r, err) < 0)
+		return -1;
+	if (s->r.code == 421)
+		s->saw_421 = true;
+	return 0;
 }
 
 /* session_hello - EHLO (HELO when EHLO is refused). 0 ok, -1 host failure. */
@@ -994,12 +1031,14 @@ static int session_transaction(struct session *s, struct sg_error *err)
 	if (tx->smtputf8 && !(s->caps.ext & DELIVERY_EXT_SMTPUTF8)) {
 		session_all_local(s, DELIVERY_R_PERM, "5.6.7", "SMTPUTF8 is required, but "
 			"was not offered by the host", NULL);
+		s->end = SESSION_END_CLEAN; /* nothing was sent */
 		rc = 0;
 		goto out;
 	}
 	if (s->caps.size_max > 0 && tx->body_len > s->caps.size_max) {
 		session_all_local(s, DELIVERY_R_PERM, "5.3.4",
 			"message size exceeds fixed limit of the host", NULL);
+		s->end = SESSION_END_CLEAN;
 		rc = 0;
 		goto out;
 	}
@@ -1019,10 +1058,13 @@ static int session_transaction(struct session *s, struct sg_error *err)
 	if (s->r.code != 250) {
 		session_all_reply(s, NULL);
 		rc = 0;
+		s->end = SESSION_END_RSET;
 		if (is_pipelined) /* drain the RCPT replies */
 			for (i = 0; i < tx->nrcpts; i++)
-				if (session_expect(s, err) < 0)
+				if (session_expect(s, err) < 0) {
+					s->end = SESSION_END_BROKEN;
 					break;
+				}
 		goto out;
 	}
 	for (i = 0; i < tx->nrcpts; i++) {
@@ -1044,6 +1086,7 @@ static int session_transaction(struct session *s, struct sg_error *err)
 		done[i] = true;
 	}
 	if (naccepted == 0) {
+		s->end = SESSION_END_RSET;
 		rc = 0;
 		goto out;
 	}
@@ -1055,6 +1098,7 @@ static int session_transaction(struct session *s, struct sg_error *err)
 			for (i = 0; i < tx->nrcpts; i++)
 				if (!done[i])
 					s->res[i].status = DELIVERY_R_TEMP;
+		s->end = SESSION_END_RSET;
 		rc = 0;
 		goto out;
 	}
@@ -1065,31 +1109,328 @@ static int session_transaction(struct session *s, struct sg_error *err)
 		for (i = 0; i < tx->nrcpts; i++)
 			if (!done[i] && s->res[i].status == DELIVERY_R_OK)
 				s->res[i].status = DELIVERY_R_TEMP;
+	s->end = SESSION_END_CLEAN; /* whatever the final reply said */
 	rc = 0;
 out:
 	if (rc < 0) {
 		const char *enh = err->code == SG_E_IO ? "4.3.0" : "4.4.2";
 
+		s->end = SESSION_END_BROKEN;
 		session_all_local(s, DELIVERY_R_TEMP, enh, err->msg, done);
 	}
 	free(done);
 	return rc;
 }
 
-/* client_send_once - one session; *is_tls_broken_r tells whether it failed
- * in the TLS handshake. */
-static int client_send_once(const struct delivery_session_opts *o, const struct sockaddr *sa,
-	socklen_t salen, const struct delivery_tx *tx, struct delivery_result *res,
-	bool *is_tls_broken_r)
+/* ------------------------------------------------------- connection cache */
+
+/* What defines a session: a cached connection is reused only for the same
+ * address, TLS level and (by SHA-256, so that no copy of the password is
+ * kept) HELO name, server name, CA file and SASL credentials. */
+struct conn_key {
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	enum mta_tls_level tls;
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	bool is_valid;           /* false: digest failed, never cached */
+};
+
+struct conn_meta {
+	int64_t t_connect;       /* sg_mono_ms at connect */
+	int64_t t_idle;          /* sg_mono_ms when it went idle */
+	unsigned ntx;            /* transactions so far */
+};
+
+struct conn_entry {
+	struct conn_key key;
+	struct conn_meta meta;
+	struct client_conn c;
+	struct delivery_caps caps;
+	bool is_tls;
+};
+
+/* The calling thread's idle connections (NULL = free slot). Invisible to
+ * callers; thread-local, so no locking. */
+static _Thread_local struct conn_entry *conn_cache[CONN_CACHE_SLOTS];
+
+/* key_digest_str - feed "present flag, length, bytes" of s (NULL allowed). */
+static int key_digest_str(EVP_MD_CTX *md, const char *s)
+{
+	unsigned char hdr[9];
+	uint64_t len = s != NULL ? strlen(s) : 0;
+	int i;
+
+	hdr[0] = s != NULL;
+	for (i = 0; i < 8; i++)
+		hdr[1 + i] = (unsigned char)(len >> (8 * i));
+	if (EVP_DigestUpdate(md, hdr, sizeof(hdr)) != 1)
+		return -1;
+	return len == 0 || EVP_DigestUpdate(md, s, (size_t)len) == 1 ? 0 : -1;
+}
+
+/* conn_key_init - the cache key of a session with o to sa. */
+static void conn_key_init(struct conn_key *k, const struct delivery_session_opts *o,
+	const struct sockaddr *sa, socklen_t salen)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	const struct mta_sasl *a = o->sasl;
+	unsigned int dlen = 0;
+
+	memset(k, 0, sizeof(*k));
+	if (md == NULL || (size_t)salen > sizeof(k->sa))
+		goto out;
+	memcpy(&k->sa, sa, salen);
+	k->salen = salen;
+	k->tls = o->tls;
+	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+	    key_digest_str(md, o->helo) < 0 || key_digest_str(md, o->server_name) < 0 ||
+	    key_digest_str(md, o->ca_file) < 0 ||
+	    key_digest_str(md, a != NULL ? a->username : NULL) < 0 ||
+	    key_digest_str(md, a != NULL ? a->password : NULL) < 0 ||
+	    EVP_DigestFinal_ex(md, k->digest, &dlen) != 1 || dlen != sizeof(k->digest))
+		goto out;
+	k->is_valid = true;
+out:
+	EVP_MD_CTX_free(md);
+	ERR_clear_error();
+}
+
+static bool conn_key_is_equal(const struct conn_key *a, const struct conn_key *b)
+{
+	return a->is_valid && b->is_valid && a->salen == b->salen && a->tls == b->tls &&
+		memcmp(&a->sa, &b->sa, a->salen) == 0 &&
+		memcmp(a->digest, b->digest, sizeof(a->digest)) == 0;
+}
+
+/* conn_entry_close - QUIT (waiting CONN_QUIT_WAIT_MS at most for the
+ * reply), close, free. */
+static void conn_entry_close(struct conn_entry **ep)
+{
+	struct conn_entry *e = *ep;
+	struct delivery_reply r;
+	struct sg_error err;
+
+	if (e == NULL)
+		return;
+	*ep = NULL;
+	e->c.timeout_ms = CONN_QUIT_WAIT_MS;
+	delivery_reply_init(&r);
+	if (conn_cmd(&e->c, CMD_TRACE, &err, "QUIT") == 0)
+		(void)conn_read_reply(&e->c, &r, &err);
+	delivery_reply_deinit(&r);
+	conn_close(&e->c);
+	free(e);
+}
+
+/* conn_is_alive - an idle connection shows nothing to read: readable means
+ * EOF, a reset or an unsolicited reply (421 before closing). */
+static bool conn_is_alive(struct client_conn *c)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+	int rc;
+
+	if (c->rpos != c->rlen || (c->ssl != NULL && SSL_pending(c->ssl) > 0))
+		return false;
+	do {
+		rc = poll(&pfd, 1, 0);
+	} while (rc < 0 && errno == EINTR);
+	return rc == 0;
+}
+
+static int64_t reuse_max_age_ms(const struct delivery_session_opts *o)
+{
+	return (int64_t)(o->reuse_max_age ? o->reuse_max_age : CONN_REUSE_MAX_AGE_S) * 1000;
+}
+
+static unsigned reuse_max_tx(const struct delivery_session_opts *o)
+{
+	return o->reuse_max_tx ? o->reuse_max_tx : CONN_REUSE_MAX_TX;
+}
+
+static int64_t reuse_idle_ms(const struct delivery_session_opts *o)
+{
+	return o->reuse_idle_ms ? o->reuse_idle_ms : CONN_REUSE_IDLE_MS;
+}
+
+/*
+ * conn_cache_take - move the idle connection for key (if any, and within
+ * o's limits and still alive) into s; 1 taken, 0 none. Connections past the
+ * limits are closed on the way (QUIT), dead ones without QUIT.
+ */
+static int conn_cache_take(const struct conn_key *key, const struct delivery_session_opts *o,
+	struct session *s, struct conn_meta *meta_r)
+{
+	int64_t now = sg_mono_ms();
+	struct conn_entry *e = NULL;
+	size_t i;
+
+	for (i = 0; i < CONN_CACHE_SLOTS; i++) {
+		struct conn_entry *x = conn_cache[i];
+
+		if (x == NULL)
+			continue;
+		if (now - x->meta.t_idle >= reuse_idle_ms(o) ||
+		    now - x->meta.t_connect >= reuse_max_age_ms(o) || x->meta.ntx >= reuse_max_tx(o)) {
+			conn_entry_close(&conn_cache[i]);
+			continue;
+		}
+		if (e == NULL && conn_key_is_equal(&x->key, key)) {
+			e = x;
+			conn_cache[i] = NULL;
+		}
+	}
+	if (e == NULL)
+		return 0;
+	if (!conn_is_alive(&e->c)) {
+		sg_log_mail(SG_LOG_DEBUG, s->tx->mail_id, "idle connection to %s was closed by "
+			"the server; connecting anew", e->c.relay);
+		conn_close(&e->c);
+		free(e);
+		return 0;
+	}
+	s->c = e->c;
+	s->c.mail_id = s->tx->mail_id;
+	s->c.timeout_ms = (o->io_timeout ? o->io_timeout : 300) * 1000u;
+	s->c.nreplies = 0;
+	s->c.is_peer_closed = false;
+	s->caps = e->caps;
+	s->is_tls = e->is_tls;
+	*meta_r = e->meta;
+	free(e);
+	return 1;
+}
+
+/* conn_cache_put - keep s's connection (moved out of s) for key; evicts the
+ * longest-idle entry when every slot is taken. */
+static void conn_cache_put(const struct conn_key *key, struct session *s,
+	const struct conn_meta *meta)
+{
+	struct conn_entry *e = sg_xcalloc(1, sizeof(*e));
+	size_t i, slot = 0;
+
+	e->key = *key;
+	e->meta = *meta;
+	e->meta.t_idle = sg_mono_ms();
+	e->c = s->c;
+	e->c.mail_id = "NOQUEUE";  /* the borrowed mail ID ends with this delivery */
+	e->caps = s->caps;
+	e->is_tls = s->is_tls;
+	s->c.fd = -1;
+	s->c.ssl = NULL;
+	s->c.ctx = NULL;
+	for (i = 0; i < CONN_CACHE_SLOTS; i++) {
+		if (conn_cache[i] == NULL) {
+			slot = i;
+			break;
+		}
+		if (conn_cache[i]->meta.t_idle < conn_cache[slot]->meta.t_idle)
+			slot = i;
+	}
+	conn_entry_close(&conn_cache[slot]);
+	conn_cache[slot] = e;
+}
+
+void delivery_conn_cache_close(void)
+{
+	size_t i;
+
+	for (i = 0; i < CONN_CACHE_SLOTS; i++)
+		conn_entry_close(&conn_cache[i]);
+}
+
+unsigned delivery_conn_cache_count(void)
+{
+	unsigned n = 0;
+	size_t i;
+
+	for (i = 0; i < CONN_CACHE_SLOTS; i++)
+		n += conn_cache[i] != NULL;
+	return n;
+}
+
+/* ------------------------------------------------------------ one delivery */
+
+/* session_finish - after a transaction with definite results: RSET when
+ * needed, then keep the connection in the cache when it is clean and within
+ * the limits, else QUIT. The connection is closed by the caller unless it
+ * moved into the cache. */
+static void session_finish(struct session *s, const struct conn_key *key,
+	struct conn_meta *meta)
+{
+	struct sg_error err;
+
+	meta->ntx++;
+	if (s->end == SESSION_END_RSET) {
+		if (conn_cmd(&s->c, CMD_TRACE, &err, "RSET") < 0 || session_expect(s, &err) < 0)
+			return;
+		s->end = s->r.code == 250 ? SESSION_END_CLEAN : SESSION_END_BROKEN;
+	}
+	if (s->end == SESSION_END_CLEAN && !s->saw_421 && key->is_valid &&
+	    meta->ntx < reuse_max_tx(s->o) &&
+	    sg_mono_ms() - meta->t_connect < reuse_max_age_ms(s->o) &&
+	    s->c.rpos == s->c.rlen && (s->c.ssl == NULL || SSL_pending(s->c.ssl) == 0)) {
+		conn_cache_put(key, s, meta);
+		return;
+	}
+	if (conn_cmd(&s->c, CMD_TRACE, &err, "QUIT") == 0)
+		(void)session_expect(s, &err);
+}
+
+/* session_open - connect, greeting, EHLO, STARTTLS, AUTH. 0 ok, -1 host
+ * failure (err set). */
+static int session_open(struct session *s, const struct sockaddr *sa, socklen_t salen,
+	struct sg_error *err)
+{
+	const struct delivery_session_opts *o = s->o;
+
+	if (conn_connect(&s->c, sa, salen, o->connect_timeout ? o->connect_timeout : 30,
+		    err) < 0)
+		return -1;
+	if (session_expect(s, err) < 0)
+		return -1;
+	if (s->r.code != 220) {
+		char sum[512];
+
+		delivery_reply_summary(&s->r, sum, sizeof(sum));
+		sg_error_set(err, SG_E_PEER_TEMP, "host %s refused to talk to me: %s",
+			s->c.relay, sum);
+		return -1;
+	}
+	if (session_hello(s, err) < 0 || session_tls(s, err) < 0 || session_auth(s, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* session_reset_conn - forget a failed connection so that it can be opened
+ * anew (caps, TLS and the reply counters start over). */
+static void session_reset_conn(struct session *s)
+{
+	conn_close(&s->c);
+	s->c.rpos = s->c.rlen = 0;
+	s->c.nreplies = 0;
+	s->c.is_peer_closed = false;
+	memset(&s->caps, 0, sizeof(s->caps));
+	s->is_tls = false;
+	s->saw_421 = false;
+	s->end = SESSION_END_BROKEN;
+}
+
+/* client_send_once - one transaction, on a cached connection for key or a
+ * new one; *is_tls_broken_r tells whether it failed in the TLS handshake. */
+static int client_send_once(const struct delivery_session_opts *o, const struct conn_key *key,
+	const struct sockaddr *sa, socklen_t salen, const struct delivery_tx *tx,
+	struct delivery_result *res, bool *is_tls_broken_r)
 {
 	struct session s;
+	struct conn_meta meta;
 	struct sg_error err;
 	char ip[64] = "?";
 	unsigned port = 0;
 	size_t i;
-	int rc = -1;
+	int rc = -1, is_reused;
 
 	memset(&s, 0, sizeof(s));
+	memset(&meta, 0, sizeof(meta));
 	s.c.fd = -1;
 	s.c.timeout_ms = (o->io_timeout ? o->io_timeout : 300) * 1000u;
 	s.c.mail_id = tx->mail_id;
@@ -1110,30 +1451,37 @@ static int client_send_once(const struct delivery_session_opts *o, const struct 
 	}
 	snprintf(s.c.relay, sizeof(s.c.relay), "%s[%s]:%u",
 		o->server_name != NULL ? o->server_name : ip, ip, port);
-	for (i = 0; i < tx->nrcpts; i++)
-		memset(&res[i], 0, sizeof(res[i]));
-
-	if (conn_connect(&s.c, sa, salen, o->connect_timeout ? o->connect_timeout : 30,
-		    &err) < 0)
-		goto out;
-	if (session_expect(&s, &err) < 0)
-		goto out;
-	if (s.r.code != 220) {
-		char sum[512];
-
-		delivery_reply_summary(&s.r, sum, sizeof(sum));
-		sg_error_set(&err, SG_E_PEER_TEMP, "host %s refused to talk to me: %s",
-			s.c.relay, sum);
-		goto out;
+	is_reused = conn_cache_take(key, o, &s, &meta);
+	if (is_reused)
+		sg_log_mail(SG_LOG_DEBUG, tx->mail_id, "reusing connection to %s (transaction "
+			"%u, connected %lld ms ago)", s.c.relay, meta.ntx + 1,
+			(long long)(sg_mono_ms() - meta.t_connect));
+	for (;;) {
+		for (i = 0; i < tx->nrcpts; i++)
+			memset(&res[i], 0, sizeof(res[i]));
+		if (!is_reused) {
+			meta.t_connect = sg_mono_ms();
+			meta.ntx = 0;
+			if (session_open(&s, sa, salen, &err) < 0)
+				goto out;
+		}
+		/* From here on the host gave definite answers: no other host is tried. */
+		rc = 0;
+		if (session_transaction(&s, &err) == 0) {
+			session_finish(&s, key, &meta);
+			break;
+		}
+		/* A cached connection that the server closed meanwhile (its first
+		 * command got no reply, only EOF or a reset): nothing was
+		 * delivered, so connect anew instead of deferring. */
+		if (!is_reused || s.c.nreplies != 0 || !s.c.is_peer_closed)
+			break;
+		sg_log_mail(SG_LOG_DEBUG, tx->mail_id, "cached connection to %s was closed by "
+			"the server (%s); connecting anew", s.c.relay, err.msg);
+		session_reset_conn(&s);
+		is_reused = 0;
+		rc = -1;
 	}
-	if (session_hello(&s, &err) < 0 || session_tls(&s, &err) < 0 ||
-	    session_auth(&s, &err) < 0)
-		goto out;
-	/* From here on the host gave definite answers: no other host is tried. */
-	rc = 0;
-	if (session_transaction(&s, &err) == 0 &&
-	    conn_cmd(&s.c, CMD_TRACE, &err, "QUIT") == 0)
-		(void)session_expect(&s, &err);
 out:
 	if (rc < 0) {
 		for (i = 0; i < tx->nrcpts; i++) {
@@ -1151,10 +1499,14 @@ int delivery_client_send(const struct delivery_session_opts *o, const struct soc
 	socklen_t salen, const struct delivery_tx *tx, struct delivery_result *res)
 {
 	struct delivery_session_opts plain;
+	struct conn_key key;
 	bool is_tls_broken = false;
 	int rc;
 
-	rc = client_send_once(o, sa, salen, tx, res, &is_tls_broken);
+	/* The key is that of the requested options: a level "may" session
+	 * that fell back to plain text is reused for level "may". */
+	conn_key_init(&key, o, sa, salen);
+	rc = client_send_once(o, &key, sa, salen, tx, res, &is_tls_broken);
 	if (rc == 0 || !is_tls_broken || o->tls != MTA_TLS_MAY)
 		return rc;
 	/* Opportunistic TLS whose handshake failed: one more session in plain
@@ -1164,5 +1516,5 @@ int delivery_client_send(const struct delivery_session_opts *o, const struct soc
 		res[0].text);
 	plain = *o;
 	plain.tls = MTA_TLS_NONE;
-	return client_send_once(&plain, sa, salen, tx, res, &is_tls_broken);
+	return client_send_once(&plain, &key, sa, salen, tx, res, &is_tls_broken);
 }

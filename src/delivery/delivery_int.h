@@ -113,15 +113,24 @@ struct delivery_session_opts {
 	unsigned connect_timeout;     /* seconds */
 	unsigned io_timeout;          /* seconds */
 	const char *ca_file;          /* NULL = system store */
+	/* connection reuse limits (see delivery_conf), 0 = defaults */
+	unsigned reuse_max_age;       /* seconds since connect */
+	unsigned reuse_max_tx;        /* transactions per connection, 1 = no reuse */
+	unsigned reuse_idle_ms;       /* idle time since the last transaction */
 };
 
 /*
- * delivery_client_send - one SMTP session to the address sa: greeting,
- * EHLO/HELO, STARTTLS, AUTH, MAIL, RCPT..., DATA (streamed), QUIT. Fills
- * res[0..nrcpts-1]. Returns 0 when every recipient has a definite result from
- * this host, -1 when the host failed before MAIL FROM (connection refused,
- * timeout, bad greeting, TLS required but unavailable...): res then holds a
- * temporary failure for every recipient and the caller tries the next host.
+ * delivery_client_send - one SMTP transaction to the address sa: greeting,
+ * EHLO/HELO, STARTTLS, AUTH, MAIL, RCPT..., DATA (streamed), then QUIT or
+ * (when the session ended clean) the connection stays in the calling
+ * thread's connection cache for the next transaction with the same key
+ * (address, HELO name, TLS level, server name, CA file, SASL credentials),
+ * which then starts at MAIL FROM. A cached connection that the server closed
+ * meanwhile is replaced by a new one transparently. Fills res[0..nrcpts-1].
+ * Returns 0 when every recipient has a definite result from this host, -1
+ * when the host failed before MAIL FROM (connection refused, timeout, bad
+ * greeting, TLS required but unavailable...): res then holds a temporary
+ * failure for every recipient and the caller tries the next host.
  */
 int delivery_client_send(const struct delivery_session_opts *o, const struct sockaddr *sa,
 	socklen_t salen, const struct delivery_tx *tx, struct delivery_result *res);

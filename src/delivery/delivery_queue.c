@@ -32,6 +32,9 @@ void delivery_conf_init(struct delivery_conf *conf, const char *hostname)
 	conf->max_rcpts_per_txn = 50;
 	conf->bounce_full_max = 50000;
 	conf->bounce_policy = DELIVERY_BOUNCE_INTERNAL;
+	conf->conn_max_age = 300;
+	conf->conn_max_tx = 100;
+	conf->conn_idle_ms = 2000;
 }
 
 int64_t delivery_backoff(const struct mta_settings *mta, unsigned attempts, uint32_t rnd)
@@ -211,6 +214,9 @@ static void queue_group(struct queue_ctx *q, const struct delivery_hop *hop,
 	o.connect_timeout = q->conf->connect_timeout;
 	o.io_timeout = q->conf->io_timeout;
 	o.ca_file = q->conf->tls_ca_file;
+	o.reuse_max_age = q->conf->conn_max_age;
+	o.reuse_max_tx = q->conf->conn_max_tx;
+	o.reuse_idle_ms = q->conf->conn_idle_ms;
 	memset(&tx, 0, sizeof(tx));
 	tx.mail_id = q->id;
 	tx.sender = q->env.sender;

@@ -1,7 +1,9 @@
 /*
  * smtpd_stub.c - the scripted SMTP receiver of the delivery tests (see
- * smtpd_stub.h). Runs in its own thread; blocking sockets with receive and
- * send timeouts; OpenSSL for STARTTLS. Test code only.
+ * smtpd_stub.h). An accept thread plus one detached thread per session;
+ * blocking sockets with receive and send timeouts, reads wait in 20 ms poll
+ * slices to notice stop, script changes and stub_close_idle; OpenSSL for
+ * STARTTLS. Test code only.
  */
 #include "smtpd_stub.h"
 
@@ -22,6 +24,8 @@
 #include <openssl/x509v3.h>
 
 #define STUB_LINE_MAX 65536
+#define STUB_READ_WAIT_MS 10000
+#define STUB_SLICE_MS 20
 
 struct stub_conn {
 	struct stub_smtpd *s;
@@ -31,6 +35,10 @@ struct stub_conn {
 	char buf[STUB_LINE_MAX];
 	size_t pos, len;
 	bool is_authed;
+	bool is_idle;         /* waiting for a command between transactions */
+	unsigned conf_gen;    /* s->conf_gen when conf was copied */
+	unsigned kick_gen;    /* s->kick_gen at session start */
+	unsigned nmail;       /* MAIL commands in this session */
 };
 
 static void stub_record(struct stub_smtpd *s, const char *line, size_t len)
@@ -87,6 +95,46 @@ static int conn_reply(struct stub_conn *c, const char *text)
 	return conn_send(c, out, o);
 }
 
+/* conn_wait_input - wait until the socket is readable: 0, or -1 to close
+ * (stop, time-out, or idle while the script changed or a kick came). */
+static int conn_wait_input(struct stub_conn *c)
+{
+	struct stub_smtpd *s = c->s;
+	int waited = 0;
+
+	for (;;) {
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		const char *kick_reply = NULL;
+		bool is_stop, is_kick = false, is_readable;
+
+		/* poll first, check after: a command that arrives after the script
+		 * changed is never run under the old script */
+		is_readable = (c->ssl != NULL && SSL_pending(c->ssl) > 0) ||
+			poll(&pfd, 1, STUB_SLICE_MS) == 1;
+		pthread_mutex_lock(&s->mu);
+		is_stop = s->is_stopping;
+		if (c->is_idle && (s->conf_gen != c->conf_gen || s->kick_gen != c->kick_gen)) {
+			is_kick = true;
+			if (s->kick_gen != c->kick_gen)
+				kick_reply = s->kick_reply;
+			s->idle_closed++;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (is_stop)
+			return -1;
+		if (is_kick) {
+			if (kick_reply != NULL)
+				(void)conn_reply(c, kick_reply);
+			return -1;
+		}
+		if (is_readable)
+			return 0;
+		waited += STUB_SLICE_MS;
+		if (waited >= STUB_READ_WAIT_MS)
+			return -1;
+	}
+}
+
 static int conn_fill(struct stub_conn *c)
 {
 	ssize_t n;
@@ -97,6 +145,8 @@ static int conn_fill(struct stub_conn *c)
 		c->pos = 0;
 	}
 	if (c->len == sizeof(c->buf))
+		return -1;
+	if (conn_wait_input(c) < 0)
 		return -1;
 	if (c->ssl != NULL) {
 		int rc = SSL_read(c->ssl, c->buf + c->len, (int)(sizeof(c->buf) - c->len));
@@ -352,6 +402,8 @@ static void stub_session(struct stub_smtpd *s, int fd)
 	c->fd = fd;
 	pthread_mutex_lock(&s->mu);
 	c->conf = s->conf;
+	c->conf_gen = s->conf_gen;
+	c->kick_gen = s->kick_gen;
 	s->sessions++;
 	pthread_mutex_unlock(&s->mu);
 	greet = c->conf.greeting != NULL ? c->conf.greeting : "220 stub ESMTP";
@@ -363,8 +415,10 @@ static void stub_session(struct stub_smtpd *s, int fd)
 		bool cr;
 		int rc = 0;
 
+		c->is_idle = !in_mail;
 		if (conn_line(c, &line, &len, &cr) < 0)
 			break;
+		c->is_idle = false;
 		line[len] = '\0';
 		stub_record(s, line, len);
 		if (strncasecmp(line, "EHLO ", 5) == 0) {
@@ -383,6 +437,12 @@ static void stub_session(struct stub_smtpd *s, int fd)
 			const char *r = c->conf.mail_reply != NULL ? c->conf.mail_reply :
 				"250 2.1.0 Ok";
 
+			if (c->conf.drop_second_mail && ++c->nmail >= 2) {
+				pthread_mutex_lock(&s->mu);
+				s->idle_closed++;
+				pthread_mutex_unlock(&s->mu);
+				break;
+			}
 			pthread_mutex_lock(&s->mu);
 			if (c->ssl == NULL)
 				s->mail_in_clear = true;
@@ -434,6 +494,9 @@ static void stub_session(struct stub_smtpd *s, int fd)
 		} else if (strcasecmp(line, "NOOP") == 0) {
 			rc = conn_reply(c, "250 2.0.0 Ok");
 		} else if (strcasecmp(line, "QUIT") == 0) {
+			pthread_mutex_lock(&s->mu);
+			s->quits++;
+			pthread_mutex_unlock(&s->mu);
 			(void)conn_reply(c, "221 2.0.0 Bye");
 			break;
 		} else {
@@ -449,6 +512,24 @@ out:
 	}
 	close(fd);
 	free(c);
+}
+
+struct stub_sess_arg {
+	struct stub_smtpd *s;
+	int fd;
+};
+
+static void *stub_session_thread(void *arg)
+{
+	struct stub_sess_arg *a = arg;
+	struct stub_smtpd *s = a->s;
+
+	stub_session(s, a->fd);
+	free(a);
+	pthread_mutex_lock(&s->mu);
+	s->active--;
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
 }
 
 static void *stub_thread(void *arg)
@@ -473,9 +554,59 @@ static void *stub_thread(void *arg)
 			continue;
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		stub_session(s, fd);
+		{
+			struct stub_sess_arg *a = malloc(sizeof(*a));
+			pthread_attr_t attr;
+			pthread_t t;
+
+			a->s = s;
+			a->fd = fd;
+			pthread_mutex_lock(&s->mu);
+			s->active++;
+			pthread_mutex_unlock(&s->mu);
+			pthread_attr_init(&attr);
+			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+			if (pthread_create(&t, &attr, stub_session_thread, a) != 0) {
+				pthread_mutex_lock(&s->mu);
+				s->active--;
+				pthread_mutex_unlock(&s->mu);
+				close(fd);
+				free(a);
+			}
+			pthread_attr_destroy(&attr);
+		}
 	}
 	return NULL;
+}
+
+unsigned stub_active(struct stub_smtpd *s)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&s->mu);
+	n = s->active;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+/* stub_wait_idle - wait up to ms for every session to end; 0 or -1. */
+static int stub_wait_idle(struct stub_smtpd *s, int ms)
+{
+	for (; ms > 0; ms -= 5) {
+		if (stub_active(s) == 0)
+			return 0;
+		usleep(5000);
+	}
+	return stub_active(s) == 0 ? 0 : -1;
+}
+
+int stub_close_idle(struct stub_smtpd *s, const char *reply)
+{
+	pthread_mutex_lock(&s->mu);
+	s->kick_gen++;
+	s->kick_reply = reply;
+	pthread_mutex_unlock(&s->mu);
+	return stub_wait_idle(s, 2000);
 }
 
 int stub_start(struct stub_smtpd *s, const struct stub_conf *conf)
@@ -514,6 +645,7 @@ void stub_stop(struct stub_smtpd *s)
 	s->is_stopping = true;
 	pthread_mutex_unlock(&s->mu);
 	pthread_join(s->thr, NULL);
+	(void)stub_wait_idle(s, 2 * STUB_READ_WAIT_MS);
 	close(s->lfd);
 	free(s->transcript);
 	free(s->data);
@@ -525,6 +657,7 @@ void stub_set_conf(struct stub_smtpd *s, const struct stub_conf *conf)
 {
 	pthread_mutex_lock(&s->mu);
 	s->conf = *conf;
+	s->conf_gen++;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -536,7 +669,7 @@ void stub_reset(struct stub_smtpd *s)
 	s->transcript = s->data = NULL;
 	s->transcript_len = s->data_len = 0;
 	s->data_bytes = 0;
-	s->sessions = s->messages = 0;
+	s->sessions = s->messages = s->quits = s->idle_closed = 0;
 	s->saw_tls = s->auth_ok = s->auth_seen = s->auth_in_clear = false;
 	s->mail_in_clear = s->saw_pipelining = false;
 	s->auth_mech[0] = '\0';

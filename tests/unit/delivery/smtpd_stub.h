@@ -2,9 +2,12 @@
  * smtpd_stub.h - a scripted SMTP receiver for the delivery tests: a thread
  * listening on 127.0.0.1:<free port> that answers with configured replies
  * (optionally STARTTLS with a test certificate and AUTH PLAIN/LOGIN with
- * expected credentials) and records what it received. One session at a
- * time; every socket read has a 10 s timeout so a broken client cannot hang
- * a test.
+ * expected credentials) and records what it received. Sessions run
+ * concurrently (a thread each), as the client keeps idle connections open;
+ * every read gives up after 10 s so a broken client cannot hang a test.
+ * Between transactions a session closes its connection (without a reply)
+ * when the script changed (stub_set_conf) or stub_close_idle asks, so that a
+ * client's cached connection never runs an old script.
  */
 #ifndef SMTPD_STUB_H
 #define SMTPD_STUB_H
@@ -37,6 +40,8 @@ struct stub_conf {
 	const char *auth_mechs;   /* offered mechanisms, default "PLAIN LOGIN" */
 	bool auth_required;       /* MAIL before a successful AUTH gets 530 */
 	bool keep_data;           /* keep the DATA bytes (else only count them) */
+	bool drop_second_mail;    /* close without a reply when a second MAIL
+	                             arrives in one session */
 };
 
 struct stub_smtpd {
@@ -46,9 +51,16 @@ struct stub_smtpd {
 	pthread_mutex_t mu;
 	bool is_stopping;
 	struct stub_conf conf;
+	unsigned conf_gen;       /* bumped by stub_set_conf */
+	unsigned kick_gen;       /* bumped by stub_close_idle */
+	const char *kick_reply;  /* what stub_close_idle sends first, or NULL */
+	unsigned active;         /* sessions running */
 	/* recorded (under mu) */
-	unsigned sessions;
+	unsigned sessions;       /* connections accepted */
 	unsigned messages;       /* transactions that ended with a 2xx final reply */
+	unsigned quits;          /* QUIT commands received */
+	unsigned idle_closed;    /* sessions closed while idle (kick, new script,
+	                            drop_second_mail) */
 	char *transcript;        /* every command line received, '\n'-separated */
 	size_t transcript_len;
 	char *data;              /* raw DATA bytes of the last transaction, as received
@@ -70,6 +82,12 @@ int stub_start(struct stub_smtpd *s, const struct stub_conf *conf);
 void stub_stop(struct stub_smtpd *s);
 /* stub_set_conf - replace the script (takes effect at the next session). */
 void stub_set_conf(struct stub_smtpd *s, const struct stub_conf *conf);
+/* stub_close_idle - make every session that waits between transactions
+ * send reply (when not NULL, e.g. "421 4.4.2 idle") and close; waits up to
+ * 2 s until no session is running. 0 when none is left, -1 otherwise. */
+int stub_close_idle(struct stub_smtpd *s, const char *reply);
+/* stub_active - sessions running now. */
+unsigned stub_active(struct stub_smtpd *s);
 /* stub_reset - clear every record (transcript, data, counters, flags). */
 void stub_reset(struct stub_smtpd *s);
 /* stub_has_cmd - transcript contains a line starting with prefix (case-sens.). */

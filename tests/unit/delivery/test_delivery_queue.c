@@ -7,6 +7,7 @@
  * STARTTLS, routing (internal vs external relay, MX preference, null MX,
  * MX loop) and streaming of a 200 MB body without raising RSS. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -117,6 +118,7 @@ static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
 
+	delivery_conn_cache_close();
 	stub_stop(&f->stub);
 	spool_close(&f->sp);
 	mta_settings_free(&f->mta);
@@ -1041,6 +1043,57 @@ static void test_route_mx_self_loop_deferred(void **state)
 	spool_env_free_fields(&env);
 }
 
+/* Connection reuse across messages (issue 2): two messages to the same
+ * next hop share one SMTP connection; a cached connection that the server
+ * dropped meanwhile costs a reconnect, never a deferral. */
+static void test_reuse_two_messages_one_connection(void **state)
+{
+	struct fx *f = *state;
+	struct msg_spec m = {.sender = "s@int.test", .rcpts = {"a@ext.test"}};
+	char id1[SG_MAIL_ID_LEN + 1], id2[SG_MAIL_ID_LEN + 1];
+	enum delivery_outcome out;
+
+	put_msg(f, &m, id1);
+	put_msg(f, &m, id2);
+	assert_int_equal(deliver(f, id1, &out), 0);
+	assert_int_equal(out, DELIVERY_DONE);
+	assert_int_equal(deliver(f, id2, &out), 0);
+	assert_int_equal(out, DELIVERY_DONE);
+	assert_int_equal(f->stub.sessions, 1);
+	assert_int_equal(f->stub.messages, 2);
+	assert_int_equal(stub_count_cmd(&f->stub, "EHLO"), 1);
+	assert_int_equal(where(f, id1), SPOOL_Q__COUNT);
+	assert_int_equal(where(f, id2), SPOOL_Q__COUNT);
+}
+
+static void test_reuse_dropped_connection_not_deferred(void **state)
+{
+	struct fx *f = *state;
+	struct msg_spec m = {.sender = "s@int.test", .rcpts = {"a@ext.test", "b@ext.test"}};
+	struct stub_conf sc = {.keep_data = true, .ehlo_ext = "PIPELINING",
+		.drop_second_mail = true};
+	char id1[SG_MAIL_ID_LEN + 1], id2[SG_MAIL_ID_LEN + 1], id3[SG_MAIL_ID_LEN + 1];
+	enum delivery_outcome out;
+
+	stub_set_conf(&f->stub, &sc);
+	put_msg(f, &m, id1);
+	put_msg(f, &m, id2);
+	put_msg(f, &m, id3);
+	assert_int_equal(deliver(f, id1, &out), 0);
+	assert_int_equal(out, DELIVERY_DONE);
+	/* the server drops the connection when the next MAIL arrives */
+	assert_int_equal(deliver(f, id2, &out), 0);
+	assert_int_equal(out, DELIVERY_DONE);
+	/* the server closes the idle connection (421) before the next one */
+	assert_int_equal(stub_close_idle(&f->stub, "421 4.4.2 idle too long"), 0);
+	assert_int_equal(deliver(f, id3, &out), 0);
+	assert_int_equal(out, DELIVERY_DONE);
+	assert_int_equal(f->stub.sessions, 3);
+	assert_int_equal(f->stub.messages, 3);
+	assert_int_equal(where(f, id2), SPOOL_Q__COUNT);
+	assert_int_equal(where(f, id3), SPOOL_Q__COUNT);
+}
+
 static void test_large_message_streams(void **state)
 {
 	struct fx *f = *state;
@@ -1133,9 +1186,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_route_mx_self_loop_deferred, fx_setup,
 			fx_teardown),
 		cmocka_unit_test_setup_teardown(test_large_message_streams, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_reuse_two_messages_one_connection, fx_setup,
+			fx_teardown),
+		cmocka_unit_test_setup_teardown(test_reuse_dropped_connection_not_deferred,
+			fx_setup, fx_teardown),
 	};
 	int rc;
 
+	signal(SIGPIPE, SIG_IGN);
 	sg_log_init("test_delivery_queue", SG_LOGDEST_STDERR, SG_LOG_WARN);
 	g_mime_init();
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
