@@ -159,11 +159,11 @@ smime_encrypt_fd(int in_fd, uint64_t len, STACK_OF(X509) *recips,
 	EVP_CIPHER *cipher = NULL;
 	BIO *in = NULL, *out = NULL;
 	const char *cname;
-	uint64_t body = 0, elen = 0;
+	uint64_t body = 0;
 	off_t start;
 	int64_t written;
 	size_t max;
-	int efd = -1, rc = -1;
+	int rc = -1;
 
 	if (opts == NULL)
 		opts = &defaults;
@@ -202,17 +202,21 @@ smime_encrypt_fd(int in_fd, uint64_t len, STACK_OF(X509) *recips,
 		if (add_recipient(cms, sk_X509_value(recips, i), opts->kt, err) < 0)
 			goto out;
 	}
-	efd = smime_entity_fd(in_fd, body, len, &s.entity, NULL, max, &elen, err);
-	if (efd < 0)
+	/* the entity streams from the message: its fields, then the body in
+	 * canonical form */
+	in = smime_src_open(in_fd, body, len, &s.entity, max, err);
+	out = in != NULL ? smime_out_open(out_fd, err) : NULL;
+	if (out == NULL)
 		goto out;
-	in = BIO_new_fd(efd, BIO_NOCLOSE);
-	out = smime_out_open(out_fd, err);
-	if (in == NULL || out == NULL)
-		goto ossl;
 	if (s.outer.len > 0 && BIO_write(out, s.outer.data, (int)s.outer.len) != (int)s.outer.len)
 		goto ossl;
-	if (!SMIME_write_CMS(out, cms, in, CMS_STREAM | CMS_BINARY | SMIME_CRLFEOL))
+	if (!SMIME_write_CMS(out, cms, in, CMS_STREAM | CMS_BINARY | SMIME_CRLFEOL)) {
+		if (smime_src_check(in, err) < 0)
+			goto out;
 		goto ossl;
+	}
+	if (smime_src_check(in, err) < 0)
+		goto out;
 	if (smime_out_close(&out, err) < 0)
 		goto out;
 	written = smime_fd_since(out_fd, (uint64_t)start, err);
@@ -230,9 +234,7 @@ ossl:
 	sg_error_set_openssl(err, SG_E_CRYPTO, "encrypt");
 out:
 	BIO_free_all(out);
-	BIO_free(in);
-	if (efd >= 0)
-		close(efd);
+	BIO_free_all(in);
 	CMS_ContentInfo_free(cms);
 	EVP_CIPHER_free(cipher);
 	smime_split_deinit(&s);

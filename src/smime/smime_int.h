@@ -50,13 +50,15 @@ int smime_fd_write(int fd, const void *data, size_t len, struct sg_error *err);
 int smime_split_fd(int fd, uint64_t len, size_t max, struct smime_split *s,
 	uint64_t *body_r, struct sg_error *err);
 
-/* smime_entity_fd - a new temporary file holding prefix followed by bytes
- * [from, to) of fd in canonical form (bare LF -> CRLF), read with pread in
- * bounded pieces; md (may be NULL) is updated with everything written. The
- * file offset is left at 0; *len_r its size. The fd, or -1 with err (more
- * than max bytes is SG_E_LIMIT). */
-int smime_entity_fd(int fd, uint64_t from, uint64_t to, const struct sg_buf *prefix,
-	EVP_MD_CTX *md, size_t max, uint64_t *len_r, struct sg_error *err);
+/* smime_src_open - a read-only BIO yielding prefix (borrowed: it must
+ * outlive the BIO) as it is and then bytes [from, to) of fd in canonical
+ * form (bare LF -> CRLF; a CR before an LF in the source keeps it as one
+ * CRLF), read with pread in bounded pieces. Producing more than max bytes or
+ * a read error makes BIO_read fail; smime_src_check tells which (0 when
+ * neither happened, else -1 with SG_E_LIMIT / SG_E_IO). NULL with err. */
+BIO *smime_src_open(int fd, uint64_t from, uint64_t to, const struct sg_buf *prefix,
+	uint64_t max, struct sg_error *err);
+int smime_src_check(BIO *b, struct sg_error *err);
 
 /* A canonicalising writer into a new temporary file: prefix as it is, then
  * everything put with bare LF -> CRLF (a CR at the end of one put and an LF
@@ -82,6 +84,7 @@ int smime_fd_copy(int from_fd, uint64_t len, int to_fd, struct sg_error *err);
  * open); NULL with err. smime_out_close flushes (0 / -1) and frees it. */
 BIO *smime_out_open(int fd, struct sg_error *err);
 int smime_out_close(BIO **bp, struct sg_error *err);
+
 
 /* smime_fd_size - bytes written to fd since offset start (its current offset
  * minus start), or -1 with err. */

@@ -112,7 +112,7 @@ static int
 check_two_parts(int fd, uint64_t from, uint64_t to, const char *boundary,
 	struct sg_error *err)
 {
-	size_t blen_b = strlen(boundary), n = 0, cap = 64 * 1024;
+	size_t blen_b = strlen(boundary), n = 0, cap = 16 * 1024;
 	char *buf = sg_xmalloc(cap);
 	bool at_start = true;   /* buf[0] starts a line */
 	int rc = -1;
@@ -167,40 +167,55 @@ out:
 
 /*
  * read_cms - the CMS of an S/MIME entity (kind 1 multipart/signed, 2
- * pkcs7-mime) in bytes [0, len) of fd: a minimal entity for OpenSSL (the
- * Content-Type field, an empty line, the canonical body from body_off). For
- * multipart/signed *bcont_r receives the signed content (a memory BIO:
- * OpenSSL's multipart reader holds the signed part once). OpenSSL's decoder
- * holds the CMS structure in memory (d2i reads all of it).
+ * pkcs7-mime) whose body is bytes [body, len) of fd: OpenSSL's MIME reader
+ * gets a minimal entity, pre (the Content-Type field and an empty line) and
+ * the canonical body, streamed from the file. For multipart/signed *bcont_r
+ * receives the signed content (a memory BIO: OpenSSL's multipart reader
+ * holds the signed part once). OpenSSL's decoder holds the CMS structure in
+ * memory (d2i reads all of it).
  */
 static CMS_ContentInfo *
-read_cms(int fd, uint64_t len, uint64_t body_off, int kind, BIO **bcont_r,
-	struct sg_error *err)
+read_cms(int fd, uint64_t body, uint64_t len, const struct sg_buf *pre, int kind,
+	size_t max, BIO **bcont_r, struct sg_error *err)
 {
 	CMS_ContentInfo *cms = NULL;
-	BIO *f = NULL, *bio = NULL;
+	BIO *src, *bio = NULL;
 
 	*bcont_r = NULL;
-	f = BIO_new_fd(fd, BIO_NOCLOSE);
-	bio = BIO_new(BIO_f_buffer());
-	if (f == NULL || bio == NULL || lseek(fd, 0, SEEK_SET) != 0) {
+	src = smime_src_open(fd, body, len, pre, max, err);
+	if (src == NULL)
+		return NULL;
+	bio = BIO_new(BIO_f_buffer());   /* OpenSSL reads lines with BIO_gets */
+	if (bio == NULL) {
 		sg_error_set_openssl(err, SG_E_NOMEM, "BIO_new");
-		BIO_free(f);
-		BIO_free(bio);
+		BIO_free(src);
 		return NULL;
 	}
-	bio = BIO_push(bio, f);
+	bio = BIO_push(bio, src);
 	cms = SMIME_read_CMS_ex(bio, 0, bcont_r, NULL);
-	if (cms == NULL && kind == 2 && len - body_off <= LONG_MAX) {
+	if (smime_src_check(src, err) < 0) {
+		CMS_ContentInfo_free(cms);
+		BIO_free(*bcont_r);
+		*bcont_r = NULL;
+		BIO_free_all(bio);
+		return NULL;
+	}
+	BIO_free_all(bio);
+	if (cms == NULL && kind == 2) {
 		/* Content-Transfer-Encoding: binary - the body is the DER itself */
 		ERR_clear_error();
-		(void)BIO_reset(bio);
-		if (lseek(fd, (off_t)body_off, SEEK_SET) == (off_t)body_off)
-			cms = d2i_CMS_bio(f, NULL);
+		src = smime_src_open(fd, body, len, NULL, max, err);
+		if (src == NULL)
+			return NULL;
+		cms = d2i_CMS_bio(src, NULL);
+		if (cms == NULL && smime_src_check(src, err) < 0) {
+			BIO_free(src);
+			return NULL;
+		}
+		BIO_free(src);
 	}
 	if (cms == NULL)
 		sg_error_set_openssl(err, SG_E_PARSE, "S/MIME structure");
-	BIO_free_all(bio);
 	return cms;
 }
 
@@ -449,10 +464,8 @@ open_enveloped(CMS_ContentInfo *cms, const struct smime_open_opts *o,
 	/* the plaintext goes to a temporary file (the callback may BIO_reset
 	 * it between keys: the length is where the last attempt ended) */
 	pfd = smime_tmp_fd(err);
-	mem = pfd >= 0 ? BIO_new_fd(pfd, BIO_NOCLOSE) : NULL;
+	mem = pfd >= 0 ? smime_out_open(pfd, err) : NULL;
 	if (mem == NULL) {
-		if (pfd >= 0)
-			sg_error_set_openssl(err, SG_E_NOMEM, "BIO_new");
 		r = -1;
 		goto out;
 	}
@@ -465,13 +478,16 @@ open_enveloped(CMS_ContentInfo *cms, const struct smime_open_opts *o,
 		goto out;
 	l->is_decrypted = true;
 	l->used_recipient = used < n ? (ssize_t)used : -1;
-	(void)BIO_flush(mem);
+	if (smime_out_close(&mem, err) < 0) {
+		r = -1;
+		goto out;
+	}
 	plen = smime_fd_since(pfd, 0, err);
 	if (plen < 0 || smime_canon_put_fd(plain, pfd, 0, (uint64_t)plen, err) < 0)
 		r = -1;
 out:
 	ERR_clear_error();
-	BIO_free(mem);
+	BIO_free_all(mem);
 	if (pfd >= 0)
 		close(pfd);
 	free(rids);
@@ -552,10 +568,10 @@ embedded_content(CMS_ContentInfo *cms, struct smime_canon *content, struct sg_er
 static int
 bio_canon(BIO *bio, struct smime_canon *content, struct sg_error *err)
 {
-	char *tmp = sg_xmalloc(64 * 1024);
+	char *tmp = sg_xmalloc(16 * 1024);
 	int n, rc = 0;
 
-	while ((n = BIO_read(bio, tmp, 64 * 1024)) > 0) {
+	while ((n = BIO_read(bio, tmp, 16 * 1024)) > 0) {
 		if (smime_canon_put(content, tmp, (size_t)n, err) < 0) {
 			rc = -1;
 			break;
@@ -785,8 +801,8 @@ open_layer(int cur, uint64_t curlen, const struct smime_open_opts *o,
 	CMS_ContentInfo *cms = NULL;
 	BIO *bcont = NULL;
 	struct smime_layer *l;
-	uint64_t body = 0, elen = 0;
-	int efd = -1, kind, nid, r = -1;
+	uint64_t body = 0;
+	int kind, nid, r = -1;
 
 	*next_r = -1;
 	sg_buf_init(&pre, 64 * 1024);
@@ -811,16 +827,12 @@ open_layer(int cur, uint64_t curlen, const struct smime_open_opts *o,
 	}
 	if (sg_buf_append(&pre, "\r\n", 2, err) < 0)
 		goto out;
-	efd = smime_entity_fd(cur, body, curlen, &pre, NULL, max + 1024, &elen, err);
-	if (efd < 0)
+	/* (canonical form moves no line start: the raw body is checked) */
+	if (kind == 1 && check_two_parts(cur, body, curlen, s.boundary, err) < 0)
 		goto out;
-	if (kind == 1 && check_two_parts(efd, pre.len, elen, s.boundary, err) < 0)
-		goto out;
-	cms = read_cms(efd, elen, pre.len, kind, &bcont, err);
+	cms = read_cms(cur, body, curlen, &pre, kind, max + 1024, &bcont, err);
 	if (cms == NULL)
 		goto out;
-	close(efd);
-	efd = -1;
 	/* what replaces the layer: outer + MIME-Version + the inner entity */
 	sg_buf_reset(&pre);
 	if (sg_buf_append(&pre, s.outer.data ? s.outer.data : "", s.outer.len, err) < 0 ||
@@ -872,8 +884,6 @@ done:
 		*next_r = -1;
 	}
 	smime_canon_free(&inner);
-	if (efd >= 0)
-		close(efd);
 	BIO_free(bcont);
 	CMS_ContentInfo_free(cms);
 	sg_buf_deinit(&pre);

@@ -148,24 +148,47 @@ add_chain(CMS_ContentInfo *cms, X509 *cert, STACK_OF(X509) *chain, struct sg_err
 	return 0;
 }
 
-/* set_content - the content (bytes [0, len) of fd) embedded (opaque). */
+/* digest_src - the digest of everything src yields (the canonical entity) */
 static int
-set_content(CMS_ContentInfo *cms, int fd, uint64_t len, struct sg_error *err)
+digest_src(BIO *src, EVP_MD_CTX *mctx, unsigned char *dig, unsigned int *dlen_r,
+	struct sg_error *err)
+{
+	char *tmp = sg_xmalloc(16 * 1024);
+	int n, rc = -1;
+
+	while ((n = BIO_read(src, tmp, 16 * 1024)) > 0) {
+		if (!EVP_DigestUpdate(mctx, tmp, (size_t)n)) {
+			sg_error_set_openssl(err, SG_E_CRYPTO, "digest");
+			goto out;
+		}
+	}
+	if (smime_src_check(src, err) < 0)
+		goto out;
+	if (!EVP_DigestFinal_ex(mctx, dig, dlen_r)) {
+		sg_error_set_openssl(err, SG_E_CRYPTO, "digest");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(tmp);
+	return rc;
+}
+
+/* set_content - the content (everything src yields) embedded (opaque). */
+static int
+set_content(CMS_ContentInfo *cms, BIO *src, size_t max, struct sg_error *err)
 {
 	ASN1_OCTET_STRING **pos;
 	struct sg_buf content;
+	size_t len;
 	int rc = -1;
 
 	/* XXX: opaque signing holds the content once in memory: the signature
 	 * is made before the content is written (the key is behind
 	 * smime_sign_fn), and OpenSSL's streaming encoder would sign itself at
 	 * the end of the stream. */
-	sg_buf_init(&content, len + 1);
-	if (len > INT32_MAX) {
-		sg_error_set(err, SG_E_LIMIT, "content over 2 GB");
-		goto out;
-	}
-	if (smime_fd_to_buf(fd, len, &content, err) < 0)
+	sg_buf_init(&content, max < INT32_MAX ? max : INT32_MAX);
+	if (smime_bio_append(src, &content, err) < 0 || smime_src_check(src, err) < 0)
 		goto out;
 	if (!CMS_set_detached(cms, 0))
 		goto ossl;
@@ -177,6 +200,7 @@ set_content(CMS_ContentInfo *cms, int fd, uint64_t len, struct sg_error *err)
 	if (*pos == NULL)
 		goto ossl;
 	/* the buffer moves into the OCTET STRING: no second copy */
+	len = content.len;
 	ASN1_STRING_set0(*pos, len > 0 ? sg_buf_steal(&content) : NULL, (int)len);
 	/* the content is complete: not a streaming placeholder */
 	(*pos)->flags &= ~ASN1_STRING_FLAG_CONT;
@@ -205,12 +229,12 @@ smime_sign_fd(int in_fd, uint64_t len, const struct smime_signer *signer,
 	unsigned char dig[EVP_MAX_MD_SIZE];
 	unsigned int dlen = 0;
 	unsigned fl = CMS_BINARY | CMS_PARTIAL;
-	uint64_t body = 0, elen = 0;
+	uint64_t body = 0;
 	off_t start;
 	int64_t written;
 	size_t max;
 	bool opaque;
-	int efd = -1, rc = -1;
+	int rc = -1;
 
 	if (opts == NULL)
 		opts = &defaults;
@@ -235,15 +259,15 @@ smime_sign_fd(int in_fd, uint64_t len, const struct smime_signer *signer,
 		sg_error_set_openssl(err, SG_E_CRYPTO, "digest %s", mdname);
 		goto out;
 	}
-	/* the entity in canonical form goes to a temporary file, digested on
-	 * the way: it is read again when the output is written */
-	efd = smime_entity_fd(in_fd, body, len, &s.entity, mctx, max, &elen, err);
-	if (efd < 0)
+	/* the entity (its fields, then the body in canonical form) is read
+	 * from the message twice: digested here, copied out below */
+	data = smime_src_open(in_fd, body, len, &s.entity, max, err);
+	if (data == NULL || digest_src(data, mctx, dig, &dlen, err) < 0)
 		goto out;
-	if (!EVP_DigestFinal_ex(mctx, dig, &dlen)) {
-		sg_error_set_openssl(err, SG_E_CRYPTO, "digest");
+	BIO_free(data);
+	data = smime_src_open(in_fd, body, len, &s.entity, max, err);
+	if (data == NULL)
 		goto out;
-	}
 	cms = CMS_sign(NULL, NULL, NULL, NULL, fl | (opaque ? 0 : CMS_DETACHED));
 	if (cms == NULL)
 		goto ossl;
@@ -261,21 +285,19 @@ smime_sign_fd(int in_fd, uint64_t len, const struct smime_signer *signer,
 	if (s.outer.len > 0 && BIO_write(out, s.outer.data, (int)s.outer.len) != (int)s.outer.len)
 		goto ossl;
 	if (opaque) {
-		if (set_content(cms, efd, elen, err) < 0)
+		if (set_content(cms, data, max, err) < 0)
 			goto out;
-		close(efd);
-		efd = -1;
 		if (!SMIME_write_CMS(out, cms, NULL, CMS_BINARY | SMIME_CRLFEOL))
 			goto ossl;
 	} else {
-		data = BIO_new_fd(efd, BIO_NOCLOSE);
-		if (data == NULL)
-			goto ossl;
 		/* REUSE_DIGEST: copy the content in pieces; do not finalise
 		 * (re-sign) again */
 		if (!SMIME_write_CMS(out, cms, data, CMS_DETACHED | CMS_BINARY |
-			CMS_REUSE_DIGEST | SMIME_CRLFEOL))
+			CMS_REUSE_DIGEST | SMIME_CRLFEOL) || smime_src_check(data, err) < 0) {
+			if (smime_src_check(data, err) < 0)
+				goto out;
 			goto ossl;
+		}
 	}
 	if (smime_out_close(&out, err) < 0)
 		goto out;
@@ -295,8 +317,6 @@ ossl:
 out:
 	BIO_free_all(out);
 	BIO_free(data);
-	if (efd >= 0)
-		close(efd);
 	CMS_ContentInfo_free(cms);
 	EVP_MD_CTX_free(mctx);
 	EVP_MD_free(md);

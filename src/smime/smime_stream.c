@@ -9,6 +9,7 @@
  * a message is never held in memory here.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -17,7 +18,9 @@
 
 #include "smime/smime_int.h"
 
-#define SMIME_CHUNK (64u * 1024)
+/* Pieces read and written; small enough that buffers of a 20 KB message
+ * cost little, large enough that a big one takes few system calls. */
+#define SMIME_CHUNK (16u * 1024)
 
 int
 smime_tmp_fd(struct sg_error *err)
@@ -255,19 +258,197 @@ smime_canon_free(struct smime_canon **op)
 	*op = NULL;
 }
 
-int
-smime_entity_fd(int fd, uint64_t from, uint64_t to, const struct sg_buf *prefix,
-	EVP_MD_CTX *md, size_t max, uint64_t *len_r, struct sg_error *err)
-{
-	struct smime_canon *o = smime_canon_open(prefix, md, max, err);
+/* ------------------------------------------------- source BIO */
 
-	if (o == NULL)
+/* A read-only BIO: a borrowed prefix as it is, then bytes [off, end) of fd
+ * with bare LF -> CRLF (RFC 8551 canonical form), read with pread. */
+struct smime_src {
+	int fd;
+	uint64_t off, end, produced, max;
+	const char *pre;
+	size_t pre_len, pre_off;
+	bool prev_cr;       /* the last body byte handed out was CR */
+	bool owe_lf;        /* a bare LF became CR; its LF is still owed */
+	bool is_over;       /* more than max bytes: reading failed */
+	bool is_ioerr;
+	size_t raw_pos, raw_len;
+	char raw[SMIME_CHUNK];
+};
+
+static size_t
+src_body(struct smime_src *c, char *out, size_t outl)
+{
+	size_t n = 0;
+
+	while (n < outl) {
+		const char *p, *lf;
+		size_t avail, run;
+
+		if (c->owe_lf) {
+			out[n++] = '\n';
+			c->owe_lf = false;
+			c->prev_cr = false;
+			continue;
+		}
+		if (c->raw_pos == c->raw_len) {
+			size_t want = c->end - c->off < SMIME_CHUNK ? (size_t)(c->end - c->off) :
+				SMIME_CHUNK;
+			ssize_t r;
+
+			if (want == 0)
+				break;
+			do
+				r = pread(c->fd, c->raw, want, (off_t)c->off);
+			while (r < 0 && errno == EINTR);
+			if (r <= 0) {
+				c->is_ioerr = true;
+				break;
+			}
+			c->off += (uint64_t)r;
+			c->raw_pos = 0;
+			c->raw_len = (size_t)r;
+		}
+		p = c->raw + c->raw_pos;
+		avail = c->raw_len - c->raw_pos;
+		lf = memchr(p, '\n', avail);
+		run = lf != NULL ? (size_t)(lf - p) : avail;
+		if (run > outl - n)
+			run = outl - n;
+		if (run > 0) {
+			memcpy(out + n, p, run);
+			n += run;
+			c->raw_pos += run;
+			c->prev_cr = p[run - 1] == '\r';
+			continue;
+		}
+		/* at an LF */
+		c->raw_pos++;
+		if (c->prev_cr) {
+			out[n++] = '\n';
+			c->prev_cr = false;
+		} else {
+			out[n++] = '\r';
+			c->owe_lf = true;
+		}
+	}
+	return n;
+}
+
+static int
+src_read(BIO *b, char *out, int outl)
+{
+	struct smime_src *c = BIO_get_data(b);
+	size_t n = 0;
+
+	BIO_clear_retry_flags(b);
+	if (c == NULL || outl <= 0 || c->is_over || c->is_ioerr)
+		return c != NULL && !c->is_over && !c->is_ioerr ? 0 : -1;
+	if (c->pre_off < c->pre_len) {
+		n = c->pre_len - c->pre_off < (size_t)outl ? c->pre_len - c->pre_off : (size_t)outl;
+		memcpy(out, c->pre + c->pre_off, n);
+		c->pre_off += n;
+	}
+	n += src_body(c, out + n, (size_t)outl - n);
+	if (c->is_ioerr)
 		return -1;
-	if (smime_canon_put_fd(o, fd, from, to, err) < 0) {
-		smime_canon_free(&o);
+	c->produced += n;
+	if (c->produced > c->max) {
+		c->is_over = true;
 		return -1;
 	}
-	return smime_canon_close(&o, len_r, err);
+	return (int)n;
+}
+
+static long
+src_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct smime_src *c = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_EOF:
+		return c == NULL || (c->pre_off == c->pre_len && !c->owe_lf &&
+			c->raw_pos == c->raw_len && c->off >= c->end);
+	case BIO_CTRL_FLUSH:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int
+src_destroy(BIO *b)
+{
+	free(BIO_get_data(b));
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+static BIO_METHOD *src_method;   /* made once (pthread_once), never changed */
+static pthread_once_t src_once = PTHREAD_ONCE_INIT;
+
+static void
+src_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+		"sealgate smime source");
+
+	if (m != NULL && (!BIO_meth_set_read(m, src_read) || !BIO_meth_set_ctrl(m, src_ctrl) ||
+	    !BIO_meth_set_destroy(m, src_destroy))) {
+		BIO_meth_free(m);
+		m = NULL;
+	}
+	src_method = m;
+}
+
+BIO *
+smime_src_open(int fd, uint64_t from, uint64_t to, const struct sg_buf *prefix,
+	uint64_t max, struct sg_error *err)
+{
+	struct smime_src *c;
+	BIO *b;
+
+	(void)pthread_once(&src_once, src_method_init);
+	b = src_method != NULL ? BIO_new(src_method) : NULL;
+	if (b == NULL) {
+		sg_error_set_openssl(err, SG_E_NOMEM, "BIO_new");
+		return NULL;
+	}
+	c = sg_xmalloc(sizeof(*c));
+	c->fd = fd;
+	c->off = from;
+	c->end = to > from ? to : from;
+	c->produced = 0;
+	c->max = max;
+	c->pre = prefix != NULL && prefix->data != NULL ? prefix->data : "";
+	c->pre_len = prefix != NULL ? prefix->len : 0;
+	c->pre_off = 0;
+	c->prev_cr = c->owe_lf = c->is_over = c->is_ioerr = false;
+	c->raw_pos = c->raw_len = 0;
+	BIO_set_data(b, c);
+	BIO_set_init(b, 1);
+	return b;
+}
+
+int
+smime_src_check(BIO *b, struct sg_error *err)
+{
+	struct smime_src *c = b != NULL ? BIO_get_data(b) : NULL;
+
+	if (c == NULL)
+		return 0;
+	if (c->is_over) {
+		sg_error_set(err, SG_E_LIMIT, "S/MIME entity over %llu bytes",
+			(unsigned long long)c->max);
+		return -1;
+	}
+	if (c->is_ioerr) {
+		sg_error_set(err, SG_E_IO, "read of the message failed or it was shorter "
+			"than %llu bytes", (unsigned long long)c->end);
+		return -1;
+	}
+	return 0;
 }
 
 int
