@@ -729,6 +729,8 @@ struct session {
 	bool is_tls;
 	bool is_tls_broken;  /* the TLS handshake failed */
 	bool saw_421;        /* the server announced it is closing */
+	int first_code;      /* code of the first reply on this connection since
+	                        it was opened or taken from the cache, or 0 */
 	enum session_end end;
 };
 
@@ -774,6 +776,8 @@ static int session_expect(struct session *s, struct sg_error *err)
 		return -1;
 	if (s->r.code == 421)
 		s->saw_421 = true;
+	if (s->first_code == 0)
+		s->first_code = s->r.code;
 	return 0;
 }
 
@@ -1412,6 +1416,7 @@ static void session_reset_conn(struct session *s)
 	memset(&s->caps, 0, sizeof(s->caps));
 	s->is_tls = false;
 	s->saw_421 = false;
+	s->first_code = 0;
 	s->end = SESSION_END_BROKEN;
 }
 
@@ -1428,6 +1433,7 @@ static int client_send_once(const struct delivery_session_opts *o, const struct 
 	unsigned port = 0;
 	size_t i;
 	int rc = -1, is_reused;
+	bool is_done;
 
 	memset(&s, 0, sizeof(s));
 	memset(&meta, 0, sizeof(meta));
@@ -1467,15 +1473,19 @@ static int client_send_once(const struct delivery_session_opts *o, const struct 
 		}
 		/* From here on the host gave definite answers: no other host is tried. */
 		rc = 0;
-		if (session_transaction(&s, &err) == 0) {
+		is_done = session_transaction(&s, &err) == 0;
+		/* A cached connection that the server closed meanwhile: its first
+		 * command got no reply (EOF or a reset) or a 421 (closing). The
+		 * server has not taken the message (no DATA was sent), so connect
+		 * anew instead of deferring. */
+		if (is_reused && s.first_code == 421) {
+			snprintf(err.msg, sizeof(err.msg), "421 reply to MAIL FROM");
+		} else if (is_done) {
 			session_finish(&s, key, &meta);
 			break;
-		}
-		/* A cached connection that the server closed meanwhile (its first
-		 * command got no reply, only EOF or a reset): nothing was
-		 * delivered, so connect anew instead of deferring. */
-		if (!is_reused || s.c.nreplies != 0 || !s.c.is_peer_closed)
+		} else if (!is_reused || s.c.nreplies != 0 || !s.c.is_peer_closed) {
 			break;
+		}
 		sg_log_mail(SG_LOG_DEBUG, tx->mail_id, "cached connection to %s was closed by "
 			"the server (%s); connecting anew", s.c.relay, err.msg);
 		session_reset_conn(&s);

@@ -441,6 +441,8 @@ static void stub_session(struct stub_smtpd *s, int fd)
 				pthread_mutex_lock(&s->mu);
 				s->idle_closed++;
 				pthread_mutex_unlock(&s->mu);
+				if (c->conf.second_mail_reply != NULL)
+					(void)conn_reply(c, c->conf.second_mail_reply);
 				break;
 			}
 			pthread_mutex_lock(&s->mu);

@@ -40,8 +40,9 @@ struct stub_conf {
 	const char *auth_mechs;   /* offered mechanisms, default "PLAIN LOGIN" */
 	bool auth_required;       /* MAIL before a successful AUTH gets 530 */
 	bool keep_data;           /* keep the DATA bytes (else only count them) */
-	bool drop_second_mail;    /* close without a reply when a second MAIL
-	                             arrives in one session */
+	bool drop_second_mail;    /* close when a second MAIL arrives in one
+	                             session, after second_mail_reply if set */
+	const char *second_mail_reply;
 };
 
 struct stub_smtpd {

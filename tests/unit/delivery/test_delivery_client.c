@@ -788,6 +788,13 @@ static void test_reuse_other_port(void **state)
 static void server_gone_case(const char *kick_reply, bool is_drop_at_mail)
 {
 	struct stub_conf sc = {.ehlo_ext = "PIPELINING", .drop_second_mail = is_drop_at_mail};
+
+	if (is_drop_at_mail && kick_reply != NULL) {
+		/* not pipelined: the 421 is read as the reply to MAIL (with RCPTs
+		 * following, their write would fail first) */
+		sc.second_mail_reply = kick_reply;
+		sc.ehlo_ext = NULL;
+	}
 	struct logcap lc;
 	char *log;
 	struct sess s;
@@ -832,6 +839,12 @@ static void test_reuse_server_closed_at_mail(void **state)
 {
 	(void)state;
 	server_gone_case(NULL, true);
+}
+
+static void test_reuse_server_421_at_mail(void **state)
+{
+	(void)state;
+	server_gone_case("421 4.3.2 stub.test shutting down", true);
 }
 
 static void test_reuse_server_closed_at_mail_tls(void **state)
@@ -1040,6 +1053,7 @@ int main(void)
 		cmocka_unit_test_setup(test_reuse_server_closed_idle, cache_empty),
 		cmocka_unit_test_setup(test_reuse_server_421_idle, cache_empty),
 		cmocka_unit_test_setup(test_reuse_server_closed_at_mail, cache_empty),
+		cmocka_unit_test_setup(test_reuse_server_421_at_mail, cache_empty),
 		cmocka_unit_test_setup(test_reuse_server_closed_at_mail_tls, cache_empty),
 		cmocka_unit_test_setup(test_reuse_idle_limit, cache_empty),
 		cmocka_unit_test_setup(test_reuse_age_limit, cache_empty),
