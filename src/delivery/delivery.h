@@ -125,9 +125,13 @@ int delivery_message(const struct delivery_conf *conf, const struct mta_settings
  * use; one whose first command fails before any reply is replaced by a new
  * connection without a deferral.
  *
+ * A thread keeps at most 4 idle connections (the longest idle one is closed
+ * to make room); expired ones are closed at its next delivery.
+ *
  * delivery_conn_cache_close - QUIT and close every idle connection of the
  * calling thread (waits at most 200 ms for each QUIT reply). Delivery
- * threads call it after about 2 s without work and before they exit.
+ * threads call it after about 2 s without work, and must call it before
+ * they exit (else the connections and their memory leak).
  * delivery_conn_cache_count - how many idle connections the thread holds.
  */
 void delivery_conn_cache_close(void);

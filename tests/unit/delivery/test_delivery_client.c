@@ -783,6 +783,33 @@ static void test_reuse_other_port(void **state)
 	sess_teardown(&s);
 }
 
+static void test_reuse_evicts_longest_idle(void **state)
+{
+	struct stub_smtpd more[4];
+	struct sess s;
+	size_t i;
+
+	(void)state;
+	sess_setup(&s, NULL, 1);
+	assert_int_equal(sess_send(&s), 0);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(stub_start(&more[i], NULL), 0);
+		s.sin.sin_port = htons((uint16_t)more[i].port);
+		assert_int_equal(sess_send(&s), 0);
+	}
+	/* five destinations, four slots: the first (longest idle) was closed */
+	assert_int_equal(delivery_conn_cache_count(), 4);
+	assert_int_equal(s.stub.quits, 1);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(more[i].quits, 0);
+	delivery_conn_cache_close();
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(more[i].quits, 1);
+		stub_stop(&more[i]);
+	}
+	sess_teardown(&s);
+}
+
 /* server_gone_case - the server drops the idle connection in one of three
  * ways; the next delivery still succeeds, on a new connection. */
 static void server_gone_case(const char *kick_reply, bool is_drop_at_mail)
@@ -1050,6 +1077,7 @@ int main(void)
 		cmocka_unit_test_setup(test_reuse_tls_auth, cache_empty),
 		cmocka_unit_test_setup(test_reuse_key, cache_empty),
 		cmocka_unit_test_setup(test_reuse_other_port, cache_empty),
+		cmocka_unit_test_setup(test_reuse_evicts_longest_idle, cache_empty),
 		cmocka_unit_test_setup(test_reuse_server_closed_idle, cache_empty),
 		cmocka_unit_test_setup(test_reuse_server_421_idle, cache_empty),
 		cmocka_unit_test_setup(test_reuse_server_closed_at_mail, cache_empty),
