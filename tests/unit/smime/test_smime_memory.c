@@ -8,8 +8,9 @@
  * 8-bit bytes and mixed LF / CRLF line endings, built in a memfd so that the
  * message itself never occupies the heap. Under AddressSanitizer the
  * allocator keeps freed memory in quarantine (and adds shadow memory), so
- * the RSS figures mean nothing there: the operations and their checks still
- * run, only the bound assertions are skipped (see SMIME_TEST_ASAN).
+ * the RSS figures of the incoming path mean nothing there: the operations
+ * and their checks still run, only those bound assertions are skipped; the
+ * sign+encrypt bound is doubled (see SMIME_TEST_ASAN).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -423,7 +424,7 @@ run_child(enum child_step step, struct child_report *rep)
 	print_message("%s of %llu bytes: peak RSS +%ld KB%s\n",
 		step == STEP_SIGN_ENCRYPT ? "sign+encrypt" : step == STEP_VERIFY ?
 		"verify (clear-signed)" : "decrypt+verify", (unsigned long long)rep->in_len,
-		rep->grow, SMIME_TEST_ASAN ? " (ASan: bound not checked)" : "");
+		rep->grow, SMIME_TEST_ASAN ? " (ASan build)" : "");
 }
 
 /*
@@ -441,7 +442,9 @@ test_memory_sign_encrypt(void **state)
 	run_child(STEP_SIGN_ENCRYPT, &rep);
 	assert_true(rep.msg_len > MSG_BODY);
 	assert_true(rep.out_len > rep.msg_len);
-	if (!SMIME_TEST_ASAN && rep.grow >= 8 * KB)
+	/* (under ASan the freed 16 KB buffers sit in quarantine: twice the
+	 * bound, still far below the 20 MB message) */
+	if (rep.grow >= (SMIME_TEST_ASAN ? 16 : 8) * KB)
 		fail_msg("sign+encrypt of %llu bytes grew the peak RSS by %ld KB",
 			(unsigned long long)rep.msg_len, rep.grow);
 }
