@@ -31,16 +31,32 @@
  * SG_E_LIMIT over a bound, SG_E_CRYPTO a crypto failure, SG_E_INVAL bad
  * arguments). Fail closed: on -1 the output buffer holds nothing usable.
  *
- * Memory: smime_sign_fd and smime_encrypt_fd stream - the message is read
- * from an fd in bounded pieces, the canonical entity goes to an anonymous
- * temporary file (memfd), OpenSSL encrypts while it copies (CMS_STREAM) and
- * the output is written to an fd - so their memory does not grow with the
- * message (only with its header section), except opaque signing, which
- * holds the entity once (the signature is made before the content is
- * written, see smime_sign_fd). smime_sign and smime_encrypt are the same
- * over buffers (the output is in memory, by definition). smime_open_fd holds
- * what OpenSSL's CMS decoder needs (see there); smime_open is it over
- * buffers. max_output caps each output.
+ * Memory (issue 7): the _fd functions stream between files. The message is
+ * read with pread in 16 KB pieces, the entity to sign or encrypt is produced
+ * on the fly (its fields, then the body canonicalised as it is read),
+ * OpenSSL encrypts while it copies (CMS_STREAM: BER with indefinite
+ * lengths) and the output goes to an fd. So clear signing, encryption and
+ * sign+encrypt hold the header section and a few 16 KB buffers, whatever
+ * the message size (test_smime_memory: +3 MB peak RSS for 20 MB). Not flat,
+ * because OpenSSL holds the data in memory there:
+ *  - opaque signing: the canonical entity once (the signature is made
+ *    before the content is written; OpenSSL's streaming encoder would sign
+ *    at the end itself, but the key is behind smime_sign_fn);
+ *  - decrypting and opaque-signed verify: d2i reads the whole CMS (the DER,
+ *    3/4 of the base64 body) into one growing buffer and decodes it into a
+ *    structure holding the content again; an indefinite-length content (as
+ *    streaming senders, us included, write it) is collected into a buffer
+ *    grown by realloc. Peak per layer about 2 x the DER for DER input and
+ *    up to about 4 x for BER input (20 MB signed+encrypted message, DER
+ *    21 MB: +80 MB). Everything is freed before the next layer is read;
+ *  - clear-signed verify: OpenSSL's multipart reader (SMIME_read_CMS_ex)
+ *    keeps the signed part in a memory BIO grown by realloc: about 1.5 x
+ *    the signed part at the peak (20 MB: +31 MB). Flat would need our own
+ *    multipart splitter (GMime gives no part offsets); not done.
+ * Decrypted and verified content streams from OpenSSL's BIOs to a file.
+ * smime_sign, smime_encrypt and smime_open are the same over buffers (their
+ * input and output are in memory by definition). max_output caps each
+ * output.
  */
 #ifndef SG_SMIME_H
 #define SG_SMIME_H
@@ -114,8 +130,8 @@ int smime_sign(const void *msg, size_t len, const struct smime_signer *signer,
  * smime_sign_fd - smime_sign over files: the message is bytes [0, len) of
  * in_fd (read with pread; its offset is not used), the new message is
  * written to out_fd at its current offset, *size_r (may be NULL) gets its
- * length. Clear signing holds no more than the header section and fixed
- * 64 KB buffers in memory; opaque signing holds the canonical entity once.
+ * length. Clear signing holds no more than the header section and a few
+ * 16 KB buffers in memory; opaque signing holds the canonical entity once.
  * On -1 out_fd is cut back to where it was. 0 / -1.
  */
 int smime_sign_fd(int in_fd, uint64_t len, const struct smime_signer *signer,
@@ -353,14 +369,11 @@ int smime_open(const void *msg, size_t len, const struct smime_open_opts *opts,
  * in_fd (pread), the result is written to out_fd at its offset (*size_r,
  * may be NULL, its length; a copy of the input when nothing was unwrapped:
  * check res->is_changed). Each layer is unwrapped from one anonymous
- * temporary file into the next. Memory per layer: the header section, fixed
- * 64 KB buffers and what OpenSSL's decoders must hold - the whole CMS
- * structure of an encrypted or opaque-signed layer (d2i: the DER, about 3/4
- * of the base64 body, read into one buffer and decoded into a structure of
- * about that size, so two such copies at the peak), and for multipart/signed
- * the signed part (OpenSSL's multipart reader keeps it in a memory BIO) plus
- * the small signature. The decrypted or verified content streams to the
- * file. On -1 out_fd is cut back to where it was. 0 / -1.
+ * temporary file (memfd) into the next; the CMS of a layer is freed before
+ * the next one is read. Memory per layer: the header section, 16 KB buffers
+ * and what OpenSSL's decoders hold (see "Memory" above: the CMS structure of
+ * an encrypted or opaque-signed layer, the signed part of a
+ * multipart/signed). On -1 out_fd is cut back to where it was. 0 / -1.
  */
 int smime_open_fd(int in_fd, uint64_t len, const struct smime_open_opts *opts,
 	struct smime_result *res, int out_fd, uint64_t *size_r, struct sg_error *err);

@@ -1,12 +1,17 @@
 /*
- * smime_stream.c - file-backed plumbing for smime_sign_fd/smime_encrypt_fd:
- * read the header section of a message from an fd, write the entity to sign
- * or encrypt (canonical CRLF form, RFC 8551 §3.1.1) into an anonymous
- * temporary file in bounded pieces, and buffered output BIOs over fds.
+ * smime_stream.c - file-backed plumbing for the streaming S/MIME API
+ * (smime_sign_fd, smime_encrypt_fd, smime_open_fd): read the header section
+ * of a message from an fd, a source BIO that yields the entity to sign or
+ * encrypt (its fields, then the body in canonical CRLF form, RFC 8551
+ * §3.1.1) straight from the message file, a canonicalising writer into an
+ * anonymous temporary file (memfd) for the content an incoming layer
+ * unwraps, and buffered BIOs over fds.
  *
- * Called by smime_sign.c and smime_encrypt.c in the caller's thread. Memory
- * per call is a few fixed 64 KB buffers plus the header section; the body of
- * a message is never held in memory here.
+ * Called by smime_sign.c, smime_encrypt.c and smime_open.c in the caller's
+ * thread. Memory per call is a few 16 KB buffers plus the header section;
+ * the body of a message is never held in memory here. The only static state
+ * is the source BIO's method table, made once (pthread_once) and read-only
+ * afterwards.
  */
 #include <errno.h>
 #include <pthread.h>
