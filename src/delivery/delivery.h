@@ -7,7 +7,10 @@
  * Threading: blocking I/O with poll() timeouts; the daemon runs N delivery
  * threads, each calling delivery_message() for one message at a time. Two
  * threads must never deliver the same id at once (the caller dispatches each
- * id to one worker). Every function here is thread-safe otherwise.
+ * id to one worker). Every function here is thread-safe otherwise. Each
+ * thread keeps its own idle SMTP connections (see "Connection cache"). The
+ * process must ignore SIGPIPE (sealgated does): a write on a TLS connection
+ * the server closed would otherwise kill it.
  *
  * Next hop (delivery_route.c):
  *   postfix mode      conf->next_hop for every recipient (no MX lookup)
