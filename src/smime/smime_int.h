@@ -26,10 +26,6 @@ int smime_split_msg(const void *msg, size_t len, size_t max, struct smime_split 
 	struct sg_error *err);
 void smime_split_deinit(struct smime_split *s);
 
-/* smime_head_len - bytes of p[0..len) up to and including the empty line that
- * ends the header section; len when there is none in p. */
-size_t smime_head_len(const void *p, size_t len);
-
 /* smime_split_head - as smime_split_msg over the first hlen bytes of a message
  * of len bytes (hdr holds at least its whole header section): entity gets the
  * entity's fields and the empty line, NOT the body, which starts at *body_r

@@ -182,13 +182,6 @@ header_section_len(const char *p, size_t len)
 	return len;
 }
 
-/* smime_head_len - see smime_int.h */
-size_t
-smime_head_len(const void *p, size_t len)
-{
-	return header_section_len(p, len);
-}
-
 int
 smime_split_head(const void *hdr, size_t hlen, uint64_t len, size_t max,
 	struct smime_split *s, uint64_t *body_r, struct sg_error *err)

@@ -95,11 +95,13 @@ smime_split_fd(int fd, uint64_t len, size_t max, struct smime_split *s, uint64_t
 		}
 		if (sg_buf_append(&h, tmp, (size_t)r, err) < 0)
 			goto out;
-		/* an empty line complete within what was read (looking back
-		 * over the previous piece's last line break) */
-		if (smime_head_len(h.data, h.len) < h.len ||
-		    (h.len >= 2 && memmem(h.data + scan, h.len - scan, "\n\n", 2) != NULL) ||
-		    (h.len >= 3 && memmem(h.data + scan, h.len - scan, "\n\r\n", 3) != NULL))
+		/* an empty line complete within what was read: at the start, or
+		 * in the new piece (looking back over the previous piece's last
+		 * line break) - each byte is searched a bounded number of times */
+		if ((scan == 0 && (h.data[0] == '\n' ||
+			(h.len >= 2 && h.data[0] == '\r' && h.data[1] == '\n'))) ||
+		    memmem(h.data + scan, h.len - scan, "\n\n", 2) != NULL ||
+		    memmem(h.data + scan, h.len - scan, "\n\r\n", 3) != NULL)
 			break;
 	}
 	rc = smime_split_head(h.data != NULL ? h.data : "", h.len, len, max, s, body_r, err);

@@ -185,6 +185,70 @@ test_canon_boundaries(void **state)
 	free(body);
 }
 
+/*
+ * A header section longer than one 8 KB read piece, its empty line ending
+ * just before, on and after the piece boundary (CRLF split across pieces
+ * included): encrypt and decrypt give back the body byte for byte and keep
+ * the last header field outside.
+ */
+static void
+test_header_piece_boundary(void **state)
+{
+	static const char body[] = "body line 1\r\nbody \xe4\xf6 line 2\r\n";
+	struct tkey *bob = tkey_get("bob", "rsa2048");
+	struct tkey *keys[] = { bob };
+	struct tkeyring ring = { keys, 1, 0 };
+	STACK_OF(X509) *rc = sk_X509_new_null();
+	struct smime_open_opts oo = { 0 };
+	struct sg_error e = { 0 };
+
+	(void)state;
+	assert_non_null(rc);
+	sk_X509_push(rc, bob->cert);
+	oo.decrypt = tdecrypt_cb;
+	oo.decrypt_arg = &ring;
+	for (size_t end = 8188; end <= 8196; end++) {
+		struct smime_result res = { 0 };
+		struct sg_buf m, enc, out;
+		const char *sep;
+		size_t pad;
+
+		sg_buf_init(&m, 64 * 1024);
+		sg_buf_init(&enc, 1u << 20);
+		sg_buf_init(&out, 1u << 20);
+		assert_int_equal(sg_buf_append_str(&m, "From: a@example.org\r\n"
+			"Content-Type: text/plain; charset=iso-8859-1\r\n", &e), 0);
+		while (m.len + 80 + 20 < end)
+			assert_int_equal(sg_buf_append_str(&m, "X-Pad: "
+				"0123456789012345678901234567890123456789012345678901234567890123456789"
+				"\r\n", &e), 0);
+		/* the last field fills up to end - 2, then the empty line */
+		pad = end - 2 - m.len - strlen("X-Last: \r\n");
+		assert_int_equal(sg_buf_append_str(&m, "X-Last: ", &e), 0);
+		for (size_t i = 0; i < pad; i++)
+			assert_int_equal(sg_buf_append(&m, "z", 1, &e), 0);
+		assert_int_equal(sg_buf_append_str(&m, "\r\n\r\n", &e), 0);
+		assert_int_equal(m.len, end);   /* the empty line is [end - 2, end) */
+		assert_int_equal(sg_buf_append(&m, body, sizeof(body) - 1, &e), 0);
+		if (smime_encrypt(m.data, m.len, rc, NULL, &enc, &e) != 0)
+			fail_msg("empty line at %zu: %s", end, e.msg);
+		assert_true(tmem_find(enc.data, enc.len, "X-Last: zz"));
+		if (smime_open(enc.data, enc.len, &oo, &res, &out, &e) != 0)
+			fail_msg("empty line at %zu: %s", end, e.msg);
+		assert_int_equal(res.n_layers, 1);
+		assert_true(res.layers[0].is_decrypted);
+		sep = strstr(out.data, "\r\n\r\n");
+		assert_non_null(sep);
+		assert_int_equal(out.len - (size_t)(sep + 4 - out.data), sizeof(body) - 1);
+		assert_memory_equal(sep + 4, body, sizeof(body) - 1);
+		smime_result_deinit(&res);
+		sg_buf_deinit(&m);
+		sg_buf_deinit(&enc);
+		sg_buf_deinit(&out);
+	}
+	sk_X509_free(rc);
+}
+
 /* ------------------------------------------------------- the big message */
 
 /* What a child reports to the test through a pipe. */
@@ -500,6 +564,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_canon_boundaries),
+		cmocka_unit_test(test_header_piece_boundary),
 		cmocka_unit_test(test_memory_sign_encrypt),
 		cmocka_unit_test(test_memory_verify),
 		cmocka_unit_test(test_memory_decrypt_verify),
