@@ -3,15 +3,21 @@
  * sign (clear, SHA-256), encrypt (AES-256-CBC, one recipient), sign+encrypt
  * and decrypt+verify, on 20 KB and 1 MB messages, with T threads each
  * running the operation in a loop for S seconds. Also prints the peak RSS
- * after each size. Keys come from the run script (openssl CLI).
+ * after each size. Keys come from the run script (openssl CLI). The
+ * streaming API is measured, as the pipeline uses it (mpa_smime.c): the
+ * message is read from a memfd, every output goes to a new memfd.
  *
  * usage: bench_smime -c CERT -k KEY [-s SECONDS] [-t THREADS]
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* memfd_create (the run script compiles with plain cc) */
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,8 +66,6 @@ static const char *const op_names[] = { "sign", "encrypt", "sign+encrypt", "decr
 
 struct job {
 	enum op op;
-	const char *msg;
-	size_t len;
 	double seconds;
 	atomic_long *count;
 	atomic_int *failed;
@@ -76,40 +80,64 @@ now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* mfd - a new memfd (the pipeline's temporary files), or -1 */
+static int
+mfd(void)
+{
+	return memfd_create("bench-smime", MFD_CLOEXEC);
+}
+
+/* The message (and the decrypt+verify input, its sign+encrypt) in memfds,
+ * read by every thread with pread. */
+static int msg_fd = -1, dv_fd = -1;
+static uint64_t msg_len, dv_len;
+
 static int
 one(const struct job *j)
 {
 	struct smime_signer s = { cert, NULL, sign_cb, NULL };
+	struct smime_open_opts oo = { .decrypt = decrypt_cb,
+		.flags = SMIME_OPEN_REMOVE_SIGNATURE };
+	struct smime_result res = { 0 };
 	struct sg_error err;
-	struct sg_buf a, b;
-	int rc = -1;
+	uint64_t alen = 0, blen = 0;
+	int a = mfd(), b = mfd(), rc = -1;
 
-	sg_buf_init(&a, 64u << 20);
-	sg_buf_init(&b, 64u << 20);
+	if (a < 0 || b < 0) {
+		snprintf(err.msg, sizeof(err.msg), "memfd_create failed");
+		goto out;
+	}
 	switch (j->op) {
 	case OP_SIGN:
-		rc = smime_sign(j->msg, j->len, &s, NULL, &a, &err);
+		rc = smime_sign_fd(msg_fd, msg_len, &s, NULL, a, &alen, &err);
 		break;
 	case OP_ENCRYPT:
-		rc = smime_encrypt(j->msg, j->len, recips, NULL, &a, &err);
+		rc = smime_encrypt_fd(msg_fd, msg_len, recips, NULL, a, &alen, &err);
 		break;
 	case OP_SIGN_ENCRYPT:
-	case OP_DECRYPT_VERIFY:
-		rc = smime_sign(j->msg, j->len, &s, NULL, &a, &err);
+		rc = smime_sign_fd(msg_fd, msg_len, &s, NULL, a, &alen, &err);
 		if (rc == 0)
-			rc = smime_encrypt(a.data, a.len, recips, NULL, &b, &err);
+			rc = smime_encrypt_fd(a, alen, recips, NULL, b, &blen, &err);
+		break;
+	case OP_DECRYPT_VERIFY:
+		rc = smime_open_fd(dv_fd, dv_len, &oo, &res, a, &alen, &err);
+		if (rc == 0 && (res.n_layers != 2 || !res.layers[0].is_decrypted ||
+			res.layers[1].signers[0].status != SMIME_SIG_VALID)) {
+			snprintf(err.msg, sizeof(err.msg), "not decrypted or not valid");
+			rc = -1;
+		}
 		break;
 	}
+out:
 	if (rc < 0)
 		fprintf(stderr, "%s: %s\n", op_names[j->op], err.msg);
-	sg_buf_deinit(&a);
-	sg_buf_deinit(&b);
+	smime_result_deinit(&res);
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
 	return rc;
 }
-
-/* decrypt+verify input is prepared once (sign+encrypt of the message). */
-static char *dv_input;
-static size_t dv_len;
 
 static void *
 worker(void *arg)
@@ -118,26 +146,7 @@ worker(void *arg)
 	double end = now() + j->seconds;
 
 	while (now() < end) {
-		int rc;
-
-		if (j->op == OP_DECRYPT_VERIFY) {
-			struct smime_open_opts oo = { .decrypt = decrypt_cb,
-				.flags = SMIME_OPEN_REMOVE_SIGNATURE };
-			struct smime_result res = { 0 };
-			struct sg_error err;
-			struct sg_buf out;
-
-			sg_buf_init(&out, 64u << 20);
-			rc = smime_open(dv_input, dv_len, &oo, &res, &out, &err);
-			if (rc == 0 && (res.n_layers != 2 || !res.layers[0].is_decrypted ||
-				res.layers[1].signers[0].status != SMIME_SIG_VALID))
-				rc = -1;
-			smime_result_deinit(&res);
-			sg_buf_deinit(&out);
-		} else {
-			rc = one(j);
-		}
-		if (rc < 0) {
+		if (one(j) < 0) {
 			atomic_store(j->failed, 1);
 			break;
 		}
@@ -203,21 +212,24 @@ main(int argc, char **argv)
 		char *msg = make_msg(sizes[si], &len);
 		struct smime_signer s = { cert, NULL, sign_cb, NULL };
 		struct sg_error err;
-		struct sg_buf a, b;
+		uint64_t slen = 0;
 		struct rusage ru;
+		int sig = mfd();
 
-		sg_buf_init(&a, 64u << 20);
-		sg_buf_init(&b, 64u << 20);
-		if (smime_sign(msg, len, &s, NULL, &a, &err) < 0 ||
-		    smime_encrypt(a.data, a.len, recips, NULL, &b, &err) < 0)
+		msg_fd = mfd();
+		dv_fd = mfd();
+		msg_len = len;
+		if (sig < 0 || msg_fd < 0 || dv_fd < 0 ||
+		    write(msg_fd, msg, len) != (ssize_t)len ||
+		    smime_sign_fd(msg_fd, msg_len, &s, NULL, sig, &slen, &err) < 0 ||
+		    smime_encrypt_fd(sig, slen, recips, NULL, dv_fd, &dv_len, &err) < 0)
 			return 1;
-		dv_len = b.len;
-		dv_input = sg_buf_steal(&b);
-		sg_buf_deinit(&a);
+		close(sig);
+		free(msg);
 		for (int op = 0; op < 4; op++) {
 			atomic_long count = 0;
 			atomic_int failed = 0;
-			struct job j = { (enum op)op, msg, len, seconds, &count, &failed };
+			struct job j = { (enum op)op, seconds, &count, &failed };
 			pthread_t tid[64];
 			double t0 = now();
 
@@ -233,8 +245,8 @@ main(int argc, char **argv)
 		}
 		getrusage(RUSAGE_SELF, &ru);
 		printf("peak RSS after %zu-byte messages: %ld KB\n", sizes[si], ru.ru_maxrss);
-		free(dv_input);
-		free(msg);
+		close(msg_fd);
+		close(dv_fd);
 	}
 	sk_X509_free(recips);
 	X509_free(cert);
