@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <openssl/pem.h>
@@ -1329,6 +1330,124 @@ static void test_corpus_thunderbird(void **state)
 	assert_true(rows >= 50);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define MPA_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MPA_TEST_ASAN 1
+#endif
+#endif
+#ifndef MPA_TEST_ASAN
+#define MPA_TEST_ASAN 0
+#endif
+
+#define BIG_HDR "From: Alice <alice@example.com>\nTo: bob@partner.net\nSubject: Big\n" \
+	"MIME-Version: 1.0\n"
+#define BIG_ENTITY_HDR "Content-Type: text/plain; charset=utf-8\n" \
+	"Content-Transfer-Encoding: 8bit\n\n"
+
+struct mem_report {
+	int rc;
+	long grow;      /* KB of peak RSS growth over mpa_process_spooled */
+	char err[256];
+};
+
+/*
+ * A 20 MB message signed and encrypted by the pipeline (mpa_process_spooled
+ * in a forked child, so that its peak RSS is its own): the peak grows by
+ * less than 12 MB - the message, the signed and the encrypted one stream
+ * between files (smime.h "Memory"); the output decrypts and verifies with
+ * openssl cms to the original entity in canonical form, byte for byte.
+ * Under ASan (quarantine, shadow memory) the bound is doubled.
+ */
+static void test_memory_sign_encrypt_20mb(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 1, 101, 0);
+	struct tcert *alice = leaf(f, "Alice", "alice@example.com", 2, 102, 0);
+	struct spool_env env;
+	struct mem_report rep;
+	struct sg_error err;
+	struct sg_buf m;
+	const struct out *x;
+	struct outs o;
+	char id[SG_MAIL_ID_LEN + 1], *dec, *want;
+	size_t dlen, wlen, line = 0, ent;
+	int pfd[2], status;
+	pid_t pid;
+
+	add(f, bob, 0);
+	export(f, bob, "bob");
+	add_key(f, alice);
+	sg_buf_init(&m, 24u << 20);
+	assert_int_equal(sg_buf_append_str(&m, BIG_HDR BIG_ENTITY_HDR, &err), 0);
+	ent = strlen(BIG_HDR);
+	while (m.len < (20u << 20))
+		assert_int_equal(sg_buf_printf(&m, &err, "line %zu: Gr\xc3\xbc\xc3\x9f" "e "
+			"\xe6\x97\xa5\xe6\x9c\xac the quick brown fox\n", line++), 0);
+	clear_outgoing(f);
+	memset(&env, 0, sizeof(env));
+	env.sender = sg_xstrdup("alice@example.com");
+	env.arrival = 1700000000;
+	spool_env_add_rcpt(&env, "bob@partner.net", NULL, 0);
+	assert_int_equal(mt_put(f->sp, &env, m.data, m.len, id), 0);
+	spool_env_free_fields(&env);
+	want = crlf(m.data + ent, m.len - ent, &wlen);
+	sg_buf_deinit(&m);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* own spool and store handles: nothing of the parent's is used */
+		struct spool *sp = spool_open(f->dir, &err);
+		struct store *db = sp != NULL ? store_open(f->url, &err) : NULL;
+		struct mpa_conf conf = {.cfg = f->cfg, .db = db, .max_size = 0};
+		struct mpa *mpa = db != NULL ? mpa_new(&conf, &err) : NULL;
+		struct rusage ru;
+		long before;
+
+		memset(&rep, 0, sizeof(rep));
+		close(pfd[0]);
+		getrusage(RUSAGE_SELF, &ru);
+		before = ru.ru_maxrss;
+		rep.rc = mpa != NULL ? mpa_process_spooled(mpa, sp, id, &err) : -1;
+		getrusage(RUSAGE_SELF, &ru);
+		rep.grow = ru.ru_maxrss - before;
+		if (rep.rc != 0)
+			snprintf(rep.err, sizeof(rep.err), "%s", err.msg);
+		_exit(write(pfd[1], &rep, sizeof(rep)) == (ssize_t)sizeof(rep) ? 0 : 1);
+	}
+	close(pfd[1]);
+	memset(&rep, 0, sizeof(rep));
+	assert_int_equal(read(pfd[0], &rep, sizeof(rep)), (ssize_t)sizeof(rep));
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (rep.rc != 0)
+		fail_msg("process: %s", rep.err);
+	print_message("pipeline sign+encrypt of %zu bytes: peak RSS +%ld KB%s\n", wlen,
+		rep.grow, MPA_TEST_ASAN ? " (ASan build)" : "");
+	if (rep.grow >= (MPA_TEST_ASAN ? 24 : 12) * 1024)
+		fail_msg("sign+encrypt of a 20 MB message grew the peak RSS by %ld KB", rep.grow);
+	assert_int_equal(mt_count(f->dir, "error"), 0);
+	collect(f, &o);
+	assert_int_equal(o.n, 1);
+	x = find_to(&o, "bob@partner.net");
+	assert_non_null(x);
+	assert_true(memmem(x->body, x->len, "enveloped-data", 14) != NULL);
+	assert_int_equal(decrypt_as(f, x, "bob"), 0);
+	assert_int_equal(sh(f, "openssl cms -verify -in %s -CAfile %s/root.pem -out %s",
+		fpath(f, "dec.out"), f->dir, fpath(f, "ver.out")), 0);
+	dec = read_file(fpath(f, "ver.out"), &dlen);
+	assert_int_equal(dlen, wlen);
+	assert_memory_equal(dec, want, wlen);
+	free(dec);
+	free(want);
+	outs_free(&o);
+	tcert_free(&alice);
+	tcert_free(&bob);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1353,6 +1472,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_strict_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strict_archiver, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corpus_thunderbird, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_sign_encrypt_20mb, setup, teardown),
 	};
 
 	sg_log_init("test_mpa_smime", SG_LOGDEST_STDERR, SG_LOG_INFO);
