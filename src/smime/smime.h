@@ -11,8 +11,11 @@
  * header fields and its body, bytes as received); the only change is the
  * RFC 8551 canonical form: a bare LF becomes CRLF (a CRLF message is
  * signed byte for byte). Nothing is re-encoded: 8-bit and binary parts and
- * any charset come back byte-identical from smime_open. Outputs always use
- * CRLF line endings. The header fields of the message that are not Content-*
+ * any charset come back byte-identical from smime_open. In outputs, the
+ * lines this module writes end in CRLF, but the base64 lines OpenSSL writes
+ * (the signature part, the pkcs7-mime body) end in a bare LF; that is
+ * outside any signed content, and delivery sends every line with CRLF (as
+ * SMTP requires). The header fields of the message that are not Content-*
  * stay outside (unchanged, raw); MIME-Version is rewritten to 1.0.
  *
  * Private keys never enter this module (STYLE §8): signing goes through a
