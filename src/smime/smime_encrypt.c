@@ -217,15 +217,8 @@ smime_encrypt_fd(int in_fd, uint64_t len, STACK_OF(X509) *recips,
 	}
 	if (smime_src_check(in, err) < 0)
 		goto out;
-	if (smime_out_close(&out, err) < 0)
+	if (smime_out_finish(&out, out_fd, (uint64_t)start, max, &written, err) < 0)
 		goto out;
-	written = smime_fd_since(out_fd, (uint64_t)start, err);
-	if (written < 0)
-		goto out;
-	if ((uint64_t)written > max) {
-		sg_error_set(err, SG_E_LIMIT, "S/MIME output over %zu bytes", max);
-		goto out;
-	}
 	if (size_r != NULL)
 		*size_r = (uint64_t)written;
 	rc = 0;
@@ -244,31 +237,24 @@ out:
 }
 
 /* smime_encrypt - the in-memory form: through two temporary files */
+struct encrypt_args {
+	STACK_OF(X509) *recips;
+	const struct smime_encrypt_opts *opts;
+};
+
+static int encrypt_op(int in_fd, uint64_t len, int out_fd, uint64_t *n_r,
+	const void *arg, struct sg_error *err)
+{
+	const struct encrypt_args *a = arg;
+
+	return smime_encrypt_fd(in_fd, len, a->recips, a->opts, out_fd, n_r, err);
+}
+
 int
 smime_encrypt(const void *msg, size_t len, STACK_OF(X509) *recips,
 	const struct smime_encrypt_opts *opts, struct sg_buf *out, struct sg_error *err)
 {
-	int ifd = -1, ofd = -1, rc = -1;
-	uint64_t n = 0;
-	size_t start;
+	struct encrypt_args a = {recips, opts};
 
-	if (out == NULL || (msg == NULL && len > 0)) {
-		sg_error_set(err, SG_E_INVAL, "smime_encrypt: bad arguments");
-		return -1;
-	}
-	ifd = smime_tmp_fd(err);
-	ofd = ifd >= 0 ? smime_tmp_fd(err) : -1;
-	if (ofd < 0 || smime_fd_write(ifd, msg, len, err) < 0 ||
-	    smime_encrypt_fd(ifd, len, recips, opts, ofd, &n, err) < 0)
-		goto out;
-	start = out->len;
-	rc = smime_fd_to_buf(ofd, n, out, err);
-	if (rc < 0)
-		smime_out_rollback(out, start);
-out:
-	if (ifd >= 0)
-		close(ifd);
-	if (ofd >= 0)
-		close(ofd);
-	return rc;
+	return smime_buf_via_fds(msg, len, out, "smime_encrypt", encrypt_op, &a, err);
 }

@@ -89,6 +89,20 @@ int64_t smime_fd_since(int fd, uint64_t start, struct sg_error *err);
 /* smime_fd_to_buf - append bytes [0, len) of fd to out. 0 / -1. */
 int smime_fd_to_buf(int fd, uint64_t len, struct sg_buf *out, struct sg_error *err);
 
+/* smime_out_finish - smime_out_close, then *written_r = the bytes written to
+ * out_fd since offset start, which must not exceed max (SG_E_LIMIT). */
+int smime_out_finish(BIO **bp, int out_fd, uint64_t start, size_t max,
+	int64_t *written_r, struct sg_error *err);
+
+/* smime_buf_via_fds - the in-memory form of an operation over files: msg
+ * into a temporary file, op(that file, len, a second one, &n, arg), the n
+ * bytes of the result appended to out (nothing partial stays on failure);
+ * what names the caller in the bad-arguments error. 0 / -1. */
+typedef int smime_fd_op(int in_fd, uint64_t len, int out_fd, uint64_t *n_r,
+	const void *arg, struct sg_error *err);
+int smime_buf_via_fds(const void *msg, size_t len, struct sg_buf *out, const char *what,
+	smime_fd_op *op, const void *arg, struct sg_error *err);
+
 /* smime_split_kind - 0 not S/MIME, 1 multipart/signed (PKCS#7), 2 pkcs7-mime. */
 int smime_split_kind(const struct smime_split *s);
 

@@ -946,31 +946,24 @@ out:
 }
 
 /* smime_open - the in-memory form: through two temporary files */
+struct open_args {
+	const struct smime_open_opts *opts;
+	struct smime_result *res;
+};
+
+static int open_op(int in_fd, uint64_t len, int out_fd, uint64_t *n_r, const void *arg,
+	struct sg_error *err)
+{
+	const struct open_args *a = arg;
+
+	return smime_open_fd(in_fd, len, a->opts, a->res, out_fd, n_r, err);
+}
+
 int
 smime_open(const void *msg, size_t len, const struct smime_open_opts *opts,
 	struct smime_result *res, struct sg_buf *out, struct sg_error *err)
 {
-	int ifd = -1, ofd = -1, rc = -1;
-	uint64_t n = 0;
-	size_t start;
+	struct open_args a = {opts, res};
 
-	if (out == NULL || (msg == NULL && len > 0)) {
-		sg_error_set(err, SG_E_INVAL, "smime_open: bad arguments");
-		return -1;
-	}
-	ifd = smime_tmp_fd(err);
-	ofd = ifd >= 0 ? smime_tmp_fd(err) : -1;
-	if (ofd < 0 || smime_fd_write(ifd, msg, len, err) < 0 ||
-	    smime_open_fd(ifd, len, opts, res, ofd, &n, err) < 0)
-		goto out;
-	start = out->len;
-	rc = smime_fd_to_buf(ofd, n, out, err);
-	if (rc < 0)
-		smime_out_rollback(out, start);
-out:
-	if (ifd >= 0)
-		close(ifd);
-	if (ofd >= 0)
-		close(ofd);
-	return rc;
+	return smime_buf_via_fds(msg, len, out, "smime_open", open_op, &a, err);
 }

@@ -299,15 +299,8 @@ smime_sign_fd(int in_fd, uint64_t len, const struct smime_signer *signer,
 			goto ossl;
 		}
 	}
-	if (smime_out_close(&out, err) < 0)
+	if (smime_out_finish(&out, out_fd, (uint64_t)start, max, &written, err) < 0)
 		goto out;
-	written = smime_fd_since(out_fd, (uint64_t)start, err);
-	if (written < 0)
-		goto out;
-	if ((uint64_t)written > max) {
-		sg_error_set(err, SG_E_LIMIT, "S/MIME output over %zu bytes", max);
-		goto out;
-	}
 	if (size_r != NULL)
 		*size_r = (uint64_t)written;
 	rc = 0;
@@ -327,31 +320,24 @@ out:
 }
 
 /* smime_sign - the in-memory form: through two temporary files */
+struct sign_args {
+	const struct smime_signer *signer;
+	const struct smime_sign_opts *opts;
+};
+
+static int sign_op(int in_fd, uint64_t len, int out_fd, uint64_t *n_r, const void *arg,
+	struct sg_error *err)
+{
+	const struct sign_args *a = arg;
+
+	return smime_sign_fd(in_fd, len, a->signer, a->opts, out_fd, n_r, err);
+}
+
 int
 smime_sign(const void *msg, size_t len, const struct smime_signer *signer,
 	const struct smime_sign_opts *opts, struct sg_buf *out, struct sg_error *err)
 {
-	int ifd = -1, ofd = -1, rc = -1;
-	uint64_t n = 0;
-	size_t start;
+	struct sign_args a = {signer, opts};
 
-	if (out == NULL || (msg == NULL && len > 0)) {
-		sg_error_set(err, SG_E_INVAL, "smime_sign: bad arguments");
-		return -1;
-	}
-	ifd = smime_tmp_fd(err);
-	ofd = ifd >= 0 ? smime_tmp_fd(err) : -1;
-	if (ofd < 0 || smime_fd_write(ifd, msg, len, err) < 0 ||
-	    smime_sign_fd(ifd, len, signer, opts, ofd, &n, err) < 0)
-		goto out;
-	start = out->len;
-	rc = smime_fd_to_buf(ofd, n, out, err);
-	if (rc < 0)
-		smime_out_rollback(out, start);
-out:
-	if (ifd >= 0)
-		close(ifd);
-	if (ofd >= 0)
-		close(ofd);
-	return rc;
+	return smime_buf_via_fds(msg, len, out, "smime_sign", sign_op, &a, err);
 }

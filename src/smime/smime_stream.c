@@ -550,3 +550,48 @@ smime_fd_to_buf(int fd, uint64_t len, struct sg_buf *out, struct sg_error *err)
 	}
 	return 0;
 }
+
+int
+smime_out_finish(BIO **bp, int out_fd, uint64_t start, size_t max, int64_t *written_r,
+	struct sg_error *err)
+{
+	if (smime_out_close(bp, err) < 0)
+		return -1;
+	*written_r = smime_fd_since(out_fd, start, err);
+	if (*written_r < 0)
+		return -1;
+	if ((uint64_t)*written_r > max) {
+		sg_error_set(err, SG_E_LIMIT, "S/MIME output over %zu bytes", max);
+		return -1;
+	}
+	return 0;
+}
+
+int
+smime_buf_via_fds(const void *msg, size_t len, struct sg_buf *out, const char *what,
+	smime_fd_op *op, const void *arg, struct sg_error *err)
+{
+	int ifd = -1, ofd = -1, rc = -1;
+	uint64_t n = 0;
+	size_t start;
+
+	if (out == NULL || (msg == NULL && len > 0)) {
+		sg_error_set(err, SG_E_INVAL, "%s: bad arguments", what);
+		return -1;
+	}
+	ifd = smime_tmp_fd(err);
+	ofd = ifd >= 0 ? smime_tmp_fd(err) : -1;
+	if (ofd < 0 || smime_fd_write(ifd, msg, len, err) < 0 ||
+	    op(ifd, len, ofd, &n, arg, err) < 0)
+		goto out;
+	start = out->len;
+	rc = smime_fd_to_buf(ofd, n, out, err);
+	if (rc < 0)
+		smime_out_rollback(out, start);
+out:
+	if (ifd >= 0)
+		close(ifd);
+	if (ofd >= 0)
+		close(ofd);
+	return rc;
+}
