@@ -189,7 +189,8 @@ sg_log "processings logged per daemon run: $runs (total $processed); recoveries:
 
 sg_daemon_stop
 errq=$(sg_queue_count error)
-sg_assert_eq "$errq" 0 "messages in the error queue"
+sg_assert_eq "$errq" 0 "messages in the error queue (sealgate queue list error)"
+sg_assert_eq "$(nfiles error)" 0 "files in spool/error"
 left=$(find "$SG_DATA/spool/tmp" "$SG_DATA/spool/batch" -mindepth 1 2>/dev/null | wc -l)
 [ -d "$SG_DATA/spool/tmp" ] && [ -d "$SG_DATA/spool/batch" ] || sg_fail "no spool/tmp or spool/batch under $SG_DATA"
 [ "$left" -eq 0 ] || sg_fail "files left after a clean stop: $(find "$SG_DATA/spool/tmp" "$SG_DATA/spool/batch" -mindepth 1 | head -5)"
