@@ -19,15 +19,28 @@
 # then the crash came before the delivery state was saved) are allowed by
 # SMTP's at-least-once semantics and are counted and printed, not failed.
 #
-# Environment: SG_CRASH_MESSAGES (400), SG_CRASH_KILLS (4).
+# A second round (outputs=2) does the same with encryption_notification=true
+# for alice: each input makes two outputs (bob's message and alice's
+# notification) and takes the manifest path of spool_batch_commit; then every
+# accepted message must also have its notification, and none may have two
+# different ones.
+#
+# Environment: SG_CRASH_MESSAGES (400), SG_CRASH_KILLS (4) per round;
+# SG_CRASH_OUTPUTS=1 or 2 runs only that round (default: 1, then 2).
+if [ -z "${SG_CRASH_OUTPUTS:-}" ]; then
+	SG_CRASH_OUTPUTS=1 "$0" || exit 1
+	SG_CRASH_OUTPUTS=2 exec "$0"
+fi
+OUTPUTS=$SG_CRASH_OUTPUTS
 . "$(dirname "$0")/harness/lib.sh"
-sg_begin crash_smime
+sg_begin "crash_smime_outputs$OUTPUTS"
 sg_skip_unless_built
 
 N=${SG_CRASH_MESSAGES:-400}
 KILLS=${SG_CRASH_KILLS:-4}
 FROM=alice@corp.e2e.test
 TO=bob@ext.e2e.test
+[ "$OUTPUTS" = 1 ] || [ "$OUTPUTS" = 2 ] || sg_fail "SG_CRASH_OUTPUTS must be 1 or 2"
 sg_recv_start recv accept
 SG_NEXT_HOP=127.0.0.1:${SG_PORTS[recv]}
 sg_daemon_config smtp.mode=postfix
@@ -61,6 +74,12 @@ sg_cli domain set corp.e2e.test locality=internal >>"$T/cli.log" 2>&1 || sg_fail
 # into a notification to alice, and bob's Message-ID would be missing)
 sg_cli domain set ext.e2e.test encrypt_mode=mandatory pdf_encryption_allowed=false \
 	>>"$T/cli.log" 2>&1 || sg_fail "domain set ext"
+if [ "$OUTPUTS" = 2 ]; then
+	sg_cli user set "$FROM" encryption_notification=true >>"$T/cli.log" 2>&1 ||
+		sg_fail "user set alice"
+	# notifications go to internal originators only (D-4): corp is ours
+	sg_mta_set relay_domains=corp.e2e.test
+fi
 sg_daemon_start
 
 # The sender retries refused connections with new messages until N got a 250.
@@ -76,10 +95,10 @@ kills=0
 in_work=0
 nfiles() { find "$SG_DATA/spool/$1" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 for k in $(seq 1 "$KILLS"); do
-	# a random moment 0.05 .. 0.25 s after the last (re)start (the whole run
+	# a random moment 0.02 .. 0.15 s after the last (re)start (the whole run
 	# takes a few seconds: longer pauses would miss it)
-	sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 0.05 + (r % 200) / 1000 }')"
-	if ! kill -0 $sender 2>/dev/null && [ "$(sg_msg_count "$T/recv")" -ge "$N" ]; then
+	sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 0.02 + (r % 130) / 1000 }')"
+	if ! kill -0 $sender 2>/dev/null && [ "$(sg_msg_count "$T/recv")" -ge $((N * OUTPUTS)) ]; then
 		break
 	fi
 	# aim at the processed path: wait up to 1 s for input in incoming/
@@ -92,7 +111,7 @@ for k in $(seq 1 "$KILLS"); do
 	kills=$((kills + 1))
 	[ "$inc" -gt 0 ] && in_work=$((in_work + 1))
 	sg_log "kill -9 number $k: incoming=$inc outgoing=$(nfiles outgoing) delivered=$(sg_msg_count "$T/recv")"
-	sleep 0.2
+	sleep 0.05
 	sg_daemon_start
 done
 wait $sender || sg_fail "sender did not get $N acceptances: $(cat "$T/send.out")"
@@ -127,9 +146,9 @@ sg_wait_until 60 "an empty spool" spool_empty
 # --- what arrived: one line per delivery: Message-ID, SHA-256 of the body
 # (the CMS; a new processing encrypts with a new random key, a redelivery of
 # the same output sends the same bytes), verdict on the form.
-$SG_PY - "$T/recv" "$TO" >"$T/delivered.tsv" <<'PY' || sg_fail "reading the receiver's files"
-import glob, hashlib, json, os, sys
-d, to = sys.argv[1], sys.argv[2]
+$SG_PY - "$T/recv" "$TO" "$FROM" >"$T/delivered.tsv" <<'PY' || sg_fail "reading the receiver's files"
+import email, email.policy, glob, hashlib, json, os, sys
+d, to, frm = sys.argv[1], sys.argv[2], sys.argv[3]
 plain = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-.,:;+*/"
 for p in sorted(glob.glob(d + "/*.json")):
     meta = json.load(open(p))
@@ -137,7 +156,14 @@ for p in sorted(glob.glob(d + "/*.json")):
     sep = raw.find(b"\r\n\r\n")
     head, body = (raw, b"") if sep < 0 else (raw[:sep], raw[sep + 4:])
     hl = head.lower()
-    if meta.get("to") != [to]:
+    orig = "-"
+    if meta.get("to") == [frm]:
+        # the encryption notification: its subject names the message's
+        subj = str(email.message_from_bytes(raw, policy=email.policy.default)["subject"])
+        pre = "Message sent encrypted: e2e "
+        form = "notification" if subj.startswith(pre) else "unknown-to-sender:" + subj
+        orig = subj[len(pre):] if subj.startswith(pre) else "-"
+    elif meta.get("to") != [to]:
         form = "wrong-recipient:%s" % ",".join(meta.get("to") or [])
     elif plain in raw:
         form = "plain-text"
@@ -145,12 +171,24 @@ for p in sorted(glob.glob(d + "/*.json")):
         form = "not-enveloped"
     else:
         form = "enveloped"
-    print("%s\t%s\t%s\t%s" % (meta.get("message_id"), hashlib.sha256(body).hexdigest(),
-                              form, os.path.basename(p[:-5] + ".eml")))
+    print("%s\t%s\t%s\t%s\t%s" % (meta.get("message_id"), hashlib.sha256(body).hexdigest(),
+                                  form, os.path.basename(p[:-5] + ".eml"), orig))
 PY
-bad=$(awk -F'\t' '$3 != "enveloped"' "$T/delivered.tsv")
+bad=$(awk -F'\t' -v n="$OUTPUTS" '$3 != "enveloped" && (n == 1 || $3 != "notification")' "$T/delivered.tsv")
 [ -z "$bad" ] || sg_fail "delivered messages that are not encrypted for $TO: $(echo "$bad" | head -3)"
-cut -f1 "$T/delivered.tsv" | sort >"$T/delivered.ids"
+if [ "$OUTPUTS" = 2 ]; then
+	# the second output of each batch: one notification per accepted message
+	awk -F'\t' '$3 == "notification" { print $5 }' "$T/delivered.tsv" | sort >"$T/notified.ids"
+	nlost=$(comm -23 "$T/accepted.ids" <(sort -u "$T/notified.ids") | wc -l)
+	[ "$nlost" -eq 0 ] || sg_fail "accepted messages without their notification: $nlost (e.g. $(comm -23 "$T/accepted.ids" <(sort -u "$T/notified.ids") | head -3 | tr '\n' ' '))"
+	# a second processing makes a second notification with a new Message-ID
+	nreproc=$(awk -F'\t' '$3 == "notification" { print $5 "\t" $1 }' "$T/delivered.tsv" |
+		sort -u | cut -f1 | uniq -d | wc -l)
+	sg_log "notifications: $(wc -l <"$T/notified.ids") for $(sort -u "$T/notified.ids" | wc -l) messages, $nreproc with two different ones"
+	sg_assert_eq "$nreproc" 0 "messages with two different notifications (processed twice)"
+fi
+awk -F'\t' '$3 == "enveloped"' "$T/delivered.tsv" >"$T/enveloped.tsv"
+cut -f1 "$T/enveloped.tsv" | sort >"$T/delivered.ids"
 lost=$(comm -23 "$T/accepted.ids" <(sort -u "$T/delivered.ids") | wc -l)
 # delivered without a 250: the kill came after the commit, before the client
 # read the reply (allowed); every delivery must be one the sender attempted
@@ -159,14 +197,14 @@ cut -f1 "$T/send.tsv" | sort -u >"$T/attempted.ids"
 unknown=$(comm -13 "$T/attempted.ids" <(sort -u "$T/delivered.ids") | wc -l)
 dups=$(uniq -d "$T/delivered.ids" | wc -l)
 # processed twice: one Message-ID, two different ciphertexts
-reproc=$(cut -f1,2 "$T/delivered.tsv" | sort -u | cut -f1 | uniq -d | wc -l)
+reproc=$(cut -f1,2 "$T/enveloped.tsv" | sort -u | cut -f1 | uniq -d | wc -l)
 [ "$lost" -eq 0 ] || sg_fail "accepted messages lost: $lost (e.g. $(comm -23 "$T/accepted.ids" <(sort -u "$T/delivered.ids") | head -3 | tr '\n' ' '))"
 sg_assert_eq "$unknown" 0 "delivered Message-IDs the sender never sent"
 
 # --- a sample decrypts with bob's key, and inside is alice's signature over
 # the text the sender wrote; the Message-ID of the delivery is the one sent
-for f in $(cut -f4 "$T/delivered.tsv" | shuf -n 3); do
-	id=$(awk -F'\t' -v f="$f" '$4 == f { print $1 }' "$T/delivered.tsv")
+for f in $(cut -f4 "$T/enveloped.tsv" | shuf -n 3); do
+	id=$(awk -F'\t' -v f="$f" '$4 == f { print $1 }' "$T/enveloped.tsv")
 	grep -qF "Message-ID: $id" "$T/recv/$f" || sg_fail "$f: no Message-ID field $id"
 	openssl cms -decrypt -in "$T/recv/$f" -recip "$P/bob.pem" -inkey "$P/bob.key" \
 		-out "$T/$f.dec" 2>"$T/openssl.err" || sg_fail "openssl cms -decrypt $f: $(cat "$T/openssl.err")"
@@ -179,9 +217,9 @@ for f in $(cut -f4 "$T/delivered.tsv" | shuf -n 3); do
 done
 
 # --- how the daemon saw it: processings per daemon run, recoveries
-processed=$(grep -c "to=<$TO>, action=smime-sign-encrypt, outputs=1" "$SG_LOG" || true)
-runs=$(awk '/^--- start / { n++; c[n] = 0 }
-	/action=smime-sign-encrypt, outputs=1/ { c[n]++ }
+processed=$(grep -c "to=<$TO>, action=smime-sign-encrypt, outputs=$OUTPUTS" "$SG_LOG" || true)
+runs=$(awk -v pat="action=smime-sign-encrypt, outputs=$OUTPUTS" '/^--- start / { n++; c[n] = 0 }
+	index($0, pat) { c[n]++ }
 	END { for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? " " : ""), c[i] }' "$SG_LOG")
 recov=$(grep -o 'spool recovery: tmp_removed=[0-9]*, batches_completed=[0-9]*' "$SG_LOG" |
 	sed 's/spool recovery: //; s/, / /' | tr '\n' ';')
@@ -195,8 +233,8 @@ left=$(find "$SG_DATA/spool/tmp" "$SG_DATA/spool/batch" -mindepth 1 2>/dev/null 
 [ -d "$SG_DATA/spool/tmp" ] && [ -d "$SG_DATA/spool/batch" ] || sg_fail "no spool/tmp or spool/batch under $SG_DATA"
 [ "$left" -eq 0 ] || sg_fail "files left after a clean stop: $(find "$SG_DATA/spool/tmp" "$SG_DATA/spool/batch" -mindepth 1 | head -5)"
 
-sg_log "result: accepted=$N delivered=$(wc -l <"$T/delivered.ids") lost=$lost duplicates=$dups processed_twice=$reproc unacknowledged_delivered=$extra kills=$kills kills_with_input=$in_work"
-echo "crash-smime-test: accepted=$N lost=$lost duplicates=$dups processed_twice=$reproc kills=$kills kills_with_input=$in_work processings=$processed"
+sg_log "result: outputs=$OUTPUTS accepted=$N delivered=$(wc -l <"$T/delivered.ids") lost=$lost duplicates=$dups processed_twice=$reproc unacknowledged_delivered=$extra kills=$kills kills_with_input=$in_work"
+echo "crash-smime-test: outputs=$OUTPUTS accepted=$N lost=$lost duplicates=$dups processed_twice=$reproc kills=$kills kills_with_input=$in_work processings=$processed"
 # A second processing of one input after kill -9 means the one-output batch
 # did not remove its input (or recovery did not): not SMTP's at-least-once.
 sg_assert_eq "$reproc" 0 "messages processed twice (same Message-ID, different ciphertexts)"
