@@ -70,8 +70,8 @@ sg_cli cert import "$P/bob.pem" >>"$T/cli.log" 2>&1 || sg_fail "cert import bob"
 sg_cli key import "$P/alice.p12" --password-file "$P/pw" >>"$T/cli.log" 2>&1 ||
 	sg_fail "key import alice"
 sg_cli domain set corp.e2e.test locality=internal >>"$T/cli.log" 2>&1 || sg_fail "domain set corp"
-# mandatory: a message that is not encrypted is not delivered (it would turn
-# into a notification to alice, and bob's Message-ID would be missing)
+# mandatory: a message that cannot be encrypted never reaches bob (the test
+# would count it lost) and never reaches him in clear
 sg_cli domain set ext.e2e.test encrypt_mode=mandatory pdf_encryption_allowed=false \
 	>>"$T/cli.log" 2>&1 || sg_fail "domain set ext"
 if [ "$OUTPUTS" = 2 ]; then
