@@ -124,7 +124,8 @@ int spool_recover(struct spool *sp, struct sg_error *err);
 
 /* What spool_recover did (also logged as one line, "spool recovery: ..."). */
 struct spool_recovery {
-	unsigned tmp_removed;       /* tmp/ and free/ files, stale atomic-write temps */
+	unsigned tmp_removed;       /* tmp/ files and stale atomic-write temps */
+	unsigned free_removed;      /* recycled empty files in free/ (not mail) */
 	unsigned batches_completed; /* interrupted batches finished (manifests, and
 	                             * inputs of decided one-output batches) */
 	unsigned batches_damaged;   /* unreadable manifests, kept as batch/<id>.damaged */

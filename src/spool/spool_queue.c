@@ -523,7 +523,7 @@ int spool_recover_report(struct spool *sp, struct spool_recovery *r_r,
 		return -1;
 	/* 2. Never-acknowledged files, and leftovers of atomic state writes. */
 	if (unlink_all(sp, SPOOL_DIR_TMP, NULL, &r.tmp_removed, err) < 0 ||
-		unlink_all(sp, SPOOL_DIR_FREE, NULL, &r.tmp_removed, err) < 0 ||
+		unlink_all(sp, SPOOL_DIR_FREE, NULL, &r.free_removed, err) < 0 ||
 		unlink_all(sp, SPOOL_DIR_STATE, keep_valid_id, &r.tmp_removed, err) < 0)
 		return -1;
 	/* 3. Damaged message files go to error/. */
@@ -540,8 +540,9 @@ int spool_recover_report(struct spool *sp, struct spool_recovery *r_r,
 	r.orphan_states = rs.orphans;
 	spool_pool_enable(sp);
 	sg_log(SG_LOG_INFO, "spool recovery: tmp_removed=%u, batches_completed=%u, "
-		"batches_damaged=%u, damaged_to_error=%u, orphan_states=%u", r.tmp_removed,
-		r.batches_completed, r.batches_damaged, r.damaged, r.orphan_states);
+		"batches_damaged=%u, damaged_to_error=%u, orphan_states=%u, "
+		"recycled_files_removed=%u", r.tmp_removed, r.batches_completed,
+		r.batches_damaged, r.damaged, r.orphan_states, r.free_removed);
 	if (r_r != NULL)
 		*r_r = r;
 	return 0;

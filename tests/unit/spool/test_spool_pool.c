@@ -151,7 +151,8 @@ static void test_recovery_and_vanished(void **state)
 	tu_write_file(tu_path(path, sizeof(path), f->spooldir, "free", "0000000000ABCDEF"),
 		"old message text", 16);
 	assert_int_equal(spool_recover_report(f->sp, &r, &err), 0);
-	assert_int_equal(r.tmp_removed, 1);
+	assert_int_equal(r.free_removed, 1);
+	assert_int_equal(r.tmp_removed, 0);
 	assert_int_equal(tu_count(f->spooldir, "free"), 0);
 	put(f, "a\r\n", SPOOL_Q_OUTGOING, id);
 	assert_int_equal(spool_done(f->sp, SPOOL_Q_OUTGOING, id, &err), 0);
