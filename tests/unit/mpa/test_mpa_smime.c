@@ -28,21 +28,11 @@
 #include "../pki/pki_test.h"
 
 #define MAXOUT 8
+
+#include "mpa_smime_fixture.h"
 #define NKEYS 4
 
 static EVP_PKEY *keys[NKEYS];  /* RSA-2048, made once */
-
-struct fixture {
-	char *dir;
-	char *url;
-	struct spool *sp;
-	struct store *db;
-	struct policy *pol;
-	struct pki *pki;
-	struct pki_keys *keys;
-	struct sg_config *cfg;
-	struct tcert *root;
-};
 
 static int group_setup(void **state)
 {
@@ -64,104 +54,6 @@ static int group_teardown(void **state)
 	for (i = 0; i < NKEYS; i++)
 		EVP_PKEY_free(keys[i]);
 	return 0;
-}
-
-/* fpath - dir/name (static buffer, one at a time per slot) */
-static const char *fpath(const struct fixture *f, const char *name)
-{
-	static char buf[4][4096];
-	static int slot;
-
-	slot = (slot + 1) % 4;
-	snprintf(buf[slot], sizeof(buf[0]), "%s/%s", f->dir, name);
-	return buf[slot];
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-	FILE *fp = fopen(path, "wb");
-
-	assert_non_null(fp);
-	assert_int_equal(fwrite(data, 1, len, fp), len);
-	assert_int_equal(fclose(fp), 0);
-}
-
-static char *read_file(const char *path, size_t *len_r)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (fp == NULL)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	buf = sg_xmalloc((size_t)n + 1);
-	assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-	buf[n] = '\0';
-	fclose(fp);
-	*len_r = (size_t)n;
-	return buf;
-}
-
-/* sh - run a shell command (stdout/stderr to dir/sh.log); its exit code */
-static int sh(const struct fixture *f, const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-	int n, rc;
-
-	va_start(ap, fmt);
-	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	assert_true(n > 0 && (size_t)n < sizeof(cmd) - 200);
-	snprintf(cmd + n, sizeof(cmd) - (size_t)n, " >>%s/sh.log 2>&1", f->dir);
-	rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-/* export - cert and key of t as PEM files dir/<name>.pem, dir/<name>.key */
-static void export(const struct fixture *f, const struct tcert *t, const char *name)
-{
-	char p[300];
-	char *pem = tcert_pem(t);
-	FILE *fp;
-
-	snprintf(p, sizeof(p), "%s.pem", name);
-	write_file(fpath(f, p), pem, strlen(pem));
-	free(pem);
-	snprintf(p, sizeof(p), "%s.key", name);
-	fp = fopen(fpath(f, p), "w");
-	assert_non_null(fp);
-	assert_int_equal(PEM_write_PrivateKey(fp, t->k, NULL, NULL, 0, NULL, NULL), 1);
-	fclose(fp);
-}
-
-/* add - t into the store (as root with PKI_ADD_ROOT) */
-static void add(struct fixture *f, const struct tcert *t, unsigned flags)
-{
-	size_t len;
-	unsigned char *der = tcert_der(t, &len);
-	struct sg_error err;
-	struct pki_cert *c = pki_cert_from_der(der, len, &err);
-
-	assert_non_null(c);
-	assert_true(pki_cert_add(f->pki, c, flags, &err) >= 0);
-	pki_cert_free(&c);
-	free(der);
-}
-
-/* add_key - t with its private key (PKCS#12 import) */
-static void add_key(struct fixture *f, const struct tcert *t)
-{
-	size_t len;
-	unsigned char *p12 = tp12_make(t, (const struct tcert *const *)&f->root, 1, "pw", &len);
-	struct sg_error err;
-
-	if (pki_key_import_p12(f->keys, p12, len, "pw", NULL, NULL, &err) < 0)
-		fail_msg("p12 import: %s", err.msg);
-	free(p12);
 }
 
 /* leaf - an RSA certificate under the fixture root for email */
@@ -224,64 +116,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void set(struct fixture *f, enum policy_kind kind, const char *name,
-	const char *prop, const char *value)
-{
-	struct policy_change ch = {prop, value};
-	struct sg_error err;
-
-	if (policy_object_apply(f->pol, kind, name, &ch, 1, &err) < 0)
-		fail_msg("set %s=%s: %s", prop, value, err.msg);
-}
-
-struct out {
-	struct spool_env env;
-	char *body;
-	size_t len;
-};
-
-struct outs {
-	struct out v[MAXOUT];
-	size_t n;
-};
-
-static void outs_free(struct outs *o)
-{
-	size_t i;
-
-	for (i = 0; i < o->n; i++) {
-		spool_env_free_fields(&o->v[i].env);
-		free(o->v[i].body);
-	}
-	o->n = 0;
-}
-
-static void collect(struct fixture *f, struct outs *o)
-{
-	char path[4096];
-	struct dirent *de;
-	struct sg_error err;
-	DIR *d;
-
-	memset(o, 0, sizeof(*o));
-	snprintf(path, sizeof(path), "%s/outgoing", f->dir);
-	d = opendir(path);
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL) {
-		struct out *x;
-
-		if (de->d_name[0] == '.')
-			continue;
-		assert_true(o->n < MAXOUT);
-		x = &o->v[o->n++];
-		if (spool_env_read(f->sp, SPOOL_Q_OUTGOING, de->d_name, &x->env, NULL, &err) < 0)
-			fail_msg("env %s: %s", de->d_name, err.msg);
-		x->body = mt_body(f->sp, SPOOL_Q_OUTGOING, de->d_name, &x->len);
-		assert_non_null(x->body);
-	}
-	closedir(d);
-}
-
 /* find_to - the output whose first envelope recipient is addr */
 static const struct out *find_to(const struct outs *o, const char *addr)
 {
@@ -301,23 +135,6 @@ static bool has_rcpt(const struct out *x, const char *addr)
 		if (strcmp(x->env.rcpts[i].addr, addr) == 0)
 			return true;
 	return false;
-}
-
-/* clear_outgoing - remove the outputs of an earlier run */
-static void clear_outgoing(struct fixture *f)
-{
-	char path[4096];
-	struct dirent *de;
-	DIR *d = opendir(fpath(f, "outgoing"));
-
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/outgoing/%s", f->dir, de->d_name);
-		assert_int_equal(unlink(path), 0);
-	}
-	closedir(d);
 }
 
 /* run - msg (len bytes) from sender to rcpts through a fresh pipeline;
