@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 
 #include "mpa_test.h"
+#include "mta/mta.h"
 #include "pki/pki.h"
 #include "pki/pki_key.h"
 #include "policy/policy.h"
@@ -21,6 +22,38 @@
 
 #ifndef MAXOUT
 #define MAXOUT 8
+/* fixture_contexts_open - on f->db (and f->dir): relay domain example.com,
+ * policy, PKI and key contexts, a config with data_dir = f->dir, and a test
+ * root named cn with key k (stored as a root, exported as dir/root.pem) */
+static inline void fixture_contexts_open(struct fixture *f, const char *cn, EVP_PKEY *k)
+{
+	struct sg_error err;
+
+	assert_int_equal(mta_setting_set(f->db, "relay_domains", "example.com", &err), 0);
+	f->pol = policy_new(f->db, NULL);
+	f->pki = pki_open(f->db, &err);
+	assert_non_null(f->pki);
+	f->keys = pki_keys_open(f->pki, f->dir, &err);
+	assert_non_null(f->keys);
+	f->cfg = sg_config_defaults();
+	free(f->cfg->data_dir);
+	f->cfg->data_dir = sg_xstrdup(f->dir);
+	f->root = tcert_make(&(struct tspec){.cn = cn, .ca = true,
+		.nb_days = -2, .na_days = 3650, .key = k});
+	add(f, f->root, PKI_ADD_ROOT);
+	export(f, f->root, "root");
+}
+
+/* fixture_contexts_close - what fixture_contexts_open made */
+static inline void fixture_contexts_close(struct fixture *f)
+{
+	tcert_free(&f->root);
+	sg_config_free(&f->cfg);
+	pki_keys_close(&f->keys);
+	pki_close(&f->pki);
+	policy_free(&f->pol);
+}
+
 #endif
 
 struct fixture {
@@ -208,6 +241,38 @@ static inline void clear_outgoing(struct fixture *f)
 		assert_int_equal(unlink(path), 0);
 	}
 	closedir(d);
+}
+
+/* fixture_contexts_open - on f->db (and f->dir): relay domain example.com,
+ * policy, PKI and key contexts, a config with data_dir = f->dir, and a test
+ * root named cn with key k (stored as a root, exported as dir/root.pem) */
+static inline void fixture_contexts_open(struct fixture *f, const char *cn, EVP_PKEY *k)
+{
+	struct sg_error err;
+
+	assert_int_equal(mta_setting_set(f->db, "relay_domains", "example.com", &err), 0);
+	f->pol = policy_new(f->db, NULL);
+	f->pki = pki_open(f->db, &err);
+	assert_non_null(f->pki);
+	f->keys = pki_keys_open(f->pki, f->dir, &err);
+	assert_non_null(f->keys);
+	f->cfg = sg_config_defaults();
+	free(f->cfg->data_dir);
+	f->cfg->data_dir = sg_xstrdup(f->dir);
+	f->root = tcert_make(&(struct tspec){.cn = cn, .ca = true,
+		.nb_days = -2, .na_days = 3650, .key = k});
+	add(f, f->root, PKI_ADD_ROOT);
+	export(f, f->root, "root");
+}
+
+/* fixture_contexts_close - what fixture_contexts_open made */
+static inline void fixture_contexts_close(struct fixture *f)
+{
+	tcert_free(&f->root);
+	sg_config_free(&f->cfg);
+	pki_keys_close(&f->keys);
+	pki_close(&f->pki);
+	policy_free(&f->pol);
 }
 
 #endif

@@ -81,19 +81,7 @@ static int setup(void **state)
 	f->db = store_open(f->url, &err);
 	assert_non_null(f->db);
 	assert_int_equal(store_migrate(f->db, &err), 0);
-	assert_int_equal(mta_setting_set(f->db, "relay_domains", "example.com", &err), 0);
-	f->pol = policy_new(f->db, NULL);
-	f->pki = pki_open(f->db, &err);
-	assert_non_null(f->pki);
-	f->keys = pki_keys_open(f->pki, f->dir, &err);
-	assert_non_null(f->keys);
-	f->cfg = sg_config_defaults();
-	free(f->cfg->data_dir);
-	f->cfg->data_dir = sg_xstrdup(f->dir);
-	f->root = tcert_make(&(struct tspec){.cn = "MPA S/MIME Root", .ca = true,
-		.nb_days = -2, .na_days = 3650, .key = keys[0]});
-	add(f, f->root, PKI_ADD_ROOT);
-	export(f, f->root, "root");
+	fixture_contexts_open(f, "MPA S/MIME Root", keys[0]);
 	*state = f;
 	return 0;
 }
@@ -102,11 +90,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	tcert_free(&f->root);
-	sg_config_free(&f->cfg);
-	pki_keys_close(&f->keys);
-	pki_close(&f->pki);
-	policy_free(&f->pol);
+	fixture_contexts_close(f);
 	store_close(&f->db);
 	spool_close(&f->sp);
 	mt_rm_rf(f->dir);

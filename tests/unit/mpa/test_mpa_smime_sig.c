@@ -107,19 +107,7 @@ static int setup(void **state)
 	assert_int_equal(store_test_db_open(&E, "mpasig", &f->tdb), 0);
 	f->db = f->tdb.db;
 	assert_int_equal(store_backend(f->db), IS_PG ? STORE_POSTGRES : STORE_SQLITE);
-	assert_int_equal(mta_setting_set(f->db, "relay_domains", "example.com", &err), 0);
-	f->pol = policy_new(f->db, NULL);
-	f->pki = pki_open(f->db, &err);
-	assert_non_null(f->pki);
-	f->keys = pki_keys_open(f->pki, f->dir, &err);
-	assert_non_null(f->keys);
-	f->cfg = sg_config_defaults();
-	free(f->cfg->data_dir);
-	f->cfg->data_dir = sg_xstrdup(f->dir);
-	f->root = tcert_make(&(struct tspec){.cn = "MPA Sig Root", .ca = true,
-		.nb_days = -2, .na_days = 3650, .key = keys[0]});
-	add(f, f->root, PKI_ADD_ROOT);
-	export(f, f->root, "root");
+	fixture_contexts_open(f, "MPA Sig Root", keys[0]);
 	*state = f;
 	return 0;
 }
@@ -128,11 +116,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	tcert_free(&f->root);
-	sg_config_free(&f->cfg);
-	pki_keys_close(&f->keys);
-	pki_close(&f->pki);
-	policy_free(&f->pol);
+	fixture_contexts_close(f);
 	f->db = NULL;
 	store_test_db_drop(&E, &f->tdb);
 	spool_close(&f->sp);
