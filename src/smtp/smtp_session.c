@@ -580,7 +580,7 @@ static void smtp_h_help(struct smtp_session *s, const char *args)
  * TURN, AUTH, BDAT, STARTTLS without a certificate): 502 per RFC 5321 4.2.4. */
 static void smtp_h_notimpl(struct smtp_session *s, const char *args)
 {
-	smtp_error(s, "502 5.5.1 Error: command not implemented");
+	smtp_error(s, "502 5.5.1 Error: command not offered by this server");
 }
 
 static void smtp_h_starttls(struct smtp_session *s, const char *args)
