@@ -39,10 +39,7 @@ smime_cipher_name(enum smime_cipher c)
 int
 smime_cipher_parse(const char *s, enum smime_cipher *c_r)
 {
-	static const struct {
-		const char *name;
-		enum smime_cipher c;
-	} tab[] = {
+	static const struct smime_name tab[] = {
 		{"aes256", SMIME_CIPHER_AES256_CBC}, {"aes-256-cbc", SMIME_CIPHER_AES256_CBC},
 		{"aes192", SMIME_CIPHER_AES192_CBC}, {"aes-192-cbc", SMIME_CIPHER_AES192_CBC},
 		{"aes128", SMIME_CIPHER_AES128_CBC}, {"aes-128-cbc", SMIME_CIPHER_AES128_CBC},
@@ -50,14 +47,12 @@ smime_cipher_parse(const char *s, enum smime_cipher *c_r)
 		{"aes128-gcm", SMIME_CIPHER_AES128_GCM}, {"aes-128-gcm", SMIME_CIPHER_AES128_GCM},
 		{"aes256-gcm", SMIME_CIPHER_AES256_GCM}, {"aes-256-gcm", SMIME_CIPHER_AES256_GCM},
 	};
+	int v;
 
-	for (size_t i = 0; s != NULL && i < sizeof(tab) / sizeof(tab[0]); i++) {
-		if (strcasecmp(s, tab[i].name) == 0) {
-			*c_r = tab[i].c;
-			return 0;
-		}
-	}
-	return -1;
+	if (smime_name_find(tab, sizeof(tab) / sizeof(tab[0]), s, &v) < 0)
+		return -1;
+	*c_r = (enum smime_cipher)v;
+	return 0;
 }
 
 /* The header fields that stay outside when headers are protected. */

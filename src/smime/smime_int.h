@@ -123,6 +123,15 @@ int smime_split_signed_ctype(const struct smime_split *s, struct sg_buf *b,
 /* smime_out_rollback - cut out back to len bytes (nothing partial stays). */
 void smime_out_rollback(struct sg_buf *out, size_t len);
 
+/* A case-insensitive name for an enum value (algorithm tables). */
+struct smime_name {
+	const char *name;
+	int value;
+};
+/* smime_name_find - *v_r = the value of s in tab[0..n); 0, or -1 if absent
+ * (s may be NULL). */
+int smime_name_find(const struct smime_name *tab, size_t n, const char *s, int *v_r);
+
 /* smime_effective_max - m, or SMIME_DEFAULT_MAX when 0. */
 size_t smime_effective_max(size_t m);
 

@@ -340,3 +340,17 @@ smime_is_smime(const void *msg, size_t len)
 	smime_split_deinit(&s);
 	return kind != 0;
 }
+
+int
+smime_name_find(const struct smime_name *tab, size_t n, const char *s, int *v_r)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && i < n; i++) {
+		if (strcasecmp(s, tab[i].name) == 0) {
+			*v_r = tab[i].value;
+			return 0;
+		}
+	}
+	return -1;
+}

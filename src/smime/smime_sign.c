@@ -41,23 +41,18 @@ smime_digest_name(enum smime_digest d)
 int
 smime_digest_parse(const char *s, enum smime_digest *d_r)
 {
-	static const struct {
-		const char *name;
-		enum smime_digest d;
-	} tab[] = {
+	static const struct smime_name tab[] = {
 		{"sha256", SMIME_DIGEST_SHA256}, {"sha-256", SMIME_DIGEST_SHA256},
 		{"sha384", SMIME_DIGEST_SHA384}, {"sha-384", SMIME_DIGEST_SHA384},
 		{"sha512", SMIME_DIGEST_SHA512}, {"sha-512", SMIME_DIGEST_SHA512},
 		{"sha1", SMIME_DIGEST_SHA1}, {"sha-1", SMIME_DIGEST_SHA1},
 	};
+	int v;
 
-	for (size_t i = 0; s != NULL && i < sizeof(tab) / sizeof(tab[0]); i++) {
-		if (strcasecmp(s, tab[i].name) == 0) {
-			*d_r = tab[i].d;
-			return 0;
-		}
-	}
-	return -1;
+	if (smime_name_find(tab, sizeof(tab) / sizeof(tab[0]), s, &v) < 0)
+		return -1;
+	*d_r = (enum smime_digest)v;
+	return 0;
 }
 
 /* add_signed_attrs - contentType, signingTime, messageDigest (dig[0..dlen),
