@@ -6,6 +6,7 @@
  * pass-through.
  */
 #include "mpa_int.h"
+#include "pki/pki_key.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ void mpa_free(struct mpa **mp)
 	if (mpa == NULL)
 		return;
 	policy_free(&mpa->policy);
+	pki_keys_close(&mpa->keys);
 	pki_close(&mpa->pki);
 	free(mpa);
 	*mp = NULL;

@@ -75,6 +75,8 @@ struct mpa {
 	char hostname[256];
 	struct policy *policy;  /* on conf.db (owned), NULL without a database */
 	struct pki *pki;        /* on conf.db (owned), NULL without a database */
+	struct pki_keys *keys;  /* private-key API, opened at first use (owned;
+	                           mpa_keys_open) */
 };
 
 struct mpa_ctx {

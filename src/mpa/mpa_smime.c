@@ -104,7 +104,9 @@ struct pki_keys *mpa_keys_open(struct mpa_ctx *ctx, struct sg_error *err)
 		sg_error_set(err, SG_E_CONFIG, "no data directory: private keys unavailable");
 		return NULL;
 	}
-	return pki_keys_open(ctx->mpa->pki, cfg->data_dir, err);
+	if (ctx->mpa->keys == NULL)
+		ctx->mpa->keys = pki_keys_open(ctx->mpa->pki, cfg->data_dir, err);
+	return ctx->mpa->keys;
 }
 
 enum mpa_ct_kind mpa_msg_ct_kind(struct mime_msg *m)
@@ -222,7 +224,6 @@ static int mpa_smime_auto_request(struct mpa_ctx *ctx, const char *email, const 
 		sg_log_mail(SG_LOG_WARN, ctx->id, "auto request of a signing certificate for "
 			"<%s> failed: %s", esc, e.msg);
 	ca_close(&ca);
-	pki_keys_close(&keys);
 	return r;
 }
 
@@ -313,7 +314,6 @@ fail:
 	sg_log_mail(SG_LOG_WARN, ctx->id, "not signed for <%s>: %s", esc, e.msg);
 	rc = 0;   /* (smime_sign_fd left out_fd as it was) */
 out:
-	pki_keys_close(&keys);
 	if (issuers != NULL)
 		sk_X509_pop_free(issuers, X509_free);
 	pki_cert_free(&cert);

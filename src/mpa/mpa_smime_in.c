@@ -654,7 +654,7 @@ enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
 	r = MPA_NEXT;
 out:
 	mime_msg_free(&nm);
-	pki_keys_close(&dc.keys);
+	dc.keys = NULL;   /* borrowed from the struct mpa */
 	smime_result_deinit(&res);
 	if (in_fd >= 0)
 		close(in_fd);

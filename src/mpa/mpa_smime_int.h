@@ -33,8 +33,9 @@ int mpa_msg_to_fd(struct mime_msg *m, uint64_t max, uint64_t *len_r, struct sg_e
 int mpa_tmp_fd(struct sg_error *err);
 
 /* mpa_keys_open - the private-key API on the worker's PKI (data_dir from the
- * configuration); NULL with err when there is no configuration or the KEK
- * cannot be read. Callers close it with pki_keys_close. */
+ * configuration), opened once per struct mpa (the KEK file is read at the
+ * first use, not for every message) and borrowed: callers do not close it.
+ * NULL with err when there is no configuration or the KEK cannot be read. */
 struct pki_keys *mpa_keys_open(struct mpa_ctx *ctx, struct sg_error *err);
 
 enum mpa_ct_kind {
