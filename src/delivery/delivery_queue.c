@@ -425,7 +425,7 @@ static int queue_finish(struct queue_ctx *q, struct sg_error *err)
 
 	memset(&benv, 0, sizeof(benv));
 	if (!queue_bounce_wanted(q)) {
-		if (spool_done(q->sp, SPOOL_Q_OUTGOING, q->id, err) < 0)
+		if (spool_done(q->sp, SPOOL_Q_OUTGOING, &q->env, err) < 0)
 			goto out;
 		sg_log_mail(SG_LOG_INFO, q->id, "removed");
 		rc = 0;

@@ -12,6 +12,8 @@
  *                       attempt, per-recipient results); replaced atomically
  *   batch/<input-id>    manifest of an MPA output batch (see spool_batch_*)
  *   free/<random-id>    empty recycled files (spool_pool.c; emptied at recovery)
+ *   done/<id>           processed inputs whose output (outgoing/) was not
+ *                       fsync'ed yet: kept until it is delivered or settled
  *
  * A message file is immutable once committed: typed, length-prefixed records
  * (envelope fields, then the body), and last a mandatory trailer
@@ -131,6 +133,10 @@ struct spool_recovery {
 	unsigned batches_damaged;   /* unreadable manifests, kept as batch/<id>.damaged */
 	unsigned damaged;           /* message files moved to error/ */
 	unsigned orphan_states;     /* state/<id> without a message, removed */
+	unsigned outputs_dropped;   /* batch outputs damaged before writeback
+	                             * (power loss), removed: input kept */
+	unsigned inputs_requeued;   /* inputs in done/ without an output, back
+	                             * to incoming/ */
 };
 /* spool_recover_report - spool_recover that also returns the counts (r_r may
  * be NULL). Damaged files are detected by structure and trailer (cheap); the
@@ -203,10 +209,11 @@ int spool_move(struct spool *sp, const char *id, enum spool_queue from,
 /* spool_delete - remove id (and its state) from queue q. */
 int spool_delete(struct spool *sp, enum spool_queue q, const char *id,
 	struct sg_error *err);
-/* spool_done - spool_delete for a message whose delivery is finished: the
- * directory is not fsync'ed (after a power loss the message may come back
- * and be delivered again; it is never lost). */
-int spool_done(struct spool *sp, enum spool_queue q, const char *id,
+/* spool_done - spool_delete for a message whose delivery is finished (env:
+ * its envelope, as read): the directory is not fsync'ed (after a power loss
+ * the message may come back and be delivered again; it is never lost). The
+ * input a batch output still holds in done/ is removed with it. */
+int spool_done(struct spool *sp, enum spool_queue q, const struct spool_env *env,
 	struct sg_error *err);
 /* spool_find - which queue holds id: 1 found (*q_r set), 0 not found, -1 err. */
 int spool_find(struct spool *sp, const char *id, enum spool_queue *q_r,
@@ -259,10 +266,19 @@ int spool_list(struct spool *sp, enum spool_queue q, spool_list_cb *cb, void *ar
  * never produced twice) and discards tmp/ outputs of a batch without one (the
  * input is then processed again).
  *
- * Two cheaper forms keep the same guarantee (most messages take one):
- * - one output from an input in incoming/: no manifest. The output (flagged
- *   batch_output, parent_id = the input) is renamed into its queue, that
- *   directory fsync'ed, then the input removed (no fsync). An input still in
+ * Cheaper forms keep the same guarantee (most messages take one):
+ * - one output to outgoing/ from an input in incoming/: no manifest, no
+ *   fsync. The input is renamed to done/, then the output (flagged
+ *   batch_output, parent_id = the input) into outgoing/. The input in done/
+ *   is the durable copy until spool_done removes both (input first) or the
+ *   output's state changes (spool_state_save, a move, a hold: the output
+ *   and its directory are fsync'ed, then the input is removed). Recovery
+ *   checks such an output's body hash in full: intact, it is kept and made
+ *   durable and the input removed; damaged (power loss before writeback),
+ *   it is removed and the input processed again.
+ * - one output to another queue from an input in incoming/: no manifest.
+ *   The output is fsync'ed, renamed into its queue, that directory
+ *   fsync'ed, then the input removed (no fsync). An input still in
  *   incoming/ while a batch output naming it exists in outgoing/ or
  *   deferred/ was decided: spool_recover removes it.
  * - pass (spool_batch_pass): the input itself, unchanged, is the only

@@ -23,14 +23,23 @@
  *
  * Short forms (no manifest; see spool.h):
  *   - no output: the input is removed, its directory fsync'ed;
- *   - one output, input in incoming/: the output (flagged batch_output,
- *     parent_id = the input, fsync'ed by spool_batch_writer_finish) is
+ *   - one output to outgoing/, input in incoming/ (the common case: a
+ *     message signed or encrypted): nothing is fsync'ed. The input is
+ *     renamed to done/, then the output (flagged batch_output, parent_id =
+ *     the input) from tmp/ into outgoing/. The input in done/ stays the
+ *     durable copy until the output no longer needs it: delivered (then
+ *     spool_done removes input and output, input first) or about to change
+ *     state (deferral, hold, a state file: spool_batch_settle fsyncs the
+ *     output and its directory, then removes the input). Recovery checks
+ *     the body hash of every output whose input still exists (done/ or
+ *     incoming/): intact, it is made durable and the input removed;
+ *     damaged (a power loss before writeback), it is dropped and the input
+ *     processed again. An input left in done/ without an output goes back
+ *     to incoming/. Saves two fsyncs per processed message.
+ *   - one output elsewhere (hold, error, ...): the output is fsync'ed,
  *     renamed into its queue and that directory fsync'ed (decided), then
- *     the input is removed (not fsync'ed). A crash between, or a power loss
- *     that undoes the removal, leaves both; spool_recover
- *     (spool_batch_input_done) removes the input. (Only a power loss after
- *     the output was delivered and removed could bring the input back for a
- *     second processing: a duplicate, never a loss.)
+ *     the input is removed (not fsync'ed); recovery removes an input that
+ *     an output names.
  *   - pass: the input is renamed into the output queue, nothing fsync'ed
  *     (kill -9 loses no completed rename; after a power loss the file is in
  *     one of the two queues).
@@ -50,6 +59,7 @@
 struct spool_batch_out {
 	char id[SG_MAIL_ID_LEN + 1];
 	enum spool_queue q;
+	int fd;                  /* open until commit: fsync'ed there if needed */
 };
 
 struct spool_batch {
@@ -117,6 +127,8 @@ int spool_batch_writer_finish(struct spool_batch *b, struct spool_writer **wp,
 	b->outs = sg_xrealloc(b->outs, (b->nouts + 1) * sizeof(*b->outs));
 	sg_strlcpy(b->outs[b->nouts].id, w->env.id, sizeof(b->outs[b->nouts].id));
 	b->outs[b->nouts].q = q;
+	b->outs[b->nouts].fd = w->fd;
+	w->fd = -1;
 	b->nouts++;
 	spool_writer_free_keep(&w);
 	return 0;
@@ -139,6 +151,27 @@ int spool_batch_pass(struct spool_batch *b, enum spool_queue q, struct sg_error 
 	b->pass = true;
 	b->pass_q = q;
 	return 0;
+}
+
+/* outs_close - close the outputs' fds; fsync each first when sync (a
+ * hook step each). 0, or -1 after the first failed fsync (all closed). */
+static int outs_close(struct spool_batch *b, bool sync, struct sg_error *err)
+{
+	int rc = 0;
+	size_t i;
+
+	for (i = 0; i < b->nouts; i++) {
+		if (b->outs[i].fd < 0)
+			continue;
+		if (sync && rc == 0 && spool_io_fsync(b->outs[i].fd) < 0) {
+			sg_error_set_errno(err, SG_E_IO, errno, "%s: fsync output %s",
+				b->input_id, b->outs[i].id);
+			rc = -1;
+		}
+		(void)close(b->outs[i].fd);
+		b->outs[i].fd = -1;
+	}
+	return rc;
 }
 
 /* manifest_format - the text of the manifest (format above). */
@@ -194,6 +227,7 @@ static int manifest_parse(char *text, struct spool_batch *b, struct sg_error *er
 			b->outs = sg_xrealloc(b->outs, (b->nouts + 1) * sizeof(*b->outs));
 			sg_strlcpy(b->outs[b->nouts].id, w2, sizeof(b->outs[b->nouts].id));
 			b->outs[b->nouts].q = q;
+			b->outs[b->nouts].fd = -1;
 			b->nouts++;
 		}
 		n++;
@@ -213,12 +247,20 @@ bad:
 static int remove_input(struct spool_batch *b, bool sync, struct sg_error *err)
 {
 	char src[4096], dir[4096];
+	struct spool_env env;
 
 	if (spool_path(b->sp, spool_queue_name(b->input_q), b->input_id, src, sizeof(src),
 		err) < 0 ||
 		spool_path(b->sp, spool_queue_name(b->input_q), NULL, dir, sizeof(dir),
 			err) < 0)
 		return -1;
+	/* An input that is itself a batch output (a message bounced from
+	 * outgoing/) may still hold its own input in done/. */
+	if (b->input_q != SPOOL_Q_INCOMING &&
+		spool_env_read(b->sp, b->input_q, b->input_id, &env, NULL, NULL) == 0) {
+		spool_batch_parent_drop(b->sp, &env);
+		spool_env_free_fields(&env);
+	}
 	if (spool_pool_put(b->sp, src) < 0 && errno != ENOENT) {
 		sg_error_set_errno(err, SG_E_IO, errno, "%s: remove input", b->input_id);
 		return -1;
@@ -286,6 +328,7 @@ static void batch_free(struct spool_batch **bp)
 	if (b == NULL)
 		return;
 	*bp = NULL;
+	(void)outs_close(b, false, NULL);
 	free(b->outs);
 	free(b);
 }
@@ -346,6 +389,43 @@ out:
 	return rc;
 }
 
+/* commit_lazy - one output to outgoing/ of an input in incoming/ (file
+ * comment): input -> done/, output -> outgoing/, nothing fsync'ed. In this
+ * order, so that the output's delivery (which removes done/<input>) never
+ * comes before the input is there. 0 or -1 (not decided: the input is back
+ * in incoming/). */
+static int commit_lazy(struct spool_batch *b, bool *decided_r, struct sg_error *err)
+{
+	char in[4096], done[4096], src[4096], dst[4096];
+
+	*decided_r = false;
+	(void)outs_close(b, false, err);
+	if (spool_path(b->sp, spool_queue_name(SPOOL_Q_INCOMING), b->input_id, in,
+		sizeof(in), err) < 0 ||
+		spool_path(b->sp, SPOOL_DIR_DONE, b->input_id, done, sizeof(done), err) < 0 ||
+		spool_path(b->sp, SPOOL_DIR_TMP, b->outs[0].id, src, sizeof(src), err) < 0 ||
+		spool_path(b->sp, spool_queue_name(SPOOL_Q_OUTGOING), b->outs[0].id, dst,
+			sizeof(dst), err) < 0)
+		return -1;
+	if (spool_io_rename(in, done) < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "%s: input -> done", b->input_id);
+		return -1;
+	}
+	if (spool_io_rename(src, dst) < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "%s: output %s -> outgoing",
+			b->input_id, b->outs[0].id);
+		/* Undo; if even that fails, recovery moves it back at the next
+		 * start (the input is not lost, only delayed). */
+		if (rename(done, in) < 0)
+			sg_log_mail(SG_LOG_ERR, b->input_id, "cannot move the input back "
+				"from done/ to incoming/ (%s); it is processed after the next "
+				"restart", strerror(errno));
+		return -1;
+	}
+	*decided_r = true;
+	return 0;
+}
+
 /* commit_short - the forms without a manifest (file comment): 0 done, -1
  * with *decided_r telling whether the outputs are already visible. */
 static int commit_short(struct spool_batch *b, bool *decided_r, struct sg_error *err)
@@ -370,11 +450,14 @@ static int commit_short(struct spool_batch *b, bool *decided_r, struct sg_error 
 		 * output's delivery state */
 		return spool_state_remove(b->sp, b->input_id, err);
 	}
+	if (b->nouts == 1 && b->outs[0].q == SPOOL_Q_OUTGOING)
+		return commit_lazy(b, decided_r, err);
 	if (b->nouts == 1) {
 		qn = spool_queue_name(b->outs[0].q);
 		if (spool_path(b->sp, SPOOL_DIR_TMP, b->outs[0].id, src, sizeof(src), err) < 0 ||
 			spool_path(b->sp, qn, b->outs[0].id, dst, sizeof(dst), err) < 0 ||
-			spool_path(b->sp, qn, NULL, dir, sizeof(dir), err) < 0)
+			spool_path(b->sp, qn, NULL, dir, sizeof(dir), err) < 0 ||
+			outs_close(b, true, err) < 0)
 			return -1;
 		if (spool_io_rename(src, dst) < 0) {
 			sg_error_set_errno(err, SG_E_IO, errno, "%s: output %s -> %s",
@@ -442,11 +525,12 @@ int spool_batch_commit(struct spool_batch **bp, struct sg_error *err)
 		}
 		goto done;
 	}
-	/* The outputs' names in tmp/ must be durable before a manifest names
-	 * them: recovery takes a listed output missing from tmp/ for one that
-	 * was already renamed into its queue. */
+	/* The outputs and their names in tmp/ must be durable before a
+	 * manifest names them: recovery takes a listed output missing from
+	 * tmp/ for one that was already renamed into its queue. */
 	if (b->nouts > 0 &&
-		(spool_path(b->sp, SPOOL_DIR_TMP, NULL, dir, sizeof(dir), err) < 0 ||
+		(outs_close(b, true, err) < 0 ||
+			spool_path(b->sp, SPOOL_DIR_TMP, NULL, dir, sizeof(dir), err) < 0 ||
 			spool_io_fsync_dir(dir, err) < 0)) {
 		sg_error_prefix(err, "%s: batch: ", b->input_id);
 		goto abort;
@@ -492,6 +576,7 @@ void spool_batch_abort(struct spool_batch **bp)
 
 	if (b == NULL)
 		return;
+	(void)outs_close(b, false, NULL);
 	for (i = 0; i < b->nouts; i++) {
 		if (spool_path(b->sp, SPOOL_DIR_TMP, b->outs[i].id, path, sizeof(path),
 			NULL) == 0)
@@ -600,27 +685,186 @@ int spool_batch_recover(struct spool *sp, unsigned *done_r, unsigned *damaged_r,
 	return rc;
 }
 
-int spool_batch_input_done(struct spool *sp, const struct spool_env *env,
+/* parent_of - done/<input> (into path) of a batch output env: false when
+ * env is not one. */
+static bool parent_of(struct spool *sp, const struct spool_env *env, const char *sub,
+	char *path, size_t pathsz)
+{
+	return env->batch_output && env->parent_id != NULL &&
+		sg_mail_id_is_valid(env->parent_id) &&
+		spool_path(sp, sub, env->parent_id, path, pathsz, NULL) == 0;
+}
+
+void spool_batch_parent_drop(struct spool *sp, const struct spool_env *env)
+{
+	char path[4096];
+	struct sg_error err;
+
+	if (!parent_of(sp, env, SPOOL_DIR_DONE, path, sizeof(path)))
+		return;
+	if (spool_pool_put(sp, path) < 0) {
+		if (errno == ENOENT)
+			return;
+		sg_log_mail(SG_LOG_ERR, env->parent_id, "cannot remove the processed input "
+			"done/%s: %s", env->parent_id, strerror(errno));
+		return;
+	}
+	if (spool_state_remove(sp, env->parent_id, &err) < 0)
+		sg_log_mail(SG_LOG_WARN, env->parent_id, "%s", err.msg);
+}
+
+/* fsync_file - open path read-only and fsync it (a hook step). */
+static int fsync_file(const char *path, const char *id, struct sg_error *err)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0) {
+		sg_error_set_errno(err, errno == ENOENT ? SG_E_NOTFOUND : SG_E_IO, errno,
+			"%s: open", id);
+		return -1;
+	}
+	rc = spool_io_fsync(fd);
+	if (rc < 0)
+		sg_error_set_errno(err, SG_E_IO, errno, "%s: fsync", id);
+	(void)close(fd);
+	return rc;
+}
+
+/* output_make_durable - fsync q/<id> and q/. */
+static int output_make_durable(struct spool *sp, enum spool_queue q, const char *id,
 	struct sg_error *err)
 {
-	struct spool_batch b;
-	char path[4096];
+	char path[4096], dir[4096];
 
-	if (!env->batch_output || env->parent_id == NULL ||
-		!sg_mail_id_is_valid(env->parent_id))
-		return 0;
-	if (spool_path(sp, spool_queue_name(SPOOL_Q_INCOMING), env->parent_id, path,
-		sizeof(path), err) < 0)
+	if (spool_path(sp, spool_queue_name(q), id, path, sizeof(path), err) < 0 ||
+		spool_path(sp, spool_queue_name(q), NULL, dir, sizeof(dir), err) < 0 ||
+		fsync_file(path, id, err) < 0)
 		return -1;
-	if (access(path, F_OK) < 0)
+	return spool_io_fsync_dir(dir, err);
+}
+
+int spool_batch_settle(struct spool *sp, const struct spool_env *env,
+	struct sg_error *err)
+{
+	char path[4096];
+	enum spool_queue q;
+	int found;
+
+	if (!parent_of(sp, env, SPOOL_DIR_DONE, path, sizeof(path)) ||
+		access(path, F_OK) < 0)
 		return 0;
-	memset(&b, 0, sizeof(b));
-	b.sp = sp;
-	b.input_q = SPOOL_Q_INCOMING;
-	sg_strlcpy(b.input_id, env->parent_id, sizeof(b.input_id));
-	if (remove_input(&b, true, err) < 0)
+	found = spool_find(sp, env->id, &q, err);
+	if (found < 0)
 		return -1;
-	sg_log_mail(SG_LOG_INFO, env->parent_id, "interrupted batch completed: output %s "
-		"exists", env->id);
-	return 1;
+	if (found > 0 && output_make_durable(sp, q, env->id, err) < 0) {
+		sg_error_prefix(err, "settle output: ");
+		return -1;
+	}
+	spool_batch_parent_drop(sp, env);
+	sg_trace(SG_TRACE_SPOOL, "%s: output %s settled", env->parent_id, env->id);
+	return 0;
+}
+
+int spool_batch_output_recover(struct spool *sp, enum spool_queue q,
+	const struct spool_env *env, struct sg_error *err)
+{
+	char done[4096], in[4096], out[4096], dir[4096];
+	struct spool_msg *m;
+	struct spool_batch b;
+	struct sg_error verr;
+	bool in_done;
+
+	if (!parent_of(sp, env, SPOOL_DIR_DONE, done, sizeof(done)) ||
+		!parent_of(sp, env, spool_queue_name(SPOOL_Q_INCOMING), in, sizeof(in)))
+		return 0;
+	in_done = access(done, F_OK) == 0;
+	if (!in_done && access(in, F_OK) < 0)
+		return 0;
+	/* The output may never have been fsync'ed: check its body in full. */
+	m = spool_msg_open(sp, q, env->id, &verr);
+	if (m != NULL) {
+		spool_msg_close(&m);
+		if (output_make_durable(sp, q, env->id, err) < 0)
+			return -1;
+		memset(&b, 0, sizeof(b));
+		b.sp = sp;
+		b.input_q = SPOOL_Q_INCOMING;
+		sg_strlcpy(b.input_id, env->parent_id, sizeof(b.input_id));
+		if (in_done) {
+			spool_batch_parent_drop(sp, env);
+		} else if (remove_input(&b, true, err) < 0) {
+			return -1;
+		}
+		sg_log_mail(SG_LOG_INFO, env->parent_id, "interrupted batch completed: "
+			"output %s exists", env->id);
+		return 1;
+	}
+	if (verr.code != SG_E_PARSE) {
+		if (err != NULL)
+			*err = verr;
+		return -1;
+	}
+	/* Damaged: the output was not written back before a power loss. Its
+	 * input is intact, so it is processed again. */
+	if (spool_path(sp, spool_queue_name(q), env->id, out, sizeof(out), err) < 0 ||
+		spool_path(sp, spool_queue_name(SPOOL_Q_INCOMING), NULL, dir, sizeof(dir),
+			err) < 0)
+		return -1;
+	if (in_done && rename(done, in) < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "%s: done -> incoming", env->parent_id);
+		return -1;
+	}
+	if (spool_io_fsync_dir(dir, err) < 0)
+		return -1;
+	if (unlink(out) < 0 && errno != ENOENT) {
+		sg_error_set_errno(err, SG_E_IO, errno, "%s: remove damaged output", env->id);
+		return -1;
+	}
+	(void)spool_state_remove(sp, env->id, NULL);
+	sg_log_mail(SG_LOG_WARN, env->parent_id, "output %s was incomplete (%s); removed, "
+		"the input is processed again", env->id, verr.msg);
+	return 2;
+}
+
+struct requeue {
+	struct spool *sp;
+	unsigned n;
+};
+
+/* requeue_cb - done/<id> back to incoming/<id>. */
+static int requeue_cb(const char *id, void *arg)
+{
+	struct requeue *rq = arg;
+	char from[4096], to[4096];
+
+	if (spool_path(rq->sp, SPOOL_DIR_DONE, id, from, sizeof(from), NULL) < 0 ||
+		spool_path(rq->sp, spool_queue_name(SPOOL_Q_INCOMING), id, to, sizeof(to),
+			NULL) < 0)
+		return 0;
+	if (rename(from, to) < 0) {
+		sg_log_mail(SG_LOG_ERR, id, "spool recovery: done -> incoming: %s",
+			strerror(errno));
+		return 0;
+	}
+	sg_log_mail(SG_LOG_INFO, id, "spool recovery: processed input without an output, "
+		"processed again");
+	rq->n++;
+	return 0;
+}
+
+int spool_batch_requeue_done(struct spool *sp, unsigned *count_r, struct sg_error *err)
+{
+	struct requeue rq = {.sp = sp, .n = 0};
+	char dir[4096];
+
+	*count_r = 0;
+	if (spool_list_dir(sp, SPOOL_DIR_DONE, requeue_cb, &rq, err) < 0)
+		return -1;
+	if (rq.n > 0 &&
+		(spool_path(sp, spool_queue_name(SPOOL_Q_INCOMING), NULL, dir, sizeof(dir),
+			err) < 0 || spool_io_fsync_dir(dir, err) < 0))
+		return -1;
+	*count_r = rq.n;
+	return 0;
 }

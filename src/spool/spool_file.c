@@ -330,7 +330,8 @@ static bool verified_has(struct spool *sp, const struct stat *st)
 }
 
 /* spool_writer_finish - patch the body length, append envelope and trailer,
- * fsync and close. The file stays in tmp/. */
+ * fsync and close (a batch output: neither; its batch does). The file stays
+ * in tmp/. */
 int spool_writer_finish(struct spool_writer *w, struct sg_error *err)
 {
 	unsigned char len_be[8];
@@ -364,6 +365,13 @@ int spool_writer_finish(struct spool_writer *w, struct sg_error *err)
 		writer_flush(w, err) < 0)
 		return -1;
 	w->is_failed = true; /* whatever happens next, no more writes */
+	if (w->is_batch) {
+		/* A batch output: spool_batch_commit decides whether it needs an
+		 * fsync (see spool_batch.c) and takes over the open fd. */
+		if (fstat(w->fd, &st) == 0)
+			verified_set(w->sp, &st);
+		return 0;
+	}
 	if (spool_io_fsync(w->fd) < 0) {
 		sg_error_set_errno(err, SG_E_IO, errno, "%s: fsync spool file", w->env.id);
 		return -1;

@@ -82,6 +82,7 @@ enum spool_flag_bits {
 #define SPOOL_DIR_STATE "state"
 #define SPOOL_DIR_BATCH "batch"
 #define SPOOL_DIR_FREE "free"
+#define SPOOL_DIR_DONE "done"
 
 struct spool {
 	char *dir;     /* immutable after spool_open: the struct is shared */
@@ -140,7 +141,9 @@ int spool_file_parse(int fd, const char *want_id, enum spool_parse_flags flags,
 	struct spool_env *env, uint64_t *body_off_r, uint64_t *body_len_r,
 	struct sg_error *err);
 /* spool_writer_finish - flush, patch the length, write envelope and trailer,
- * fsync and close; the file stays in tmp/. 0 or -1 (file still there). */
+ * fsync and close; the file stays in tmp/. 0 or -1 (file still there). A
+ * batch writer (is_batch) is neither fsync'ed nor closed: the caller takes
+ * w->fd. */
 int spool_writer_finish(struct spool_writer *w, struct sg_error *err);
 /* spool_file_check - structure and trailer (not the hash) of q/id; its
  * envelope into env_r (free with spool_env_free_fields) unless NULL. */
@@ -165,13 +168,32 @@ int spool_path(const struct spool *sp, const char *sub, const char *id, char *ou
 	size_t outsz, struct sg_error *err);
 int spool_check_id(const char *id, struct sg_error *err);
 bool spool_queue_is_valid(enum spool_queue q);
+/* spool_list_dir - cb for every valid mail ID named in sub/ (a queue or an
+ * extra directory). */
+int spool_list_dir(struct spool *sp, const char *sub, spool_list_cb *cb, void *arg,
+	struct sg_error *err);
 
 /* spool_batch.c */
-/* spool_batch_input_done - remove incoming/<env->parent_id> if env is a
- * batch output and that input is still there (recovery of a one-output
- * batch): 1 removed, 0 nothing to do, -1 error. */
-int spool_batch_input_done(struct spool *sp, const struct spool_env *env,
+/* spool_batch_output_recover - recovery of queue q's batch output env whose
+ * input may still exist (in done/ or incoming/): the output's body hash is
+ * checked in full; if intact it is made durable and the input removed (1),
+ * if not the output is removed and the input goes back to incoming/ to be
+ * processed again (2); 0 nothing to do, -1 error. */
+int spool_batch_output_recover(struct spool *sp, enum spool_queue q,
+	const struct spool_env *env, struct sg_error *err);
+/* spool_batch_requeue_done - recovery, after every output was checked: an
+ * input left in done/ (its output is gone) goes back to incoming/. Count of
+ * inputs moved, or -1. */
+int spool_batch_requeue_done(struct spool *sp, unsigned *count_r, struct sg_error *err);
+/* spool_batch_settle - before a batch output's state changes (a state file,
+ * a move, see spool_state_write): if its input still waits in done/, fsync
+ * the output and its directory, then remove the input. 0 or -1. */
+int spool_batch_settle(struct spool *sp, const struct spool_env *env,
 	struct sg_error *err);
+/* spool_batch_parent_drop - the output env is finished (delivered or
+ * deleted): remove its input from done/ and the input's state, if there.
+ * Never fails (a leftover goes back to incoming/ at the next recovery). */
+void spool_batch_parent_drop(struct spool *sp, const struct spool_env *env);
 int spool_batch_recover(struct spool *sp, unsigned *done_r, unsigned *damaged_r,
 	struct sg_error *err);
 

@@ -56,7 +56,7 @@ int spool_path(const struct spool *sp, const char *sub, const char *id, char *ou
 struct spool *spool_open(const char *dir, struct sg_error *err)
 {
 	static const char *const extra[] = {SPOOL_DIR_TMP, SPOOL_DIR_STATE, SPOOL_DIR_BATCH,
-		SPOOL_DIR_FREE};
+		SPOOL_DIR_FREE, SPOOL_DIR_DONE};
 	struct spool *sp;
 	char path[4096];
 	size_t i;
@@ -143,11 +143,12 @@ int spool_move(struct spool *sp, const char *id, enum spool_queue from,
 	return 0;
 }
 
-/* spool_delete - unlink the message, fsync its dir, then drop the state
- * (an orphan state left by a crash is removed by spool_recover). */
-/* delete_msg - unlink id from q (and its state); fsync q when sync. */
-static int delete_msg(struct spool *sp, enum spool_queue q, const char *id, bool sync,
-	struct sg_error *err)
+/* delete_msg - unlink id from q (and its state); fsync q when sync. The
+ * input a batch output env still holds in done/ goes first (env may be
+ * NULL): removing the output first would let a crash in between bring the
+ * input back for a second processing. */
+static int delete_msg(struct spool *sp, enum spool_queue q, const char *id,
+	const struct spool_env *env, bool sync, struct sg_error *err)
 {
 	char path[4096], dir[4096];
 
@@ -156,6 +157,8 @@ static int delete_msg(struct spool *sp, enum spool_queue q, const char *id, bool
 	if (spool_path(sp, spool_queue_name(q), id, path, sizeof(path), err) < 0 ||
 		spool_path(sp, spool_queue_name(q), NULL, dir, sizeof(dir), err) < 0)
 		return -1;
+	if (env != NULL)
+		spool_batch_parent_drop(sp, env);
 	if ((sync ? unlink(path) : spool_pool_put(sp, path)) < 0) {
 		if (errno == ENOENT)
 			sg_error_set(err, SG_E_NOTFOUND, "no such message %s in %s", id,
@@ -174,13 +177,23 @@ static int delete_msg(struct spool *sp, enum spool_queue q, const char *id, bool
 int spool_delete(struct spool *sp, enum spool_queue q, const char *id,
 	struct sg_error *err)
 {
-	return delete_msg(sp, q, id, true, err);
+	struct spool_env env;
+	int rc;
+
+	/* a damaged file has no readable envelope: deleted all the same */
+	if (spool_check_id(id, err) < 0 || check_queue(q, err) < 0)
+		return -1;
+	if (spool_env_read(sp, q, id, &env, NULL, NULL) < 0)
+		return delete_msg(sp, q, id, NULL, true, err);
+	rc = delete_msg(sp, q, id, &env, true, err);
+	spool_env_free_fields(&env);
+	return rc;
 }
 
-int spool_done(struct spool *sp, enum spool_queue q, const char *id,
+int spool_done(struct spool *sp, enum spool_queue q, const struct spool_env *env,
 	struct sg_error *err)
 {
-	return delete_msg(sp, q, id, false, err);
+	return delete_msg(sp, q, env->id, env, false, err);
 }
 
 /* find_once - one lstat() per queue: 1 found, 0 not, -1 error. */
@@ -224,7 +237,7 @@ int spool_find(struct spool *sp, const char *id, enum spool_queue *q_r,
 }
 
 /* spool_list_dir - call cb for every valid mail ID named in sub/. */
-static int spool_list_dir(struct spool *sp, const char *sub, spool_list_cb *cb,
+int spool_list_dir(struct spool *sp, const char *sub, spool_list_cb *cb,
 	void *arg, struct sg_error *err)
 {
 	char path[4096];
@@ -455,6 +468,7 @@ struct recover_scan {
 	unsigned damaged;
 	unsigned orphans;
 	unsigned inputs_done;
+	unsigned outputs_dropped;
 };
 
 /* recover_check_cb - a damaged message file goes to error/ (logged); the
@@ -467,10 +481,12 @@ static int recover_check_cb(const char *id, void *arg)
 
 	if (spool_file_check(rs->sp, rs->q, id, &env, &err) == 0) {
 		int r = rs->q == SPOOL_Q_INCOMING ? 0 :
-			spool_batch_input_done(rs->sp, &env, &merr);
+			spool_batch_output_recover(rs->sp, rs->q, &env, &merr);
 
-		if (r > 0)
+		if (r == 1)
 			rs->inputs_done++;
+		else if (r == 2)
+			rs->outputs_dropped++;
 		else if (r < 0)
 			sg_log_mail(SG_LOG_ERR, id, "spool recovery: %s", merr.msg);
 		spool_env_free_fields(&env);
@@ -526,14 +542,21 @@ int spool_recover_report(struct spool *sp, struct spool_recovery *r_r,
 		unlink_all(sp, SPOOL_DIR_FREE, NULL, &r.free_removed, err) < 0 ||
 		unlink_all(sp, SPOOL_DIR_STATE, keep_valid_id, &r.tmp_removed, err) < 0)
 		return -1;
-	/* 3. Damaged message files go to error/. */
+	/* 3. Damaged message files go to error/; outputs whose input still
+	 *    exists are checked (spool_batch_output_recover); inputs left in
+	 *    done/ without an output go back to incoming/ before that is
+	 *    checked. */
 	for (i = 0; i < sizeof(check) / sizeof(check[0]); i++) {
 		rs.q = check[i];
+		if (rs.q == SPOOL_Q_INCOMING &&
+			spool_batch_requeue_done(sp, &r.inputs_requeued, err) < 0)
+			return -1;
 		if (spool_list(sp, rs.q, recover_check_cb, &rs, err) < 0)
 			return -1;
 	}
 	r.damaged = rs.damaged;
 	r.batches_completed += rs.inputs_done;
+	r.outputs_dropped = rs.outputs_dropped;
 	/* 4. State files whose message is gone. */
 	if (spool_list_dir(sp, SPOOL_DIR_STATE, recover_state_cb, &rs, err) < 0)
 		return -1;
@@ -541,8 +564,10 @@ int spool_recover_report(struct spool *sp, struct spool_recovery *r_r,
 	spool_pool_enable(sp);
 	sg_log(SG_LOG_INFO, "spool recovery: tmp_removed=%u, batches_completed=%u, "
 		"batches_damaged=%u, damaged_to_error=%u, orphan_states=%u, "
-		"recycled_files_removed=%u", r.tmp_removed, r.batches_completed,
-		r.batches_damaged, r.damaged, r.orphan_states, r.free_removed);
+		"recycled_files_removed=%u, incomplete_outputs_removed=%u, "
+		"inputs_requeued=%u", r.tmp_removed, r.batches_completed,
+		r.batches_damaged, r.damaged, r.orphan_states, r.free_removed,
+		r.outputs_dropped, r.inputs_requeued);
 	if (r_r != NULL)
 		*r_r = r;
 	return 0;

@@ -264,7 +264,10 @@ int spool_state_write(struct spool *sp, const struct spool_env *env,
 	int rc = -1;
 
 	sg_buf_init(&b, SPOOL_STATE_MAX);
-	if (spool_path(sp, SPOOL_DIR_STATE, env->id, path, sizeof(path), err) < 0)
+	/* A batch output whose input still waits in done/ becomes durable on
+	 * its own before its state changes (spool_batch.c). */
+	if (spool_batch_settle(sp, env, err) < 0 ||
+		spool_path(sp, SPOOL_DIR_STATE, env->id, path, sizeof(path), err) < 0)
 		goto out;
 	if (state_serialize(&b, env, extra, err) < 0) {
 		sg_error_prefix(err, "%s: state: ", env->id);

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,13 +295,14 @@ static void test_batch_crash_every_step(void **state)
 	crash_every_step(*state, 15, 5, 5);
 }
 
-/* One output: no manifest; a crash after the output's rename leaves input
- * and output, and recovery removes the input (the output names it). */
+/* One output: no manifest, no fsync; the steps are the output's writes and
+ * the two renames (input -> done/, output -> outgoing/). A crash at any of
+ * them rolls back: recovery puts the input back from done/. (A crash after
+ * the last one: test_single_recovery_intact.) */
 static void test_single_crash_every_step(void **state)
 {
-	/* output (write, pwrite, write, fsync), rename, dir fsync */
 	nout = 1;
-	crash_every_step(*state, 5, 1, 4);
+	crash_every_step(*state, 5, 0, 5);
 	nout = NOUT;
 }
 
@@ -352,63 +354,240 @@ static void test_batch_error_every_step(void **state)
 	error_every_step(*state, 15, 3);
 }
 
-/* One output: an error after the output became visible leaves a manifest,
- * so the worker's next attempt completes the batch (no duplicate). */
+/* One output: nothing can fail once the output is visible (it is the last
+ * step), so every error leaves the input in incoming/ and no output. */
 static void test_single_error_every_step(void **state)
 {
 	nout = 1;
-	error_every_step(*state, 5, 1);
+	error_every_step(*state, 5, 0);
 	nout = NOUT;
 }
 
-/* The one-output form writes no manifest and flags its output. */
-static void test_single_commit(void **state)
+/* only_id - the name of the only file in sub/ */
+static void only_id(struct tu_fix *f, const char *sub, char *id)
 {
-	struct tu_fix *f = *state;
-	char id[SG_MAIL_ID_LEN + 1];
+	char path[4096];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	d = opendir(tu_path(path, sizeof(path), f->spooldir, sub, ""));
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(id, SG_MAIL_ID_LEN + 1, "%s", de->d_name);
+		n++;
+	}
+	closedir(d);
+	assert_int_equal(n, 1);
+}
+
+/* lazy - a one-output batch of a new input: its IDs */
+static void lazy(struct tu_fix *f, char *in, char *out)
+{
 	struct sg_error err;
 
 	nout = 1;
-	put_input(f, id);
-	assert_int_equal(run_batch(f, id, &err), 0);
-	assert_true(check_state(f, id, "single"));
-	assert_int_equal(tu_count(f->spooldir, "outgoing"), 1);
-	assert_int_equal(tu_count(f->spooldir, "batch"), 0);
+	put_input(f, in);
+	assert_int_equal(run_batch(f, in, &err), 0);
+	only_id(f, "outgoing", out);
 	nout = NOUT;
 }
 
-/* Recovery completes a one-output batch whose input was left behind, and
- * leaves alone an input that an ordinary message names as its parent. */
+/* reopen - a fresh struct spool, as after a restart (nothing verified yet) */
+static void reopen(struct tu_fix *f)
+{
+	struct sg_error err;
+
+	spool_close(&f->sp);
+	f->sp = spool_open(f->spooldir, &err);
+	assert_non_null(f->sp);
+}
+
+/* The one-output form writes no manifest, flags its output and keeps the
+ * input in done/ until the output is delivered; then both go. */
+static void test_single_commit(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1], out[SG_MAIL_ID_LEN + 1];
+	struct spool_env env;
+	struct sg_error err;
+
+	lazy(f, id, out);
+	nout = 1;
+	assert_true(check_state(f, id, "single"));
+	nout = NOUT;
+	assert_int_equal(tu_count(f->spooldir, "batch"), 0);
+	assert_true(tu_exists(f->spooldir, "done", id));
+	assert_int_equal(spool_env_read(f->sp, SPOOL_Q_OUTGOING, out, &env, NULL, &err), 0);
+	assert_true(env.batch_output);
+	assert_int_equal(spool_done(f->sp, SPOOL_Q_OUTGOING, &env, &err), 0);
+	assert_int_equal(tu_count(f->spooldir, "done"), 0);
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), 0);
+	assert_int_equal(tu_count(f->spooldir, "incoming"), 0);
+	spool_env_free_fields(&env);
+}
+
+/* kill -9 after the commit: the output is intact (its body hash checked in
+ * full by a new process), so it is kept and the input removed. */
+static void test_single_recovery_intact(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1], out[SG_MAIL_ID_LEN + 1];
+	struct spool_recovery r;
+	struct sg_error err;
+
+	lazy(f, id, out);
+	reopen(f);
+	assert_int_equal(spool_recover_report(f->sp, &r, &err), 0);
+	assert_int_equal(r.batches_completed, 1);
+	assert_int_equal(r.outputs_dropped, 0);
+	assert_int_equal(r.inputs_requeued, 0);
+	assert_int_equal(tu_count(f->spooldir, "done"), 0);
+	assert_int_equal(tu_count(f->spooldir, "incoming"), 0);
+	assert_true(tu_exists(f->spooldir, "outgoing", out));
+}
+
+/* A power loss before the output was written back: a body that does not
+ * match its hash is removed and the input processed again; a file without
+ * its trailer goes to error/ and the input, left alone in done/, back to
+ * incoming/ too. */
+static void test_single_recovery_damaged(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1], out[SG_MAIL_ID_LEN + 1], path[4096];
+	struct spool_recovery r;
+	struct sg_error err;
+	unsigned char *raw;
+	size_t len;
+	char *p;
+
+	lazy(f, id, out);
+	tu_path(path, sizeof(path), f->spooldir, "outgoing", out);
+	raw = tu_read_file(path, &len);
+	p = memmem(raw, len, "output 0", 8);
+	assert_non_null(p);
+	p[7] = '9';
+	tu_write_file(path, raw, len);
+	free(raw);
+	reopen(f);
+	assert_int_equal(spool_recover_report(f->sp, &r, &err), 0);
+	assert_int_equal(r.outputs_dropped, 1);
+	assert_int_equal(r.batches_completed, 0);
+	assert_int_equal(r.damaged, 0);
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), 0);
+	assert_int_equal(tu_count(f->spooldir, "done"), 0);
+	assert_true(tu_exists(f->spooldir, "incoming", id));
+
+	reset_spool(f);
+	lazy(f, id, out);
+	assert_int_equal(truncate(tu_path(path, sizeof(path), f->spooldir, "outgoing", out),
+		20), 0);
+	reopen(f);
+	assert_int_equal(spool_recover_report(f->sp, &r, &err), 0);
+	assert_int_equal(r.damaged, 1);
+	assert_int_equal(r.inputs_requeued, 1);
+	assert_true(tu_exists(f->spooldir, "error", out));
+	assert_true(tu_exists(f->spooldir, "incoming", id));
+	assert_int_equal(tu_count(f->spooldir, "done"), 0);
+}
+
+/* Recovery also completes the older form (input still in incoming/ while
+ * an output names it), and leaves alone an input that an ordinary message
+ * names as its parent. */
 static void test_single_recovery_by_parent(void **state)
 {
 	struct tu_fix *f = *state;
 	char id[SG_MAIL_ID_LEN + 1], other[SG_MAIL_ID_LEN + 1], dsn[SG_MAIL_ID_LEN + 1];
-	char path[4096], path2[4096];
+	char out[SG_MAIL_ID_LEN + 1], path[4096], path2[4096];
 	struct spool_recovery r;
 	struct spool_env env;
 	struct sg_error err;
 
-	nout = 1;
-	put_input(f, id);
-	tu_path(path, sizeof(path), f->spooldir, "incoming", id);
-	snprintf(path2, sizeof(path2), "%s/kept", f->spooldir);
-	assert_int_equal(link(path, path2), 0);
-	assert_int_equal(run_batch(f, id, &err), 0);
-	/* put the input back as if its removal had been lost in a crash */
-	assert_int_equal(link(path2, path), 0);
-	assert_int_equal(unlink(path2), 0);
+	lazy(f, id, out);
+	/* the input back in incoming/, as the older form left it */
+	assert_int_equal(rename(tu_path(path, sizeof(path), f->spooldir, "done", id),
+		tu_path(path2, sizeof(path2), f->spooldir, "incoming", id)), 0);
 	/* a message naming "other" as parent without being a batch output */
 	put_input(f, other);
 	tu_env(&env, "a@example.org", 1);
 	env.parent_id = sg_xstrdup(other);
 	assert_int_equal(tu_write_msg(f->sp, &env, "dsn", SPOOL_Q_OUTGOING, dsn, &err), 0);
 	spool_env_free_fields(&env);
+	reopen(f);
 	assert_int_equal(spool_recover_report(f->sp, &r, &err), 0);
 	assert_int_equal(r.batches_completed, 1);
 	assert_false(tu_exists(f->spooldir, "incoming", id));
 	assert_true(tu_exists(f->spooldir, "incoming", other));
 	assert_int_equal(tu_count(f->spooldir, "outgoing"), 2);
-	nout = NOUT;
+}
+
+/* An input left in done/ without any output (its output was removed by
+ * hand, or lost) is processed again. */
+static void test_done_leftover_requeued(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1], out[SG_MAIL_ID_LEN + 1], path[4096];
+	struct spool_recovery r;
+	struct sg_error err;
+
+	lazy(f, id, out);
+	assert_int_equal(unlink(tu_path(path, sizeof(path), f->spooldir, "outgoing", out)), 0);
+	reopen(f);
+	assert_int_equal(spool_recover_report(f->sp, &r, &err), 0);
+	assert_int_equal(r.inputs_requeued, 1);
+	assert_true(tu_exists(f->spooldir, "incoming", id));
+	assert_int_equal(tu_count(f->spooldir, "done"), 0);
+}
+
+/* Any change of the output's state first makes it durable on its own and
+ * drops the input: a state file (deferral), an admin hold, an admin
+ * delete, a bounce batch that consumes it. */
+static void test_single_settle(void **state)
+{
+	struct tu_fix *f = *state;
+	char id[SG_MAIL_ID_LEN + 1], out[SG_MAIL_ID_LEN + 1];
+	struct spool_batch *b;
+	struct spool_writer *w;
+	struct spool_env env;
+	struct sg_error err;
+
+	lazy(f, id, out);
+	assert_int_equal(spool_env_read(f->sp, SPOOL_Q_OUTGOING, out, &env, NULL, &err), 0);
+	env.attempts = 1;
+	assert_int_equal(spool_state_save(f->sp, &env, &err), 0);
+	spool_env_free_fields(&env);
+	assert_int_equal(tu_count(f->spooldir, "done"), 0);
+	assert_true(tu_exists(f->spooldir, "outgoing", out));
+	assert_int_equal(tu_count(f->spooldir, "incoming"), 0);
+
+	reset_spool(f);
+	lazy(f, id, out);
+	assert_int_equal(spool_hold(f->sp, out, &err), 0);
+	assert_int_equal(tu_count(f->spooldir, "done"), 0);
+	assert_true(tu_exists(f->spooldir, "hold", out));
+
+	reset_spool(f);
+	lazy(f, id, out);
+	assert_int_equal(spool_delete(f->sp, SPOOL_Q_OUTGOING, out, &err), 0);
+	assert_int_equal(tu_count(f->spooldir, "done"), 0);
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), 0);
+
+	reset_spool(f);
+	lazy(f, id, out);
+	b = spool_batch_new(f->sp, SPOOL_Q_OUTGOING, out);
+	tu_env(&env, "", 1);
+	env.kind = SPOOL_KIND_BOUNCE;
+	env.parent_id = sg_xstrdup(out);
+	w = spool_batch_writer(b, &env, 0, &err);
+	assert_int_equal(spool_writer_write(w, "dsn", 3, &err), 0);
+	assert_int_equal(spool_batch_writer_finish(b, &w, SPOOL_Q_OUTGOING, &err), 0);
+	assert_int_equal(spool_batch_commit(&b, &err), 0);
+	spool_env_free_fields(&env);
+	assert_int_equal(tu_count(f->spooldir, "done"), 0);
+	assert_false(tu_exists(f->spooldir, "outgoing", out));
+	assert_int_equal(tu_count(f->spooldir, "outgoing"), 1);
 }
 
 /* A pass moves the input on under its own ID, byte for byte, without its
@@ -611,7 +790,11 @@ int main(void)
 		T(test_single_commit),
 		T(test_single_crash_every_step),
 		T(test_single_error_every_step),
+		T(test_single_recovery_intact),
+		T(test_single_recovery_damaged),
 		T(test_single_recovery_by_parent),
+		T(test_done_leftover_requeued),
+		T(test_single_settle),
 		T(test_pass),
 		T(test_pass_misuse),
 	};

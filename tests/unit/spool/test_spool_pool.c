@@ -52,6 +52,23 @@ static void body_is(struct tu_fix *f, enum spool_queue q, const char *id, const 
 	spool_msg_close(&m);
 }
 
+/* done - spool_done of q's message id with its envelope as read (as the
+ * delivery does); an absent message is passed with an envelope holding
+ * only its ID. */
+static int done(struct tu_fix *f, enum spool_queue q, const char *id, struct sg_error *err)
+{
+	struct spool_env env;
+	int rc;
+
+	if (spool_env_read(f->sp, q, id, &env, NULL, NULL) < 0) {
+		memset(&env, 0, sizeof(env));
+		snprintf(env.id, sizeof(env.id), "%s", id);
+	}
+	rc = spool_done(f->sp, q, &env, err);
+	spool_env_free_fields(&env);
+	return rc;
+}
+
 /* Without recovery (the CLI, tests): a delivered message is unlinked. */
 static void test_no_pool_without_recovery(void **state)
 {
@@ -60,7 +77,7 @@ static void test_no_pool_without_recovery(void **state)
 	struct sg_error err;
 
 	put(f, "one\r\n", SPOOL_Q_OUTGOING, id);
-	assert_int_equal(spool_done(f->sp, SPOOL_Q_OUTGOING, id, &err), 0);
+	assert_int_equal(done(f, SPOOL_Q_OUTGOING, id, &err), 0);
 	assert_int_equal(tu_count(f->spooldir, "outgoing"), 0);
 	assert_int_equal(tu_count(f->spooldir, "free"), 0);
 }
@@ -84,7 +101,7 @@ static void test_delivered_file_reused(void **state)
 	assert_int_equal(spool_recover(f->sp, &err), 0);
 	put(f, big, SPOOL_Q_OUTGOING, id);
 	ino = inode_of(f, "outgoing", id);
-	assert_int_equal(spool_done(f->sp, SPOOL_Q_OUTGOING, id, &err), 0);
+	assert_int_equal(done(f, SPOOL_Q_OUTGOING, id, &err), 0);
 	assert_false(tu_exists(f->spooldir, "outgoing", id));
 	assert_int_equal(tu_count(f->spooldir, "free"), 1);
 	/* kept empty: no message text stays behind */
@@ -109,11 +126,12 @@ static void test_delivered_file_reused(void **state)
 	free(big);
 }
 
-/* The input a batch consumes is recycled too. */
+/* The input a batch consumes is recycled too: it waits in done/ until its
+ * output is delivered, then both files go to the pool. */
 static void test_batch_input_reused(void **state)
 {
 	struct tu_fix *f = *state;
-	char id[SG_MAIL_ID_LEN + 1], id2[SG_MAIL_ID_LEN + 1];
+	char id[SG_MAIL_ID_LEN + 1], id2[SG_MAIL_ID_LEN + 1], out[SG_MAIL_ID_LEN + 1];
 	struct spool_batch *b;
 	struct spool_writer *w;
 	struct spool_env env;
@@ -128,13 +146,22 @@ static void test_batch_input_reused(void **state)
 	env.parent_id = sg_xstrdup(id);
 	w = spool_batch_writer(b, &env, 0, &err);
 	assert_non_null(w);
+	snprintf(out, sizeof(out), "%s", spool_writer_id(w));
 	assert_int_equal(spool_writer_write(w, "output\r\n", 8, &err), 0);
 	assert_int_equal(spool_batch_writer_finish(b, &w, SPOOL_Q_OUTGOING, &err), 0);
 	assert_int_equal(spool_batch_commit(&b, &err), 0);
-	assert_int_equal(tu_count(f->spooldir, "free"), 1);
+	assert_true(tu_exists(f->spooldir, "done", id));
+	assert_int_equal(tu_count(f->spooldir, "free"), 0);
+	assert_int_equal(done(f, SPOOL_Q_OUTGOING, out, &err), 0);
+	assert_false(tu_exists(f->spooldir, "done", id));
+	assert_int_equal(tu_count(f->spooldir, "free"), 2);
+	/* the input went in first, so it comes out second */
 	put(f, "next\r\n", SPOOL_Q_INCOMING, id2);
-	assert_int_equal(inode_of(f, "incoming", id2), ino);
+	put(f, "next 2\r\n", SPOOL_Q_INCOMING, out);
+	assert_int_equal(inode_of(f, "incoming", out), ino);
+	assert_int_equal(tu_count(f->spooldir, "free"), 0);
 	body_is(f, SPOOL_Q_INCOMING, id2, "next\r\n");
+	body_is(f, SPOOL_Q_INCOMING, out, "next 2\r\n");
 	spool_env_free_fields(&env);
 }
 
@@ -155,14 +182,14 @@ static void test_recovery_and_vanished(void **state)
 	assert_int_equal(r.tmp_removed, 0);
 	assert_int_equal(tu_count(f->spooldir, "free"), 0);
 	put(f, "a\r\n", SPOOL_Q_OUTGOING, id);
-	assert_int_equal(spool_done(f->sp, SPOOL_Q_OUTGOING, id, &err), 0);
+	assert_int_equal(done(f, SPOOL_Q_OUTGOING, id, &err), 0);
 	assert_int_equal(tu_count(f->spooldir, "free"), 1);
 	tu_rm_rf(tu_path(path, sizeof(path), f->spooldir, "free", ""));
 	assert_int_equal(mkdir(path, 0700), 0);
 	put(f, "b\r\n", SPOOL_Q_INCOMING, id);
 	body_is(f, SPOOL_Q_INCOMING, id, "b\r\n");
 	/* spool_done of a message that is gone: not found, nothing pooled */
-	assert_int_equal(spool_done(f->sp, SPOOL_Q_OUTGOING, id, &err), -1);
+	assert_int_equal(done(f, SPOOL_Q_OUTGOING, id, &err), -1);
 	assert_int_equal(err.code, SG_E_NOTFOUND);
 	assert_int_equal(tu_count(f->spooldir, "free"), 0);
 }
