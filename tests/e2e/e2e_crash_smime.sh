@@ -3,9 +3,10 @@
 # issues 2 and 7). Like e2e_crash.sh, but every message is changed by the
 # pipeline: alice@corp (internal, signing key) -> bob@ext (certificate,
 # encrypt_mode=mandatory), so each message is signed and encrypted and leaves
-# the MPA as a one-output batch (output renamed into outgoing/ and fsync'ed,
-# input removed; recovery removes an input that an output names; see
-# src/spool/spool_batch.c). 400 messages from 8 concurrent clients while
+# the MPA as a one-output batch (nothing fsync'ed: the input moves to done/
+# and the output into outgoing/; the input goes when the output is
+# delivered; recovery checks an output whose input still exists and keeps
+# it; see src/spool/spool_batch.c). 400 messages from 8 concurrent clients while
 # sealgated is killed with SIGKILL 4 times at random moments and restarted.
 #
 # Asserts: every Message-ID that got a 250 arrives (the Message-ID field stays
@@ -14,8 +15,8 @@
 # signature openssl verifies over the original text; no input was processed
 # twice (two deliveries of one Message-ID with different ciphertexts: a
 # second processing, which the one-output batch rules out under kill -9);
-# every queue drains, the error queue is empty, and spool/tmp and spool/batch
-# are empty after a clean stop. Redeliveries of the same output (delivered,
+# every queue drains, the error queue is empty, and spool/tmp, spool/batch
+# and spool/done are empty after a clean stop. Redeliveries of the same output (delivered,
 # then the crash came before the delivery state was saved) are allowed by
 # SMTP's at-least-once semantics and are counted and printed, not failed.
 #
@@ -229,9 +230,10 @@ sg_daemon_stop
 errq=$(sg_queue_count error)
 sg_assert_eq "$errq" 0 "messages in the error queue (sealgate queue list error)"
 sg_assert_eq "$(nfiles error)" 0 "files in spool/error"
-left=$(find "$SG_DATA/spool/tmp" "$SG_DATA/spool/batch" -mindepth 1 2>/dev/null | wc -l)
-[ -d "$SG_DATA/spool/tmp" ] && [ -d "$SG_DATA/spool/batch" ] || sg_fail "no spool/tmp or spool/batch under $SG_DATA"
-[ "$left" -eq 0 ] || sg_fail "files left after a clean stop: $(find "$SG_DATA/spool/tmp" "$SG_DATA/spool/batch" -mindepth 1 | head -5)"
+left=$(find "$SG_DATA/spool/tmp" "$SG_DATA/spool/batch" "$SG_DATA/spool/done" -mindepth 1 2>/dev/null | wc -l)
+[ -d "$SG_DATA/spool/tmp" ] && [ -d "$SG_DATA/spool/batch" ] && [ -d "$SG_DATA/spool/done" ] ||
+	sg_fail "no spool/tmp, spool/batch or spool/done under $SG_DATA"
+[ "$left" -eq 0 ] || sg_fail "files left after a clean stop: $(find "$SG_DATA/spool/tmp" "$SG_DATA/spool/batch" "$SG_DATA/spool/done" -mindepth 1 | head -5)"
 
 sg_log "result: outputs=$OUTPUTS accepted=$N delivered=$(wc -l <"$T/delivered.ids") lost=$lost duplicates=$dups processed_twice=$reproc unacknowledged_delivered=$extra kills=$kills kills_with_input=$in_work"
 echo "crash-smime-test: outputs=$OUTPUTS accepted=$N lost=$lost duplicates=$dups processed_twice=$reproc kills=$kills kills_with_input=$in_work processings=$processed"
