@@ -162,41 +162,6 @@ static int mpa_sign_cb(void *arg, const char *md, const void *tbs, size_t len,
 	return pki_key_sign(a->keys, a->thumbprint, md, tbs, len, sig, err);
 }
 
-/* mpa_issuer_chain - the issuers of c (without c itself) from the store */
-static STACK_OF(X509) *mpa_issuer_chain(struct pki *pki, const struct pki_cert *c,
-	struct sg_error *err)
-{
-	const char *t = c->thumbprint;
-	struct pki_cert_list l = {0};
-	struct sg_buf pem;
-	STACK_OF(X509) *sk = NULL;
-	size_t i;
-
-	sg_buf_init(&pem, PKI_IMPORT_MAX);
-	if (pki_certs_export(pki, &t, 1, PKI_FMT_PEM, PKI_EXPORT_CHAIN, &pem, err) < 0 ||
-	    pki_certs_parse(pem.data, pem.len, &l, err) < 0)
-		goto out;
-	sk = sk_X509_new_null();
-	if (sk == NULL) {
-		sg_error_set(err, SG_E_NOMEM, "chain");
-		goto out;
-	}
-	for (i = 0; i < l.n; i++) {
-		if (strcmp(l.v[i]->thumbprint, c->thumbprint) == 0)
-			continue;
-		if (!X509_up_ref(l.v[i]->x509) || !sk_X509_push(sk, l.v[i]->x509)) {
-			sg_error_set(err, SG_E_NOMEM, "chain");
-			sk_X509_pop_free(sk, X509_free);
-			sk = NULL;
-			goto out;
-		}
-	}
-out:
-	pki_cert_list_free(&l);
-	sg_buf_deinit(&pem);
-	return sk;
-}
-
 /*
  * mpa_smime_auto_request - F-CA-5 (smime_auto_request_certificate): no usable
  * signing certificate for the originator, so ask the built-in CA's default
@@ -243,7 +208,7 @@ static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
 	struct pki *pki = ctx->mpa->pki;
 	struct mpa_chain chain;
 	struct pki_selected sel;
-	struct pki_cert *cert = NULL;
+	X509 *cert = NULL;
 	struct pki_keys *keys = NULL;
 	STACK_OF(X509) *issuers = NULL;
 	struct smime_sign_opts opts = {0};
@@ -282,20 +247,19 @@ static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
 			"with a key for <%s>", esc);
 		return 0;
 	}
-	found = pki_cert_get(pki, sel.thumbprint, &cert, err);
+	/* the certificate and its issuers (the chain sent with the signature),
+	 * kept by the PKI context until the store changes */
+	found = pki_cert_chain_get1(pki, sel.thumbprint, &cert, &issuers, err);
 	if (found <= 0) {
 		if (found == 0)
 			sg_error_set(err, SG_E_NOTFOUND, "signing certificate vanished");
 		goto fail;
 	}
-	issuers = mpa_issuer_chain(pki, cert, err);
-	if (issuers == NULL)
-		goto fail;
 	keys = mpa_keys_open(ctx, err);
 	if (keys == NULL)
 		goto fail;
-	arg = (struct mpa_sign_arg){keys, cert->thumbprint};
-	signer = (struct smime_signer){cert->x509, issuers, mpa_sign_cb, &arg};
+	arg = (struct mpa_sign_arg){keys, sel.thumbprint};
+	signer = (struct smime_signer){cert, issuers, mpa_sign_cb, &arg};
 	if (d->sign_alg != NULL && smime_digest_parse(d->sign_alg, &opts.digest) < 0)
 		opts.digest = SMIME_DIGEST_SHA256;
 	/* the mode is the sender's (SPEC §11: signing belongs to the sender) */
@@ -316,7 +280,7 @@ fail:
 out:
 	if (issuers != NULL)
 		sk_X509_pop_free(issuers, X509_free);
-	pki_cert_free(&cert);
+	X509_free(cert);
 	return rc;
 }
 
@@ -343,7 +307,7 @@ static int mpa_certs_add(struct pki *pki, const struct pki_selection *sel, struc
 	size_t i, k;
 
 	for (i = 0; i < sel->n; i++) {
-		struct pki_cert *pc = NULL;
+		X509 *x = NULL;
 		int rc;
 
 		if (!sel->v[i].is_usable)
@@ -358,20 +322,19 @@ static int mpa_certs_add(struct pki *pki, const struct pki_selection *sel, struc
 				MPA_SMIME_MAX_CERTS);
 			return -1;
 		}
-		rc = pki_cert_get(pki, sel->v[i].thumbprint, &pc, err);
+		/* the decoded certificate only (no text fields) */
+		rc = pki_cert_x509_get1(pki, sel->v[i].thumbprint, &x, err);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
 			continue;   /* deleted meanwhile */
-		if (!sk_X509_push(c->sk, pc->x509)) {
-			pki_cert_free(&pc);
+		if (!sk_X509_push(c->sk, x)) {
+			X509_free(x);
 			sg_error_set(err, SG_E_NOMEM, "certificates");
 			return -1;
 		}
-		pc->x509 = NULL;   /* now the stack's */
 		c->thumbs = sg_xrealloc(c->thumbs, (c->n + 1) * sizeof(*c->thumbs));
 		sg_strlcpy(c->thumbs[c->n++], sel->v[i].thumbprint, sizeof(c->thumbs[0]));
-		pki_cert_free(&pc);
 	}
 	return 0;
 }

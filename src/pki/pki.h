@@ -101,6 +101,26 @@ int pki_cert_add(struct pki *pki, const struct pki_cert *c, unsigned flags,
 int pki_cert_get(struct pki *pki, const char *thumbprint, struct pki_cert **c_r,
 	struct sg_error *err);
 /*
+ * pki_cert_x509_get1 - only the decoded certificate of a stored thumbprint
+ * (any case), without the text fields of struct pki_cert (decoded once per
+ * process). 1 found (*x_r is a new reference: X509_free), 0 not found, -1.
+ */
+int pki_cert_x509_get1(struct pki *pki, const char *thumbprint, X509 **x_r,
+	struct sg_error *err);
+/*
+ * pki_cert_chain_get1 - a stored certificate and its issuers as
+ * pki_certs_export with PKI_EXPORT_CHAIN exports them (the path built now
+ * through the stores, up to and including the root as far as it got,
+ * without the certificate itself, each once): for a signer's chain. Kept
+ * per context under the generation of the store (any change to the roots,
+ * certificates, CRLs or the CTL is seen by the next call) for at most 10
+ * minutes and never past a notAfter of the chain. 1 found (*cert_r and
+ * *issuers_r new references: X509_free, sk_X509_pop_free(.., X509_free)),
+ * 0 not stored, -1 error.
+ */
+int pki_cert_chain_get1(struct pki *pki, const char *thumbprint, X509 **cert_r,
+	STACK_OF(X509) **issuers_r, struct sg_error *err);
+/*
  * pki_cert_delete - remove a certificate (and its key and index rows). Fails
  * with SG_E_POLICY when it is selected by a user, domain or global settings,
  * SG_E_NOTFOUND when absent.
@@ -172,11 +192,13 @@ struct pki_verdict {
  * (or a white-listed certificate) through the store, dates, KU/EKU, CRLs from
  * the CRL store, CTL. Fills v_r with the verdict and returns 0; -1 only when
  * the verdict could not be reached (store error). Verdicts at "now" are cached
- * until roots, CA certificates, CRLs or the CTL change.
+ * until the store changes (certificates, keys, selections, roots, CRLs, CTL:
+ * the generation), for at most 10 minutes and never past a notAfter.
  */
 int pki_cert_verify(struct pki *pki, const struct pki_cert *c, enum pki_purpose purpose,
 	int64_t at, unsigned flags, struct pki_verdict *v_r, struct sg_error *err);
-/* pki_generation_bump - invalidate cached verdicts (all processes). */
+/* pki_generation_bump - invalidate cached verdicts, selections and chains
+ * (all processes, at their next call). */
 int pki_generation_bump(struct pki *pki, struct sg_error *err);
 
 /* -------------------------------------------------------------------- CTL */

@@ -25,13 +25,52 @@ struct pki_cache_slot {
 	struct pki_verdict v;
 };
 
+/*
+ * pki_memo.c - per-context memos of what every message asks again: the
+ * selections (pki_select_*) and the signers' chains (pki_cert_chain_get1).
+ * Each entry is tagged with the store's generation ("pki.generation", bumped
+ * by every change to certificates, keys, selections, roots, CRLs and the
+ * CTL) and holds until the earliest expiry of the verdicts it was built from
+ * (10 minutes at most, never past a notAfter).
+ */
+#define PKI_MEMO_SLOTS 512
+#define PKI_MEMO_KEY_MAX 2048
+struct pki_memo_slot {
+	char *key;                 /* owned; NULL = empty */
+	int64_t generation;
+	int64_t expires;           /* holds while now < expires */
+	int found;                 /* signing: 1 found, 0 none */
+	struct pki_selection sel;  /* owned copy (signing: one entry or none) */
+};
+struct pki_chain_slot {
+	char thumbprint[PKI_THUMBPRINT_LEN + 1];  /* "" = empty */
+	int64_t generation;
+	int64_t expires;
+	X509 *cert;                /* owned reference */
+	STACK_OF(X509) *issuers;   /* owned, without cert */
+};
+#define PKI_CHAIN_SLOTS 64
+
 struct pki {
 	struct store *db;
 	struct pki_cache_slot *cache;  /* PKI_CACHE_SLOTS */
 	int64_t cache_hits;
 	int64_t cache_misses;
 	bool in_tx;                /* a transaction is open (batch or own) */
+	struct pki_memo_slot *memo;    /* PKI_MEMO_SLOTS, allocated at first use */
+	struct pki_chain_slot *chains; /* PKI_CHAIN_SLOTS, allocated at first use */
 };
+
+/* pki_memo_get - the memo for key under gen still current at now: 1 (a copy
+ * of the selection into sel_r, *found_r), 0 none. */
+int pki_memo_get(struct pki *pki, const char *key, int64_t gen, struct pki_selection *sel_r,
+	int *found_r);
+/* pki_memo_put - remember a copy of sel (and found) for key under gen until
+ * expires. */
+void pki_memo_put(struct pki *pki, const char *key, int64_t gen, int64_t expires,
+	const struct pki_selection *sel, int found);
+/* pki_memo_free - the memos and chains of pki (at pki_close). */
+void pki_memo_free(struct pki *pki);
 
 /* pki_objcache.c - decoded objects by their exact source bytes (see there). */
 #define PKI_OBJCACHE_SLOTS 1024
@@ -101,6 +140,12 @@ int pki_chain_build(struct pki *pki, X509 *leaf, int64_t at, STACK_OF(X509) **ch
  * certificate is not stored, -1 error. */
 int pki_verify_thumb(struct pki *pki, const char *thumbprint, enum pki_purpose purpose,
 	unsigned flags, struct pki_verdict *v_r, struct sg_error *err);
+/* pki_verify_thumb_gen - pki_verify_thumb with the generation gen already
+ * read; *expires_r gets when the verdict stops holding (INT64_MAX for a
+ * certificate that is not stored: until the store changes). */
+int pki_verify_thumb_gen(struct pki *pki, const char *thumbprint, enum pki_purpose purpose,
+	unsigned flags, int64_t gen, struct pki_verdict *v_r, int64_t *expires_r,
+	struct sg_error *err);
 /* pki_x509_thumbprint - SHA-512 hex of x into out (>= 129). */
 void pki_x509_thumbprint(X509 *x, char *out);
 

@@ -9,6 +9,13 @@
  *
  * Any thread, own struct pki. The owner chain comes from the caller (policy):
  * PKI knows nothing else about users and domains.
+ *
+ * The answers of pki_select_encryption/additional/signing are kept per
+ * context (pki_memo.c) under the store's generation, which every change to
+ * selections, certificates, keys, roots, CRLs and the CTL bumps, and until
+ * the earliest expiry of the verdicts they were built from; a message asks
+ * the same questions twice (policy's has-certificate check, then the
+ * method) and every message of a sender/recipient pair asks them again.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -157,6 +164,9 @@ int pki_select_add(struct pki *pki, const struct pki_owner *owner, enum pki_sel_
 	if (store_stmt_step(st, err) < 0)
 		goto out;
 	rc = store_changes(st) > 0 ? 1 : 0;
+	/* (a signing selection may have replaced another: always bump) */
+	if (pki_generation_bump(pki, err) < 0)
+		rc = -1;
 out:
 	store_stmt_free(&st);
 	pki_cert_free(&c);
@@ -177,6 +187,8 @@ int pki_select_remove(struct pki *pki, const struct pki_owner *owner,
 	if (st != NULL && store_stmt_step(st, err) >= 0)
 		rc = store_changes(st) > 0 ? 1 : 0;
 	store_stmt_free(&st);
+	if (rc > 0 && pki_generation_bump(pki, err) < 0)
+		rc = -1;
 	return rc;
 }
 
@@ -194,6 +206,8 @@ int pki_select_clear(struct pki *pki, const struct pki_owner *owner,
 	if (st != NULL && store_stmt_step(st, err) >= 0)
 		rc = (int)store_changes(st);
 	store_stmt_free(&st);
+	if (rc > 0 && pki_generation_bump(pki, err) < 0)
+		rc = -1;
 	return rc;
 }
 
@@ -212,17 +226,28 @@ static void origin_str(const struct pki_owner *o, const char *name, char *out, s
 	snprintf(out, sz, "%s%s%s", pki_owner_kind_name(o->kind), name[0] ? " " : "", name);
 }
 
+/* What one selection call depends on: the generation read at its start and
+ * the earliest expiry of the verdicts it used. */
+struct sel_ctx {
+	int64_t gen;
+	int64_t expires;
+};
+
 /* judge - the usability of thumb for kind: 0 verdict filled, -1 error */
 static int judge(struct pki *pki, const char *thumb, enum pki_sel_kind kind,
-	unsigned verify_flags, struct pki_selected *s, struct sg_error *err)
+	unsigned verify_flags, struct sel_ctx *sc, struct pki_selected *s,
+	struct sg_error *err)
 {
 	enum pki_purpose purpose = kind == PKI_SEL_SIGN ? PKI_PURPOSE_SIGN : PKI_PURPOSE_ENCRYPT;
 	struct pki_verdict v;
+	int64_t expires;
 	int r;
 
-	r = pki_verify_thumb(pki, thumb, purpose, verify_flags, &v, err);
+	r = pki_verify_thumb_gen(pki, thumb, purpose, verify_flags, sc->gen, &v, &expires, err);
 	if (r < 0)
 		return -1;
+	if (expires < sc->expires)
+		sc->expires = expires;
 	if (r == 0) {
 		s->is_usable = false;
 		sg_strlcpy(s->reason, "not in the certificate store", sizeof(s->reason));
@@ -265,7 +290,7 @@ static bool sel_has(const struct pki_selection *sel, const char *thumb,
 /* sel_consider - judge thumb and append it when usable (or listing unusable) */
 static int sel_consider(struct pki *pki, struct pki_selection *sel, const char *thumb,
 	enum pki_sel_kind kind, const char *origin, unsigned flags, unsigned verify_flags,
-	struct sg_error *err)
+	struct sel_ctx *sc, struct sg_error *err)
 {
 	struct pki_selected s;
 
@@ -275,7 +300,7 @@ static int sel_consider(struct pki *pki, struct pki_selection *sel, const char *
 	sg_strlcpy(s.thumbprint, thumb, sizeof(s.thumbprint));
 	s.kind = kind;
 	sg_strlcpy(s.origin, origin, sizeof(s.origin));
-	if (judge(pki, thumb, kind, verify_flags, &s, err) < 0)
+	if (judge(pki, thumb, kind, verify_flags, sc, &s, err) < 0)
 		return -1;
 	if (!s.is_usable && (flags & PKI_SELECT_UNUSABLE) == 0)
 		return 0;
@@ -318,7 +343,7 @@ static int thumbs_of(struct pki *pki, const struct pki_owner *o, enum pki_sel_ki
 
 /* union_of - the manual selections of kind over chain into sel */
 static int union_of(struct pki *pki, const struct pki_owner *chain, size_t n,
-	enum pki_sel_kind kind, unsigned flags, unsigned verify_flags,
+	enum pki_sel_kind kind, unsigned flags, unsigned verify_flags, struct sel_ctx *sc,
 	struct pki_selection *sel, struct sg_error *err)
 {
 	char (*thumbs)[PKI_THUMBPRINT_LEN + 1] = NULL;
@@ -331,11 +356,49 @@ static int union_of(struct pki *pki, const struct pki_owner *chain, size_t n,
 			return -1;
 		for (j = 0; rc == 0 && j < k; j++)
 			rc = sel_consider(pki, sel, thumbs[j], kind, origin, flags, verify_flags,
-				err);
+				sc, err);
 		free(thumbs);
 		thumbs = NULL;
 	}
 	return rc;
+}
+
+/* sel_begin - read the generation for one selection call */
+static int sel_begin(struct pki *pki, unsigned verify_flags, struct sel_ctx *sc,
+	struct sg_error *err)
+{
+	sc->gen = 0;
+	sc->expires = INT64_MAX;
+	if ((verify_flags & PKI_VERIFY_NO_CACHE) != 0)
+		return 0;
+	return pki_generation(pki, &sc->gen, err);
+}
+
+/* memo_key - the memo key of one selection call; NULL when it must not be
+ * kept (fresh verdicts asked for, or too long). Caller frees. */
+static char *memo_key(const char *what, const char *email, const struct pki_owner *chain,
+	size_t n, unsigned flags, unsigned verify_flags)
+{
+	struct sg_buf b;
+	struct sg_error e;
+	size_t i;
+	int rc;
+
+	if ((verify_flags & PKI_VERIFY_NO_CACHE) != 0)
+		return NULL;
+	sg_buf_init(&b, PKI_MEMO_KEY_MAX);
+	/* every string with its length first: unambiguous whatever it holds */
+	rc = sg_buf_printf(&b, &e, "%s %u %u %zu:%s", what, flags, verify_flags,
+		email != NULL ? strlen(email) : 0, email != NULL ? email : "");
+	for (i = 0; rc == 0 && i < n; i++)
+		rc = sg_buf_printf(&b, &e, " %d %zu:%s", (int)chain[i].kind,
+			chain[i].name != NULL ? strlen(chain[i].name) : 0,
+			chain[i].name != NULL ? chain[i].name : "");
+	if (rc < 0 || sg_buf_append(&b, "", 1, &e) < 0) {
+		sg_buf_deinit(&b);
+		return NULL;
+	}
+	return sg_buf_steal(&b);
 }
 
 int pki_select_encryption(struct pki *pki, const char *email,
@@ -343,10 +406,19 @@ int pki_select_encryption(struct pki *pki, const char *email,
 	struct pki_selection *sel_r, struct sg_error *err)
 {
 	char (*thumbs)[PKI_THUMBPRINT_LEN + 1] = NULL;
-	int k, i, rc = -1;
+	char *key = NULL;
+	struct sel_ctx sc;
+	int k, i, found, rc = -1;
 
 	memset(sel_r, 0, sizeof(*sel_r));
-	if (union_of(pki, chain, n, PKI_SEL_ENCRYPT, flags, verify_flags, sel_r, err) < 0)
+	if (sel_begin(pki, verify_flags, &sc, err) < 0)
+		return -1;
+	key = memo_key("encrypt", email, chain, n, flags, verify_flags);
+	if (key != NULL && pki_memo_get(pki, key, sc.gen, sel_r, &found) == 1) {
+		free(key);
+		return 0;
+	}
+	if (union_of(pki, chain, n, PKI_SEL_ENCRYPT, flags, verify_flags, &sc, sel_r, err) < 0)
 		goto out;
 	if ((flags & PKI_SELECT_AUTO) != 0 && email != NULL && email[0] != '\0') {
 		thumbs = sg_xmalloc(PKI_SELECT_MAX * sizeof(*thumbs));
@@ -355,13 +427,16 @@ int pki_select_encryption(struct pki *pki, const char *email,
 			goto out;
 		for (i = 0; i < k; i++) {
 			if (sel_consider(pki, sel_r, thumbs[i], PKI_SEL_ENCRYPT, "auto", flags,
-				verify_flags, err) < 0)
+				verify_flags, &sc, err) < 0)
 				goto out;
 		}
 	}
+	if (key != NULL)
+		pki_memo_put(pki, key, sc.gen, sc.expires, sel_r, 0);
 	rc = 0;
 out:
 	free(thumbs);
+	free(key);
 	if (rc < 0)
 		pki_selection_free(sel_r);
 	return rc;
@@ -371,17 +446,34 @@ int pki_select_additional(struct pki *pki, const struct pki_owner *chain, size_t
 	unsigned flags, unsigned verify_flags, struct pki_selection *sel_r,
 	struct sg_error *err)
 {
+	char *key;
+	struct sel_ctx sc;
+	int found;
+
 	memset(sel_r, 0, sizeof(*sel_r));
-	if (union_of(pki, chain, n, PKI_SEL_ADDITIONAL, flags, verify_flags, sel_r, err) < 0) {
+	if (sel_begin(pki, verify_flags, &sc, err) < 0)
+		return -1;
+	key = memo_key("additional", NULL, chain, n, flags, verify_flags);
+	if (key != NULL && pki_memo_get(pki, key, sc.gen, sel_r, &found) == 1) {
+		free(key);
+		return 0;
+	}
+	if (union_of(pki, chain, n, PKI_SEL_ADDITIONAL, flags, verify_flags, &sc, sel_r,
+		err) < 0) {
+		free(key);
 		pki_selection_free(sel_r);
 		return -1;
 	}
+	if (key != NULL)
+		pki_memo_put(pki, key, sc.gen, sc.expires, sel_r, 0);
+	free(key);
 	return 0;
 }
 
 /* auto_signing - the first usable certificate with a key for email */
 static int auto_signing(struct pki *pki, const char *email, unsigned flags,
-	unsigned verify_flags, struct pki_selected *sel_r, struct sg_error *err)
+	unsigned verify_flags, struct sel_ctx *sc, struct pki_selected *sel_r,
+	struct sg_error *err)
 {
 	char addr[OWNER_NAME_MAX + 1];
 	struct store_stmt *st;
@@ -407,7 +499,8 @@ static int auto_signing(struct pki *pki, const char *email, unsigned flags,
 		sel_r->kind = PKI_SEL_SIGN;
 		sg_strlcpy(sel_r->origin, "auto", sizeof(sel_r->origin));
 		/* judge runs its own statements: the connection allows that. */
-		if (judge(pki, sel_r->thumbprint, PKI_SEL_SIGN, verify_flags, sel_r, err) < 0) {
+		if (judge(pki, sel_r->thumbprint, PKI_SEL_SIGN, verify_flags, sc, sel_r,
+			err) < 0) {
 			r = -1;
 			break;
 		}
@@ -424,9 +517,10 @@ static int auto_signing(struct pki *pki, const char *email, unsigned flags,
 	return found;
 }
 
-int pki_select_signing(struct pki *pki, const char *email, const struct pki_owner *chain,
-	size_t n, unsigned flags, unsigned verify_flags, struct pki_selected *sel_r,
-	struct sg_error *err)
+/* select_signing - pki_select_signing without the memo */
+static int select_signing(struct pki *pki, const char *email, const struct pki_owner *chain,
+	size_t n, unsigned flags, unsigned verify_flags, struct sel_ctx *sc,
+	struct pki_selected *sel_r, struct sg_error *err)
 {
 	char (*thumbs)[PKI_THUMBPRINT_LEN + 1] = NULL;
 	char origin[OWNER_NAME_MAX + 16];
@@ -443,7 +537,8 @@ int pki_select_signing(struct pki *pki, const char *email, const struct pki_owne
 		free(thumbs);
 		sel_r->kind = PKI_SEL_SIGN;
 		sg_strlcpy(sel_r->origin, origin, sizeof(sel_r->origin));
-		if (judge(pki, sel_r->thumbprint, PKI_SEL_SIGN, verify_flags, sel_r, err) < 0)
+		if (judge(pki, sel_r->thumbprint, PKI_SEL_SIGN, verify_flags, sc, sel_r,
+			err) < 0)
 			return -1;
 		if (sel_r->is_usable)
 			return 1;
@@ -454,18 +549,53 @@ int pki_select_signing(struct pki *pki, const char *email, const struct pki_owne
 		memset(sel_r, 0, sizeof(*sel_r));
 		return 0;
 	}
-	return auto_signing(pki, email, flags, verify_flags, sel_r, err);
+	return auto_signing(pki, email, flags, verify_flags, sc, sel_r, err);
+}
+
+int pki_select_signing(struct pki *pki, const char *email, const struct pki_owner *chain,
+	size_t n, unsigned flags, unsigned verify_flags, struct pki_selected *sel_r,
+	struct sg_error *err)
+{
+	struct pki_selection memo = {0};
+	char *key;
+	struct sel_ctx sc;
+	int found;
+
+	memset(sel_r, 0, sizeof(*sel_r));
+	if (sel_begin(pki, verify_flags, &sc, err) < 0)
+		return -1;
+	key = memo_key("sign", email, chain, n, flags, verify_flags);
+	if (key != NULL && pki_memo_get(pki, key, sc.gen, &memo, &found) == 1) {
+		if (found == 1 && memo.n == 1)
+			*sel_r = memo.v[0];
+		else
+			found = 0;
+		pki_selection_free(&memo);
+		free(key);
+		return found;
+	}
+	found = select_signing(pki, email, chain, n, flags, verify_flags, &sc, sel_r, err);
+	if (found >= 0 && key != NULL) {
+		memo.v = sel_r;
+		memo.n = found == 1 ? 1 : 0;
+		pki_memo_put(pki, key, sc.gen, sc.expires, &memo, found);
+	}
+	free(key);
+	return found;
 }
 
 int pki_select_list(struct pki *pki, const struct pki_owner *owner,
 	unsigned verify_flags, struct pki_selection *sel_r, struct sg_error *err)
 {
+	struct sel_ctx sc;
 	size_t k;
 
 	memset(sel_r, 0, sizeof(*sel_r));
+	if (sel_begin(pki, verify_flags, &sc, err) < 0)
+		return -1;
 	for (k = 0; k < 3; k++) {
 		if (union_of(pki, owner, 1, (enum pki_sel_kind)k, PKI_SELECT_UNUSABLE,
-			verify_flags, sel_r, err) < 0) {
+			verify_flags, &sc, sel_r, err) < 0) {
 			pki_selection_free(sel_r);
 			return -1;
 		}

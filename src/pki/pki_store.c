@@ -10,8 +10,8 @@
  *
  * Invariants: thumbprint = SHA-512(DER) lower-case hex is the primary key;
  * every address in pki_cert_email is lower-case; is_root rows are the trust
- * anchors; adding/removing a root or CA certificate bumps the verdict
- * generation so cached verdicts are recomputed.
+ * anchors; adding or removing any certificate and setting has_key bump the
+ * generation so cached verdicts, selections and chains are recomputed.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -48,6 +48,7 @@ void pki_close(struct pki **pp)
 		return;
 	pki = *pp;
 	*pp = NULL;
+	pki_memo_free(pki);
 	free(pki->cache);
 	free(pki);
 }
@@ -512,7 +513,9 @@ int pki_cert_add(struct pki *pki, const struct pki_cert *c, unsigned flags,
 	struct sg_error *err)
 {
 	bool own = false, was_root = false, root = (flags & PKI_ADD_ROOT) != 0;
-	bool bump = root || c->is_ca;
+	/* any new certificate: a root or CA changes verdicts, any other one
+	 * the automatic selections by address (pki_memo.c) */
+	bool bump = true;
 	struct store_stmt *st = NULL;
 	int rc = -1, found;
 
@@ -589,6 +592,9 @@ int pki_cert_set_has_key(struct pki *pki, const char *thumbprint, bool has,
 	store_bind_text(st, 2, thumbprint);
 	rc = step_done(st, err);
 	store_stmt_free(&st);
+	/* a signing selection depends on has_key (pki_memo.c) */
+	if (rc == 0)
+		rc = pki_generation_bump(pki, err);
 	return rc;
 }
 

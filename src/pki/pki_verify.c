@@ -460,67 +460,104 @@ static struct pki_cache_slot *cache_slot(struct pki *pki, const char *t,
 	return &pki->cache[(h * 3 + (unsigned)purpose) % PKI_CACHE_SLOTS];
 }
 
+/* cache_get - the cached verdict of thumbprint for (purpose, flags) under
+ * generation gen, still current at now; NULL if none */
+static const struct pki_cache_slot *cache_get(struct pki *pki, const char *thumbprint,
+	enum pki_purpose purpose, unsigned flags, int64_t gen, int64_t now)
+{
+	const struct pki_cache_slot *slot = cache_slot(pki, thumbprint, purpose);
+
+	if (slot->generation == gen && slot->expires > now &&
+		slot->purpose == (unsigned char)purpose &&
+		slot->flags == (unsigned char)flags &&
+		strcmp(slot->thumbprint, thumbprint) == 0)
+		return slot;
+	return NULL;
+}
+
+/* verify_gen - pki_cert_verify at now with the generation already read;
+ * *expires_r is when the verdict stops holding */
+static int verify_gen(struct pki *pki, const struct pki_cert *c, enum pki_purpose purpose,
+	unsigned flags, int64_t gen, struct pki_verdict *v_r, int64_t *expires_r,
+	struct sg_error *err)
+{
+	const struct pki_cache_slot *hit;
+	struct pki_cache_slot *slot;
+	int64_t now = sg_now(), expires;
+
+	hit = cache_get(pki, c->thumbprint, purpose, flags, gen, now);
+	if (hit != NULL) {
+		pki->cache_hits++;
+		*v_r = hit->v;
+		*expires_r = hit->expires;
+		return 0;
+	}
+	pki->cache_misses++;
+	if (verify_uncached(pki, c->x509, purpose, now, flags, v_r, &expires, err) < 0)
+		return -1;
+	slot = cache_slot(pki, c->thumbprint, purpose);
+	sg_strlcpy(slot->thumbprint, c->thumbprint, sizeof(slot->thumbprint));
+	slot->purpose = (unsigned char)purpose;
+	slot->flags = (unsigned char)flags;
+	slot->generation = gen;
+	slot->expires = expires;
+	slot->v = *v_r;
+	*expires_r = expires;
+	return 0;
+}
+
 int pki_cert_verify(struct pki *pki, const struct pki_cert *c, enum pki_purpose purpose,
 	int64_t at, unsigned flags, struct pki_verdict *v_r, struct sg_error *err)
 {
-	bool use_cache = at == 0 && (flags & PKI_VERIFY_NO_CACHE) == 0;
-	struct pki_cache_slot *slot = NULL;
-	int64_t now = sg_now(), gen = 0, expires;
+	int64_t gen = 0, expires;
 
-	if (use_cache) {
+	if (at == 0 && (flags & PKI_VERIFY_NO_CACHE) == 0) {
 		if (pki_generation(pki, &gen, err) < 0)
 			return -1;
-		slot = cache_slot(pki, c->thumbprint, purpose);
-		if (slot->generation == gen && slot->expires > now &&
-			slot->purpose == (unsigned char)purpose &&
-			slot->flags == (unsigned char)flags &&
-			strcmp(slot->thumbprint, c->thumbprint) == 0) {
+		return verify_gen(pki, c, purpose, flags, gen, v_r, &expires, err);
+	}
+	return verify_uncached(pki, c->x509, purpose, at ? at : sg_now(), flags, v_r,
+		&expires, err);
+}
+
+int pki_verify_thumb_gen(struct pki *pki, const char *thumbprint, enum pki_purpose purpose,
+	unsigned flags, int64_t gen, struct pki_verdict *v_r, int64_t *expires_r,
+	struct sg_error *err)
+{
+	const struct pki_cache_slot *hit;
+	struct pki_cert *c = NULL;
+	int64_t now = sg_now();
+	int rc;
+
+	*expires_r = now;   /* NO_CACHE: holds for no later call */
+	if ((flags & PKI_VERIFY_NO_CACHE) == 0 && strlen(thumbprint) == PKI_THUMBPRINT_LEN) {
+		hit = cache_get(pki, thumbprint, purpose, flags, gen, now);
+		if (hit != NULL) {
 			pki->cache_hits++;
-			*v_r = slot->v;
-			return 0;
+			*v_r = hit->v;
+			*expires_r = hit->expires;
+			return 1;
 		}
-		pki->cache_misses++;
 	}
-	if (verify_uncached(pki, c->x509, purpose, at ? at : now, flags, v_r, &expires,
-		err) < 0)
-		return -1;
-	if (use_cache) {
-		sg_strlcpy(slot->thumbprint, c->thumbprint, sizeof(slot->thumbprint));
-		slot->purpose = (unsigned char)purpose;
-		slot->flags = (unsigned char)flags;
-		slot->generation = gen;
-		slot->expires = expires;
-		slot->v = *v_r;
+	rc = pki_cert_get(pki, thumbprint, &c, err);
+	if (rc <= 0) {
+		*expires_r = INT64_MAX;   /* an absent certificate: until the store changes */
+		return rc;
 	}
-	return 0;
+	if ((flags & PKI_VERIFY_NO_CACHE) != 0)
+		rc = pki_cert_verify(pki, c, purpose, 0, flags, v_r, err) < 0 ? -1 : 1;
+	else
+		rc = verify_gen(pki, c, purpose, flags, gen, v_r, expires_r, err) < 0 ? -1 : 1;
+	pki_cert_free(&c);
+	return rc;
 }
 
 int pki_verify_thumb(struct pki *pki, const char *thumbprint, enum pki_purpose purpose,
 	unsigned flags, struct pki_verdict *v_r, struct sg_error *err)
 {
-	struct pki_cache_slot *slot;
-	struct pki_cert *c = NULL;
-	int64_t gen = 0;
-	int rc;
+	int64_t gen = 0, expires;
 
-	if ((flags & PKI_VERIFY_NO_CACHE) == 0 && strlen(thumbprint) == PKI_THUMBPRINT_LEN) {
-		if (pki_generation(pki, &gen, err) < 0)
-			return -1;
-		slot = cache_slot(pki, thumbprint, purpose);
-		if (slot->generation == gen && slot->expires > sg_now() &&
-			slot->purpose == (unsigned char)purpose &&
-			slot->flags == (unsigned char)flags &&
-			strcmp(slot->thumbprint, thumbprint) == 0) {
-			pki->cache_hits++;
-			*v_r = slot->v;
-			return 1;
-		}
-	}
-	rc = pki_cert_get(pki, thumbprint, &c, err);
-	if (rc <= 0)
-		return rc;
-	if (pki_cert_verify(pki, c, purpose, 0, flags, v_r, err) < 0)
-		rc = -1;
-	pki_cert_free(&c);
-	return rc;
+	if ((flags & PKI_VERIFY_NO_CACHE) == 0 && pki_generation(pki, &gen, err) < 0)
+		return -1;
+	return pki_verify_thumb_gen(pki, thumbprint, purpose, flags, gen, v_r, &expires, err);
 }

@@ -107,8 +107,8 @@ struct tcert *tcert_make(const struct tspec *s)
 		BN_free(bn);
 	}
 	X509_time_adj_ex(X509_getm_notBefore(t->x), (int)s->nb_days, 0, &now);
-	X509_time_adj_ex(X509_getm_notAfter(t->x), s->na_days ? (int)s->na_days : 365, 0,
-		&now);
+	X509_time_adj_ex(X509_getm_notAfter(t->x), s->na_secs ? 0 :
+		s->na_days ? (int)s->na_days : 365, s->na_secs, &now);
 	n = X509_get_subject_name(t->x);
 	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)s->cn, -1,
 		-1, 0);

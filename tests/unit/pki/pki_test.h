@@ -30,6 +30,7 @@ struct tspec {
 	bool ca;
 	long nb_days;             /* notBefore = now + nb_days */
 	long na_days;             /* notAfter = now + na_days (0: +365) */
+	long na_secs;             /* if not 0: notAfter = now + na_secs instead */
 	const char *ku;           /* "digitalSignature,keyEncipherment" or NULL */
 	const char *eku;          /* "emailProtection" or NULL */
 	const char *cdp;          /* "URI:http://..." or NULL */
