@@ -1,5 +1,6 @@
 /* test_spool_pool.c - recycled message files (spool_pool.c): a finished
- * message's file goes to free/ empty and is reused for the next message
+ * message's file goes to free/ cut to the format's 8-byte magic (no message
+ * text) and is reused for the next message
  * (same inode, no allocation), only in a spool that ran recovery; recovery
  * empties free/; a recycled file holds exactly the new message. */
 #include <setjmp.h>
@@ -82,9 +83,9 @@ static void test_no_pool_without_recovery(void **state)
 	assert_int_equal(tu_count(f->spooldir, "free"), 0);
 }
 
-/* After recovery: the file of a delivered message is kept empty in free/
- * and the next message is written into it (same inode), fully replaced:
- * a long old message and a short new one. */
+/* After recovery: the file of a delivered message is kept in free/, cut to
+ * the 8-byte magic, and the next message is written into it (same inode),
+ * fully replaced: a long old message and a short new one. */
 static void test_delivered_file_reused(void **state)
 {
 	struct tu_fix *f = *state;
@@ -104,7 +105,7 @@ static void test_delivered_file_reused(void **state)
 	assert_int_equal(done(f, SPOOL_Q_OUTGOING, id, &err), 0);
 	assert_false(tu_exists(f->spooldir, "outgoing", id));
 	assert_int_equal(tu_count(f->spooldir, "free"), 1);
-	/* kept empty: no message text stays behind */
+	/* cut to the magic: no message text stays behind */
 	d = opendir(tu_path(path, sizeof(path), f->spooldir, "free", ""));
 	assert_non_null(d);
 	while ((de = readdir(d)) != NULL) {
@@ -112,8 +113,16 @@ static void test_delivered_file_reused(void **state)
 			continue;
 		assert_int_equal(stat(tu_path(path, sizeof(path), f->spooldir, "free",
 			de->d_name), &st), 0);
-		assert_int_equal(st.st_size, 0);
+		assert_int_equal(st.st_size, 8);
 		assert_int_equal(st.st_ino, ino);
+		{
+			size_t len = 0;
+			unsigned char *raw = tu_read_file(path, &len);
+
+			assert_int_equal(len, 8);
+			assert_memory_equal(raw, "SGSPOOL\x01", 8);
+			free(raw);
+		}
 	}
 	closedir(d);
 	put(f, "short\r\n", SPOOL_Q_INCOMING, id2);
