@@ -40,7 +40,10 @@
 #include <openssl/x509v3.h>
 
 #define CLIENT_RBUF 8192
-#define CLIENT_CHUNK 65536
+/* Body chunk: the dot-stuffed output buffer (2 x chunk) stays below the
+ * daemon's 128 KB mmap threshold, so sending a message does not mmap and
+ * munmap a buffer each time (1% of the daemon's CPU with 64 KB). */
+#define CLIENT_CHUNK 32768
 
 /* connection cache: slots per thread, defaults of the reuse limits (the
  * idle limit is Postfix's smtp_connection_cache_time_limit), and how long a
