@@ -45,6 +45,18 @@ struct mime_msg *mime_msg_parse_fd(int fd, uint64_t offset, uint64_t len,
 	struct sg_error *err);
 
 /*
+ * mime_msg_open_fd - as mime_msg_parse_fd, but GMime parses the message only
+ * when something first needs its fields or structure (any function below
+ * but mime_msg_source_size, mime_msg_is_modified, mime_msg_set_modified and
+ * writing it unchanged). An output that is only written out as it is (an
+ * S/MIME result) is then copied byte for byte without ever being parsed. A
+ * read error during that later parse leaves an empty message that cannot be
+ * walked or rewritten (SG_E_LIMIT, as an opaque one).
+ */
+struct mime_msg *mime_msg_open_fd(int fd, uint64_t offset, uint64_t len,
+	struct sg_error *err);
+
+/*
  * mime_msg_new_gmime - wrap a message built in memory (a notification, an
  * encrypted output). Takes a new reference to gm. The message has no source
  * bytes, so it always counts as modified (it is serialised by GMime).

@@ -13,7 +13,7 @@
 
 static GMimeHeaderList *mime_headers(struct mime_msg *m)
 {
-	return g_mime_object_get_header_list(GMIME_OBJECT(m->gm));
+	return g_mime_object_get_header_list(GMIME_OBJECT(mime_msg_gm(m)));
 }
 
 /* mime_check_field - a field name is printable ASCII without ':'; a value

@@ -15,12 +15,17 @@ enum mime_msg_flags {
 };
 
 struct mime_msg {
-	GMimeMessage *gm;
+	GMimeMessage *gm;    /* NULL until first needed (mime_msg_open_fd) */
 	GMimeStream *src;    /* GMimeStreamFs over fd (not owner), or NULL */
 	int fd;              /* our dup of the caller's fd, or -1 (generated) */
 	uint64_t offset;     /* source byte range in fd */
 	uint64_t len;
 	unsigned flags;      /* enum mime_msg_flags */
 };
+
+/* mime_msg_gm - the GMime message, parsed from the source now if it was
+ * opened with mime_msg_open_fd and not parsed yet (never NULL). Every use
+ * of m->gm and of the flags set by the parse goes through here. */
+GMimeMessage *mime_msg_gm(const struct mime_msg *m);
 
 #endif

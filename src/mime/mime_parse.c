@@ -147,17 +147,69 @@ static GMimeParserOptions *mime_parser_options(void)
 	return o;
 }
 
-/* mime_msg_parse_fd - dup fd, wrap [offset, offset+len) in a substream, parse */
-struct mime_msg *mime_msg_parse_fd(int fd, uint64_t offset, uint64_t len,
-	struct sg_error *err)
+/* mime_msg_build - parse m's source range (once); -1 on a read error,
+ * leaving m unparsed */
+static int mime_msg_build(struct mime_msg *m)
 {
-	struct mime_msg *m = NULL;
 	GMimeStream *sub = NULL;
 	GMimeParser *parser = NULL;
 	GMimeParserOptions *opts = NULL;
-	struct stat st;
-	uint64_t hdr_len = 0;
+	uint64_t hdr_len = 0, len = m->len, offset = m->offset;
 	unsigned dashes = 0;
+
+	if (m->gm != NULL || m->fd < 0)
+		return 0;
+	if (mime_prescan(m->fd, offset, len, &hdr_len, &dashes) < 0)
+		return -1;
+	if (mime_probe_crlf(m->fd, offset, len))
+		m->flags |= MIME_MSG_CRLF;
+	m->src = g_mime_stream_fs_new_with_bounds(m->fd, 0, -1);
+	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(m->src), FALSE);
+	if (dashes > MIME_MAX_BOUNDARY_LINES) {
+		/* too many possible parts to build in memory: only the header
+		 * section is parsed; the body stays opaque source bytes */
+		m->flags |= MIME_MSG_OPAQUE;
+		len = hdr_len;
+	}
+	sub = g_mime_stream_substream(m->src, (gint64)offset, (gint64)(offset + len));
+	parser = g_mime_parser_new_with_stream(sub);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	g_mime_parser_set_persist_stream(parser, TRUE);
+	opts = mime_parser_options();
+	m->gm = g_mime_parser_construct_message(parser, opts);
+	if (m->gm == NULL) {
+		/* one opaque part of the whole input: nothing is built per part */
+		m->flags &= ~(unsigned)MIME_MSG_OPAQUE;
+		m->gm = mime_wrap_headerless(m->src, offset, m->len);
+		m->flags |= MIME_MSG_NO_HEADERS;
+	}
+	g_mime_parser_options_free(opts);
+	g_object_unref(parser);
+	g_object_unref(sub);
+	return 0;
+}
+
+GMimeMessage *mime_msg_gm(const struct mime_msg *cm)
+{
+	/* the parse is done on first use; the object was never const */
+	struct mime_msg *m = (struct mime_msg *)(uintptr_t)cm;
+
+	if (mime_msg_build(m) < 0) {
+		/* a read error after the open: an empty message that cannot be
+		 * walked or rebuilt (fail closed); unchanged, it is still copied
+		 * from the source (or that copy fails the same way) */
+		m->gm = g_mime_message_new(FALSE);
+		m->flags |= MIME_MSG_OPAQUE;
+	}
+	return m->gm;
+}
+
+/* mime_msg_open_fd - dup fd and check the range; the parse waits */
+struct mime_msg *mime_msg_open_fd(int fd, uint64_t offset, uint64_t len,
+	struct sg_error *err)
+{
+	struct mime_msg *m = NULL;
+	struct stat st;
 
 	if (fd < 0 || offset > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - offset) {
 		sg_error_set(err, SG_E_INVAL, "mime: bad source range");
@@ -180,45 +232,29 @@ struct mime_msg *mime_msg_parse_fd(int fd, uint64_t offset, uint64_t len,
 	m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (m->fd < 0) {
 		sg_error_set_errno(err, SG_E_IO, errno, "mime: dup");
-		goto fail;
+		free(m);
+		return NULL;
 	}
 	m->offset = offset;
 	m->len = len;
-	if (mime_probe_crlf(m->fd, offset, len))
-		m->flags |= MIME_MSG_CRLF;
-
-	if (mime_prescan(m->fd, offset, len, &hdr_len, &dashes) < 0) {
-		sg_error_set_errno(err, SG_E_IO, errno, "mime: read source");
-		goto fail;
-	}
-	m->src = g_mime_stream_fs_new_with_bounds(m->fd, 0, -1);
-	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(m->src), FALSE);
-	if (dashes > MIME_MAX_BOUNDARY_LINES) {
-		/* too many possible parts to build in memory: only the header
-		 * section is parsed; the body stays opaque source bytes */
-		m->flags |= MIME_MSG_OPAQUE;
-		len = hdr_len;
-	}
-	sub = g_mime_stream_substream(m->src, (gint64)offset, (gint64)(offset + len));
-	parser = g_mime_parser_new_with_stream(sub);
-	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-	g_mime_parser_set_persist_stream(parser, TRUE);
-	opts = mime_parser_options();
-	m->gm = g_mime_parser_construct_message(parser, opts);
-	if (m->gm == NULL) {
-		/* one opaque part of the whole input: nothing is built per part */
-		m->flags &= ~(unsigned)MIME_MSG_OPAQUE;
-		len = m->len;
-		m->gm = mime_wrap_headerless(m->src, offset, len);
-		m->flags |= MIME_MSG_NO_HEADERS;
-	}
-	g_mime_parser_options_free(opts);
-	g_object_unref(parser);
-	g_object_unref(sub);
 	return m;
-fail:
-	mime_msg_free(&m);
-	return NULL;
+}
+
+/* mime_msg_parse_fd - mime_msg_open_fd, then parse at once (a read error
+ * fails here, not later) */
+struct mime_msg *mime_msg_parse_fd(int fd, uint64_t offset, uint64_t len,
+	struct sg_error *err)
+{
+	struct mime_msg *m = mime_msg_open_fd(fd, offset, len, err);
+
+	if (m == NULL)
+		return NULL;
+	if (mime_msg_build(m) < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "mime: read source");
+		mime_msg_free(&m);
+		return NULL;
+	}
+	return m;
 }
 
 /* mime_msg_reparse - a fresh parse of m's source range */
@@ -234,7 +270,7 @@ struct mime_msg *mime_msg_reparse(const struct mime_msg *m, struct sg_error *err
 /* mime_msg_is_calendar - D-3 */
 bool mime_msg_is_calendar(struct mime_msg *m)
 {
-	GMimeObject *top = g_mime_message_get_mime_part(m->gm);
+	GMimeObject *top = g_mime_message_get_mime_part(mime_msg_gm(m));
 	GMimeContentType *ct;
 	int i, n;
 
@@ -286,7 +322,7 @@ void mime_msg_free(struct mime_msg **mp)
 
 GMimeMessage *mime_msg_get0_gmime(struct mime_msg *m)
 {
-	return m->gm;
+	return mime_msg_gm(m);
 }
 
 uint64_t mime_msg_source_size(const struct mime_msg *m)
@@ -296,11 +332,13 @@ uint64_t mime_msg_source_size(const struct mime_msg *m)
 
 bool mime_msg_has_headers(const struct mime_msg *m)
 {
+	(void)mime_msg_gm(m);
 	return (m->flags & MIME_MSG_NO_HEADERS) == 0;
 }
 
 bool mime_msg_is_opaque(const struct mime_msg *m)
 {
+	(void)mime_msg_gm(m);
 	return (m->flags & MIME_MSG_OPAQUE) != 0;
 }
 

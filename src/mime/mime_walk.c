@@ -63,7 +63,7 @@ static int mime_walk_part(struct mime_walk *w, GMimeObject *part, GMimeObject *p
 int mime_msg_walk(struct mime_msg *m, mime_walk_fn *fn, void *arg, struct sg_error *err)
 {
 	struct mime_walk w = {fn, arg, 0, err};
-	GMimeObject *top = g_mime_message_get_mime_part(m->gm);
+	GMimeObject *top = g_mime_message_get_mime_part(mime_msg_gm(m));
 	int rc;
 
 	if ((m->flags & MIME_MSG_OPAQUE) != 0) {

@@ -206,6 +206,7 @@ int mime_msg_write(struct mime_msg *m, uint64_t max, mime_write_fn *fn, void *ar
 {
 	if ((m->flags & MIME_MSG_MODIFIED) == 0 && m->fd >= 0)
 		return mime_copy_source(m, max, fn, arg, size_r, err);
+	(void)mime_msg_gm(m);   /* (modified: parsed already) */
 	if ((m->flags & MIME_MSG_OPAQUE) != 0) {
 		/* its body was never parsed: rebuilding it would drop the body */
 		if (size_r != NULL)

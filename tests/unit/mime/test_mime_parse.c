@@ -672,6 +672,56 @@ static void test_reparse_independent(void **state)
 	mime_msg_free(&m);
 }
 
+/* mime_msg_open_fd: nothing is parsed until needed - written out unchanged
+ * it is the source range byte for byte; a field read parses it then (the
+ * same answers as mime_msg_parse_fd); a change re-serialises it with the
+ * input's line ends. */
+static void test_open_lazy(void **state)
+{
+	const char *prefix = "SPOOLRECORDS\n";
+	const char crlf_msg[] = "From: a@example.com\r\nSubject: lazy\r\n\r\nbody\r\n";
+	int fd = test_tmpfd(prefix, simple_msg, strlen(simple_msg));
+	struct sg_error err;
+	struct mime_msg *m;
+	char *out;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(sg_write_all(fd, "TRAILER", 7), 0);
+	m = mime_msg_open_fd(fd, strlen(prefix), strlen(simple_msg), &err);
+	assert_non_null(m);
+	close(fd);
+	assert_false(mime_msg_is_modified(m));
+	assert_int_equal(mime_msg_source_size(m), strlen(simple_msg));
+	out = test_serialise(m, &len);
+	assert_int_equal(len, strlen(simple_msg));
+	assert_memory_equal(out, simple_msg, len);
+	free(out);
+	assert_true(mime_msg_has_headers(m));
+	assert_false(mime_msg_is_opaque(m));
+	assert_string_equal(mime_msg_header_get(m, "Subject"), "hi");
+	mime_msg_free(&m);
+	/* fields first, then a change: GMime writes it, CRLF kept */
+	fd = test_tmpfd(NULL, crlf_msg, strlen(crlf_msg));
+	m = mime_msg_open_fd(fd, 0, strlen(crlf_msg), &err);
+	assert_non_null(m);
+	close(fd);
+	assert_int_equal(mime_msg_header_set(m, "Subject", "changed", &err), 0);
+	assert_true(mime_msg_is_modified(m));
+	out = test_serialise(m, NULL);
+	assert_non_null(strstr(out, "Subject: changed\r\n"));
+	assert_non_null(strstr(out, "\r\n\r\nbody\r\n"));
+	free(out);
+	mime_msg_free(&m);
+	/* the same argument checks as mime_msg_parse_fd */
+	assert_null(mime_msg_open_fd(-1, 0, 1, &err));
+	assert_int_equal(err.code, SG_E_INVAL);
+	fd = test_tmpfd(NULL, crlf_msg, strlen(crlf_msg));
+	assert_null(mime_msg_open_fd(fd, 0, strlen(crlf_msg) + 1, &err));
+	assert_int_equal(err.code, SG_E_IO);
+	close(fd);
+}
+
 /* D-3: text/calendar at the top or inside a top-level multipart/alternative;
  * not deeper, not as an attachment of multipart/mixed. */
 static void test_is_calendar(void **state)
@@ -707,6 +757,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_range_passthrough),
+		cmocka_unit_test(test_open_lazy),
 		cmocka_unit_test(test_parse_bad_args),
 		cmocka_unit_test(test_parse_headerless),
 		cmocka_unit_test(test_walk),
