@@ -408,11 +408,12 @@ static int mpa_add_users(struct mpa_ctx *ctx, const struct mpa_group *g,
 }
 
 /* mpa_set_output - g's output becomes the message in bytes [0, len) of fd
- * (parsed in place: the message holds its own dup of fd) */
+ * (the message holds its own dup of fd; it is only written out, so GMime
+ * never parses it: mime_msg_open_fd) */
 static int mpa_set_output(struct mpa_group *g, int fd, uint64_t len, const char *done,
 	struct sg_error *err)
 {
-	struct mime_msg *m = mime_msg_parse_fd(fd, 0, len, err);
+	struct mime_msg *m = mime_msg_open_fd(fd, 0, len, err);
 
 	if (m == NULL)
 		return -1;
