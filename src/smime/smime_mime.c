@@ -117,11 +117,17 @@ field_end(GMimeHeader *h)
 	return off + (gint64)strlen(name) + 1 + (gint64)strlen(value);
 }
 
+/*
+ * split_headers - the fields of gm (or, with gm NULL, all of the top-level
+ * part's fields) that stay outside into outer, the entity's Content-* fields
+ * (those of part) into entity. *body_r: where the header fields end.
+ */
 static int
 split_headers(GMimeMessage *gm, GMimeObject *part, size_t len, struct smime_split *s,
 	size_t *body_r, struct sg_error *err)
 {
-	GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(gm));
+	GMimeHeaderList *hl = gm != NULL ? g_mime_object_get_header_list(GMIME_OBJECT(gm)) :
+		g_mime_object_get_header_list(part);
 	gint64 end = 0;
 	int n = g_mime_header_list_get_count(hl);
 
@@ -149,6 +155,9 @@ split_headers(GMimeMessage *gm, GMimeObject *part, size_t len, struct smime_spli
 			continue;
 		if (e > end)
 			end = e;
+		/* a part read as the top level holds every field */
+		if (gm == NULL && g_ascii_strncasecmp(g_mime_header_get_name(h), "Content-", 8) != 0)
+			continue;
 		if (append_field(&s->entity, h, err) < 0)
 			return -1;
 		if (g_ascii_strcasecmp(g_mime_header_get_name(h), "Content-Type") == 0 &&
@@ -190,9 +199,9 @@ smime_split_head(const void *hdr, size_t hlen, uint64_t len, size_t max,
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
 	GMimeMessage *gm = NULL;
-	GMimeObject *part;
+	GMimeObject *part = NULL, *top = NULL;
 	GMimeContentType *ct;
-	size_t body = 0;
+	size_t body = 0, hsl;
 	int rc = -1;
 
 	memset(s, 0, sizeof(*s));
@@ -201,15 +210,30 @@ smime_split_head(const void *hdr, size_t hlen, uint64_t len, size_t max,
 	sg_buf_init(&s->ctype, 64 * 1024);
 	/* GMime sees the header section only: the body is never parsed here (no
 	 * cost, no memory per part on hostile structure - see mime.h) */
-	stream = g_mime_stream_mem_new_with_buffer(hdr, header_section_len(p, hlen));
+	/* (read as one part, it costs less than as a message, which builds
+	 * address lists, dates etc.; the same fields with the same offsets
+	 * come out. What GMime reads only as a message - an mbox "From "
+	 * line first - is read as one.) */
+	hsl = header_section_len(p, hlen);
+	stream = g_mime_stream_mem_new_with_buffer(hdr, hsl);
 	parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-	gm = g_mime_parser_construct_message(parser, NULL);
-	if (gm == NULL) {
-		sg_error_set(err, SG_E_PARSE, "not a MIME message");
-		goto out;
+	top = g_mime_parser_construct_part(parser, NULL);
+	if (top != NULL) {
+		part = top;
+	} else {
+		g_object_unref(parser);
+		g_object_unref(stream);
+		stream = g_mime_stream_mem_new_with_buffer(hdr, hsl);
+		parser = g_mime_parser_new_with_stream(stream);
+		g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+		gm = g_mime_parser_construct_message(parser, NULL);
+		if (gm == NULL) {
+			sg_error_set(err, SG_E_PARSE, "not a MIME message");
+			goto out;
+		}
+		part = g_mime_message_get_mime_part(gm);
 	}
-	part = g_mime_message_get_mime_part(gm);
 	if (split_headers(gm, part, hlen, s, &body, err) < 0)
 		goto out;
 	/* the empty line that ends the header section */
@@ -247,6 +271,8 @@ smime_split_head(const void *hdr, size_t hlen, uint64_t len, size_t max,
 out:
 	if (gm)
 		g_object_unref(gm);
+	if (top)
+		g_object_unref(top);
 	if (parser)
 		g_object_unref(parser);
 	if (stream)
