@@ -655,6 +655,10 @@ static int daemon_start(struct daemon *d)
 		goto out;
 	sig_started = true;
 
+	/* Decrypting and verifying opaque signatures hold the whole CMS
+	 * structure (OpenSSL decodes it whole): the workers share a budget so
+	 * that peak memory does not grow with workers x message size. */
+	sg_budget_set((uint64_t)d->cfg->mpa_memory_budget_mb << 20);
 	mpa_threads = sg_xcalloc(d->cfg->mpa_workers, sizeof(*mpa_threads));
 	for (n_mpa = 0; n_mpa < d->cfg->mpa_workers; n_mpa++)
 		if (pthread_create(&mpa_threads[n_mpa], NULL, daemon_mpa_worker, d) != 0)

@@ -145,6 +145,19 @@ int sg_buf_printf(struct sg_buf *b, struct sg_error *err, const char *fmt, ...)
 /* sg_buf_steal - return data (caller frees, never NULL) and reset the buffer. */
 char *sg_buf_steal(struct sg_buf *b);
 
+/*
+ * Process-wide budget for memory that cannot be streamed (a CMS structure
+ * OpenSSL decodes whole; lib_budget.c). sg_budget_acquire blocks until n
+ * more bytes fit under the limit, or nothing else is held (a request over
+ * the limit runs alone); requests are served in arrival order. Every
+ * acquire needs a release of the same n. Limit 0 (the default): unlimited.
+ */
+void sg_budget_set(uint64_t limit);
+void sg_budget_acquire(uint64_t n);
+void sg_budget_release(uint64_t n);
+/* sg_budget_peak - the most held at once (since the last reset). */
+uint64_t sg_budget_peak(bool reset);
+
 /* ----------------------------------------------------------- strings/misc */
 
 size_t sg_strlcpy(char *dst, const char *src, size_t size);
@@ -274,13 +287,15 @@ struct sg_config {
 	char *next_hop;             /* default 127.0.0.1:10026 (postfix mode) */
 	char *smtp_tls_certificate; /* optional PEM for STARTTLS */
 	char *smtp_tls_key;
-	unsigned smtp_threads;      /* listener event loops, default 2 */
+	unsigned smtp_threads;      /* listener event loops, default 4 */
 	unsigned max_sessions;      /* default 200 */
 	unsigned idle_timeout;      /* seconds, default 300 */
 	/* [mpa] */
-	unsigned mpa_workers;       /* default 4 */
+	unsigned mpa_workers;       /* default 8 */
+	unsigned mpa_memory_budget_mb; /* default 8: S/MIME structures decoded
+	                            * whole, held at once (sg_budget); 0 = no cap */
 	/* [delivery] */
-	unsigned delivery_workers;  /* default 8 */
+	unsigned delivery_workers;  /* default 16 */
 	/* [http] */
 	char *http_listen;          /* default 127.0.0.1:8443 */
 	char *http_tls_certificate;

@@ -50,6 +50,7 @@ static const struct cfg_key cfg_schema[] = {
 	{"smtp", "max_sessions", CFG_UINT, OFF(max_sessions), 1, 100000},
 	{"smtp", "idle_timeout", CFG_UINT, OFF(idle_timeout), 5, 3600},
 	{"mpa", "workers", CFG_UINT, OFF(mpa_workers), 1, 256},
+	{"mpa", "memory_budget_mb", CFG_UINT, OFF(mpa_memory_budget_mb), 0, 1048576},
 	{"delivery", "workers", CFG_UINT, OFF(delivery_workers), 1, 1024},
 	{"http", "listen", CFG_LISTEN, OFF(http_listen), 0, 0},
 	{"http", "tls_certificate", CFG_PATH, OFF(http_tls_certificate), 0, 0},
@@ -85,6 +86,7 @@ struct sg_config *sg_config_defaults(void)
 	c->max_sessions = 200;
 	c->idle_timeout = 300;
 	c->mpa_workers = 8;
+	c->mpa_memory_budget_mb = 8;
 	c->delivery_workers = 16;
 	c->http_listen = sg_xstrdup("127.0.0.1:8443");
 	c->portal_listen = sg_xstrdup("");

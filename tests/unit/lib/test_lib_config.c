@@ -27,6 +27,7 @@ static void test_defaults(void **state)
 	/* sized for fsync latency: several commits in flight (bench/throughput) */
 	assert_int_equal(c->smtp_threads, 4);
 	assert_int_equal(c->mpa_workers, 8);
+	assert_int_equal(c->mpa_memory_budget_mb, 8);
 	assert_int_equal(c->delivery_workers, 16);
 	sg_config_free(&c);
 	assert_null(c);
@@ -37,7 +38,8 @@ static void test_full(void **state)
 	struct sg_error err;
 	struct sg_config *c = load("# comment\n[general]\ndata_dir = /tmp/sg\n"
 		"[smtp]\n listen = [::1]:2525 \nmode = postfix\nnext_hop=127.0.0.1:10026\n"
-		"threads = 4\n[mpa]\nworkers=3\n; x\n[http]\nlisten =\n", &err);
+		"threads = 4\n[mpa]\nworkers=3\nmemory_budget_mb = 0\n; x\n[http]\nlisten =\n",
+		&err);
 
 	(void)state;
 	assert_non_null(c);
@@ -47,6 +49,7 @@ static void test_full(void **state)
 	assert_int_equal(c->mode, SG_MODE_POSTFIX);
 	assert_int_equal(c->smtp_threads, 4);
 	assert_int_equal(c->mpa_workers, 3);
+	assert_int_equal(c->mpa_memory_budget_mb, 0);
 	assert_string_equal(c->http_listen, "");
 	sg_config_free(&c);
 }
