@@ -253,7 +253,29 @@ void mpa_log_done(const struct mpa_ctx *ctx)
 	sg_buf_deinit(&act);
 }
 
+static enum mpa_result mpa_run_pinned(struct mpa_ctx *ctx, const struct mpa_sink *sink,
+	struct sg_error *err);
+
+/* mpa_run - the message with the PKI context pinned to one moment of the
+ * store (pki_pin_begin): its caches answer every question about this
+ * message after one read of the store's generation; the next message reads
+ * it again, so it sees any change made meanwhile. */
 enum mpa_result mpa_run(struct mpa_ctx *ctx, const struct mpa_sink *sink,
+	struct sg_error *err)
+{
+	struct pki *pki = ctx->mpa->pki;
+	enum mpa_result r;
+
+	if (pki != NULL && pki_pin_begin(pki, err) < 0) {
+		sg_error_prefix(err, "pki: ");
+		return mpa_result_of_error(err);
+	}
+	r = mpa_run_pinned(ctx, sink, err);
+	pki_pin_end(pki);
+	return r;
+}
+
+static enum mpa_result mpa_run_pinned(struct mpa_ctx *ctx, const struct mpa_sink *sink,
 	struct sg_error *err)
 {
 	enum mpa_result r;

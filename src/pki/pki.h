@@ -102,8 +102,9 @@ int pki_cert_get(struct pki *pki, const char *thumbprint, struct pki_cert **c_r,
 	struct sg_error *err);
 /*
  * pki_cert_x509_get1 - only the decoded certificate of a stored thumbprint
- * (any case), without the text fields of struct pki_cert (decoded once per
- * process). 1 found (*x_r is a new reference: X509_free), 0 not found, -1.
+ * (any case), without the text fields of struct pki_cert; kept per context
+ * under the store's generation (a delete is seen by the next call). 1 found
+ * (*x_r is a new reference: X509_free), 0 not found, -1.
  */
 int pki_cert_x509_get1(struct pki *pki, const char *thumbprint, X509 **x_r,
 	struct sg_error *err);
@@ -199,6 +200,15 @@ int pki_cert_verify(struct pki *pki, const struct pki_cert *c, enum pki_purpose 
 	int64_t at, unsigned flags, struct pki_verdict *v_r, struct sg_error *err);
 /* pki_generation_bump - invalidate cached verdicts, selections and chains
  * (all processes, at their next call). */
+/*
+ * pki_pin_begin/pki_pin_end - between them, this context reads the store's
+ * generation once (at the outermost begin) instead of at every call: its
+ * cached verdicts, selections and chains answer for that moment, e.g. one
+ * message (changes made through this context are still seen at once;
+ * changes by others at the next pin). Calls nest. begin: 0 / -1 (store).
+ */
+int pki_pin_begin(struct pki *pki, struct sg_error *err);
+void pki_pin_end(struct pki *pki);
 int pki_generation_bump(struct pki *pki, struct sg_error *err);
 
 /* -------------------------------------------------------------------- CTL */

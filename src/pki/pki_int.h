@@ -49,7 +49,7 @@ struct pki_chain_slot {
 	X509 *cert;                /* owned reference */
 	STACK_OF(X509) *issuers;   /* owned, without cert */
 };
-#define PKI_CHAIN_SLOTS 64
+#define PKI_CHAIN_SLOTS 256
 
 struct pki {
 	struct store *db;
@@ -57,6 +57,8 @@ struct pki {
 	int64_t cache_hits;
 	int64_t cache_misses;
 	bool in_tx;                /* a transaction is open (batch or own) */
+	unsigned pin_depth;        /* pki_pin_begin calls not ended yet */
+	int64_t pin_gen;           /* the generation while pinned */
 	struct pki_memo_slot *memo;    /* PKI_MEMO_SLOTS, allocated at first use */
 	struct pki_chain_slot *chains; /* PKI_CHAIN_SLOTS, allocated at first use */
 };
@@ -112,7 +114,8 @@ void pki_crl_akid_hex(const X509_CRL *crl, char *out, size_t outsz);
 int pki_tx_begin(struct pki *pki, bool *own_r, struct sg_error *err);
 int pki_tx_end(struct pki *pki, bool own, int rc, struct sg_error *err);
 
-/* pki_generation - the current verdict generation (settings "pki.generation"). */
+/* pki_generation - the current verdict generation (settings "pki.generation"),
+ * or the pinned one (pki_pin_begin). */
 int pki_generation(struct pki *pki, int64_t *gen_r, struct sg_error *err);
 
 /* pki_cert_load_der - as pki_cert_get but from a stored row's columns. */

@@ -110,19 +110,15 @@ void pki_memo_free(struct pki *pki)
 	}
 }
 
-int pki_cert_x509_get1(struct pki *pki, const char *thumbprint, X509 **x_r,
-	struct sg_error *err)
+/* x509_load - the stored certificate t (normalised) from its row */
+static int x509_load(struct pki *pki, const char *t, X509 **x_r, struct sg_error *err)
 {
-	char t[PKI_THUMBPRINT_LEN + 1];
 	struct store_stmt *st;
 	const unsigned char *der;
 	size_t len = 0;
 	int rc;
 
 	*x_r = NULL;
-	sg_strlcpy(t, thumbprint, sizeof(t));
-	if (strlen(thumbprint) != PKI_THUMBPRINT_LEN || pki_thumbprint_normalize(t, NULL) < 0)
-		return 0;  /* cannot be stored: not found */
 	st = store_prepare(pki->db, "SELECT der FROM pki_cert WHERE thumbprint = ?", err);
 	if (st == NULL)
 		return -1;
@@ -140,6 +136,57 @@ int pki_cert_x509_get1(struct pki *pki, const char *thumbprint, X509 **x_r,
 	}
 	store_stmt_free(&st);
 	return rc;
+}
+
+/* chain_slot - the slot of thumbprint t (the table made at first use) */
+static struct pki_chain_slot *chain_slot(struct pki *pki, const char *t)
+{
+	if (pki->chains == NULL)
+		pki->chains = sg_xcalloc(PKI_CHAIN_SLOTS, sizeof(*pki->chains));
+	return &pki->chains[memo_hash(t) % PKI_CHAIN_SLOTS];
+}
+
+/* cert_get1 - the certificate t (normalised) under gen: from its slot (a
+ * certificate's bytes never change; that it is still stored is what gen
+ * says: a delete bumps it) or loaded into the slot. 1, 0 not stored, -1. */
+static int cert_get1(struct pki *pki, const char *t, int64_t gen, X509 **x_r,
+	struct sg_error *err)
+{
+	struct pki_chain_slot *s = chain_slot(pki, t);
+	X509 *x = NULL;
+	int r;
+
+	*x_r = NULL;
+	if (s->cert != NULL && s->generation == gen && strcmp(s->thumbprint, t) == 0) {
+		X509_up_ref(s->cert);
+		*x_r = s->cert;
+		return 1;
+	}
+	r = x509_load(pki, t, &x, err);
+	if (r <= 0)
+		return r;
+	chain_slot_clear(s);
+	sg_strlcpy(s->thumbprint, t, sizeof(s->thumbprint));
+	s->generation = gen;
+	X509_up_ref(x);
+	s->cert = x;   /* issuers: not built yet */
+	*x_r = x;
+	return 1;
+}
+
+int pki_cert_x509_get1(struct pki *pki, const char *thumbprint, X509 **x_r,
+	struct sg_error *err)
+{
+	char t[PKI_THUMBPRINT_LEN + 1];
+	int64_t gen = 0;
+
+	*x_r = NULL;
+	sg_strlcpy(t, thumbprint, sizeof(t));
+	if (strlen(thumbprint) != PKI_THUMBPRINT_LEN || pki_thumbprint_normalize(t, NULL) < 0)
+		return 0;  /* cannot be stored: not found */
+	if (pki_generation(pki, &gen, err) < 0)
+		return -1;
+	return cert_get1(pki, t, gen, x_r, err);
 }
 
 /* stack_dup1 - a new stack holding new references to the entries of sk */
@@ -226,11 +273,9 @@ int pki_cert_chain_get1(struct pki *pki, const char *thumbprint, X509 **cert_r,
 		return 0;
 	if (pki_generation(pki, &gen, err) < 0)
 		return -1;
-	if (pki->chains == NULL)
-		pki->chains = sg_xcalloc(PKI_CHAIN_SLOTS, sizeof(*pki->chains));
-	s = &pki->chains[memo_hash(t) % PKI_CHAIN_SLOTS];
-	if (s->cert != NULL && s->generation == gen && s->expires > sg_now() &&
-		strcmp(s->thumbprint, t) == 0) {
+	s = chain_slot(pki, t);
+	if (s->cert != NULL && s->issuers != NULL && s->generation == gen &&
+		s->expires > sg_now() && strcmp(s->thumbprint, t) == 0) {
 		*issuers_r = stack_dup1(s->issuers, err);
 		if (*issuers_r == NULL)
 			return -1;
@@ -238,7 +283,7 @@ int pki_cert_chain_get1(struct pki *pki, const char *thumbprint, X509 **cert_r,
 		*cert_r = s->cert;
 		return 1;
 	}
-	r = pki_cert_x509_get1(pki, t, &x, err);
+	r = cert_get1(pki, t, gen, &x, err);
 	if (r <= 0)
 		return r;
 	if (chain_issuers(pki, x, &issuers, &expires, err) < 0) {
@@ -251,6 +296,8 @@ int pki_cert_chain_get1(struct pki *pki, const char *thumbprint, X509 **cert_r,
 		X509_free(x);
 		return -1;
 	}
+	/* (the slot of t may have been reused while the chain was built) */
+	s = chain_slot(pki, t);
 	chain_slot_clear(s);
 	sg_strlcpy(s->thumbprint, t, sizeof(s->thumbprint));
 	s->generation = gen;

@@ -158,6 +158,21 @@ int pki_batch_begin(struct pki *pki, struct sg_error *err)
 	return 0;
 }
 
+/* pin_reset - after a rollback or a failed commit, a pinned generation may
+ * be one our own bump wrote and the store no longer has: read it again (or,
+ * on error, pin a value no cache entry carries) */
+static void pin_reset(struct pki *pki)
+{
+	unsigned depth = pki->pin_depth;
+	int64_t gen;
+
+	if (depth == 0)
+		return;
+	pki->pin_depth = 0;
+	pki->pin_gen = pki_generation(pki, &gen, NULL) == 0 ? gen : INT64_MIN;
+	pki->pin_depth = depth;
+}
+
 int pki_batch_end(struct pki *pki, int rc, struct sg_error *err)
 {
 	if (!pki->in_tx)
@@ -165,9 +180,14 @@ int pki_batch_end(struct pki *pki, int rc, struct sg_error *err)
 	pki->in_tx = false;
 	if (rc < 0) {
 		store_rollback(pki->db, NULL);
+		pin_reset(pki);
 		return rc;
 	}
-	return store_commit(pki->db, err);
+	if (store_commit(pki->db, err) < 0) {
+		pin_reset(pki);
+		return -1;
+	}
+	return 0;
 }
 
 int pki_tx_begin(struct pki *pki, bool *own_r, struct sg_error *err)
@@ -189,10 +209,13 @@ int pki_tx_end(struct pki *pki, bool own, int rc, struct sg_error *err)
 	pki->in_tx = false;
 	if (rc < 0) {
 		store_rollback(pki->db, NULL);
+		pin_reset(pki);
 		return rc;
 	}
-	if (store_commit(pki->db, err) < 0)
+	if (store_commit(pki->db, err) < 0) {
+		pin_reset(pki);
 		return -1;
+	}
 	return rc;
 }
 
@@ -200,8 +223,13 @@ int pki_tx_end(struct pki *pki, bool own, int rc, struct sg_error *err)
 int pki_generation(struct pki *pki, int64_t *gen_r, struct sg_error *err)
 {
 	char *v = NULL;
-	int rc = store_setting_get(pki->db, "pki.generation", &v, err);
+	int rc;
 
+	if (pki->pin_depth > 0) {
+		*gen_r = pki->pin_gen;
+		return 0;
+	}
+	rc = store_setting_get(pki->db, "pki.generation", &v, err);
 	*gen_r = 0;
 	if (rc < 0)
 		return -1;
@@ -220,7 +248,30 @@ int pki_generation_bump(struct pki *pki, struct sg_error *err)
 	if (sg_random_bytes(&r, sizeof(r), err) < 0)
 		return -1;
 	snprintf(buf, sizeof(buf), "%lld", (long long)(r >> 2));
-	return store_setting_set(pki->db, "pki.generation", buf, err);
+	if (store_setting_set(pki->db, "pki.generation", buf, err) < 0)
+		return -1;
+	/* our own change is seen at once, pinned or not */
+	pki->pin_gen = (int64_t)(r >> 2);
+	return 0;
+}
+
+int pki_pin_begin(struct pki *pki, struct sg_error *err)
+{
+	int64_t gen;
+
+	if (pki->pin_depth == 0) {
+		if (pki_generation(pki, &gen, err) < 0)
+			return -1;
+		pki->pin_gen = gen;
+	}
+	pki->pin_depth++;
+	return 0;
+}
+
+void pki_pin_end(struct pki *pki)
+{
+	if (pki != NULL && pki->pin_depth > 0)
+		pki->pin_depth--;
 }
 
 /* ------------------------------------------------------------ certificates */

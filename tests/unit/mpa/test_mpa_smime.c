@@ -121,15 +121,13 @@ static bool has_rcpt(const struct out *x, const char *addr)
 	return false;
 }
 
-/* run - msg (len bytes) from sender to rcpts through a fresh pipeline;
- * outputs into o, the log into *log_r (caller frees) */
-static void run(struct fixture *f, const char *sender, const char *const *rcpts,
-	const char *msg, size_t len, struct outs *o, char **log_r)
+/* run_on - msg (len bytes) from sender to rcpts through pipeline mpa (kept
+ * across messages by the caller); outputs into o, the log into *log_r. */
+static void run_on(struct fixture *f, struct mpa *mpa, const char *sender,
+	const char *const *rcpts, const char *msg, size_t len, struct outs *o, char **log_r)
 {
-	struct mpa_conf conf = {.cfg = f->cfg, .db = f->db, .max_size = 0};
 	struct spool_env env;
 	struct sg_error err;
-	struct mpa *mpa;
 	struct mt_log log;
 	char id[SG_MAIL_ID_LEN + 1];
 	size_t i;
@@ -143,16 +141,27 @@ static void run(struct fixture *f, const char *sender, const char *const *rcpts,
 		spool_env_add_rcpt(&env, rcpts[i], NULL, 0);
 	assert_int_equal(mt_put(f->sp, &env, msg, len, id), 0);
 	spool_env_free_fields(&env);
-	mpa = mpa_new(&conf, &err);
-	assert_non_null(mpa);
 	mt_log_start(&log);
 	rc = mpa_process_spooled(mpa, f->sp, id, &err);
 	*log_r = mt_log_stop(&log);
-	mpa_free(&mpa);
 	if (rc != 0)
 		fail_msg("process: %s\n%s", err.msg, *log_r);
 	assert_int_equal(mt_count(f->dir, "error"), 0);
 	collect(f, o);
+}
+
+/* run - msg (len bytes) from sender to rcpts through a fresh pipeline;
+ * outputs into o, the log into *log_r. */
+static void run(struct fixture *f, const char *sender, const char *const *rcpts,
+	const char *msg, size_t len, struct outs *o, char **log_r)
+{
+	struct mpa_conf conf = {.cfg = f->cfg, .db = f->db, .max_size = 0};
+	struct sg_error err;
+	struct mpa *mpa = mpa_new(&conf, &err);
+
+	assert_non_null(mpa);
+	run_on(f, mpa, sender, rcpts, msg, len, o, log_r);
+	mpa_free(&mpa);
 }
 
 /* crlf - s with every bare LF made CRLF (malloc'ed) */
@@ -565,6 +574,79 @@ static void test_fail_closed(void **state)
 	tcert_free(&rev);
 	tcert_free(&exp);
 	tcert_free(&ok);
+}
+
+/* One pipeline (its PKI context and caches kept) for several messages: a
+ * change to the store between two messages - made through another context,
+ * as the CLI would - is seen by the next message: the signer black-listed
+ * (not signed), the recipient revoked by an imported CRL (fail closed), the
+ * recipient's new certificate (encrypted to it). */
+static void test_caches_see_changes_between_messages(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 1, 801, 0);
+	struct tcert *bob2 = leaf(f, "Bob 2", "bob@partner.net", 3, 803, 0);
+	struct tcert *alice = leaf(f, "Alice", "alice@example.com", 2, 802, 0);
+	const char *rcpts[] = {"bob@partner.net", NULL};
+	const long revoked[] = {801};
+	struct mpa_conf conf = {.cfg = f->cfg, .db = f->db, .max_size = 0};
+	const struct out *x;
+	struct sg_error err;
+	unsigned char *crl;
+	size_t crl_len;
+	struct mpa *mpa;
+	struct outs o;
+	char *log;
+
+	add(f, bob, 0);
+	export(f, bob, "bob");
+	export(f, bob2, "bob2");
+	add_key(f, alice);
+	set(f, POLICY_KIND_DOMAIN, "partner.net", "encrypt_mode", "mandatory");
+	mpa = mpa_new(&conf, &err);
+	assert_non_null(mpa);
+	/* 1: signed and encrypted (the caches filled) */
+	run_on(f, mpa, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	x = find_to(&o, "bob@partner.net");
+	assert_non_null(x);
+	assert_int_equal(decrypt_as(f, x, "bob"), 0);
+	assert_non_null(strstr(log, ", signed"));
+	outs_free(&o);
+	free(log);
+	/* 2: the signer black-listed meanwhile: encrypted, not signed */
+	assert_int_equal(pki_ctl_set(f->pki, alice->thumb, PKI_CTL_BLACK, 0, &err), 0);
+	run_on(f, mpa, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	x = find_to(&o, "bob@partner.net");
+	assert_non_null(x);
+	assert_int_equal(decrypt_as(f, x, "bob"), 0);
+	assert_null(strstr(log, ", signed"));
+	assert_non_null(strstr(log, "not signed"));
+	outs_free(&o);
+	free(log);
+	/* 3: the recipient's certificate revoked meanwhile: nothing to bob */
+	assert_int_equal(pki_ctl_delete(f->pki, alice->thumb, &err), 0);
+	crl = tcrl_make(f->root, revoked, 1, -1, 30, NULL, 1, &crl_len);
+	assert_int_equal(pki_crl_import(f->pki, crl, crl_len, "import", NULL, &err),
+		PKI_CRL_ADDED);
+	free(crl);
+	run_on(f, mpa, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	assert_null(find_to(&o, "bob@partner.net"));
+	assert_non_null(strstr(log, "encrypt-failed"));
+	outs_free(&o);
+	free(log);
+	/* 4: a new certificate for bob meanwhile: encrypted to it, signed again */
+	add(f, bob2, 0);
+	run_on(f, mpa, "alice@example.com", rcpts, OUT_MSG, strlen(OUT_MSG), &o, &log);
+	x = find_to(&o, "bob@partner.net");
+	assert_non_null(x);
+	assert_int_equal(decrypt_as(f, x, "bob2"), 0);
+	assert_non_null(strstr(log, ", signed"));
+	outs_free(&o);
+	free(log);
+	mpa_free(&mpa);
+	tcert_free(&alice);
+	tcert_free(&bob2);
+	tcert_free(&bob);
 }
 
 /* The recipient's algorithm properties: AES-256-GCM (AuthEnvelopedData),
@@ -1261,6 +1343,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_groups_separate_outputs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bcc_own_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_caches_see_changes_between_messages, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_recipient_algorithms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_only_sign_when_encrypt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ec_certificates, setup, teardown),

@@ -5,7 +5,8 @@
  * context; every change to the store - made by this context or through
  * another connection (another process) - and every certificate's expiry
  * is seen by the next call: a CRL import, a black-list entry, a selection,
- * a new or deleted certificate, a new key.
+ * a new or deleted certificate, a new key. Pinned (pki_pin_begin, one
+ * message), changes made elsewhere wait for the next pin.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -345,6 +346,58 @@ static void test_x509_get1(void **state)
 	tcert_free(&root);
 }
 
+/* pki_pin_begin: while pinned, a change made elsewhere is not seen (one
+ * consistent moment, e.g. one message), a change made through this context
+ * is (and moves the moment to now); after pki_pin_end the next call sees
+ * everything. */
+static void test_pin(void **state)
+{
+	struct tenv *e = *state;
+	struct tcert *root = tcert_make(&(struct tspec){.cn = "Memo Root", .ca = true});
+	struct tcert *alice = tcert_make(&(struct tspec){.cn = "Alice", .issuer = root,
+		.email = "alice@partner.example", .nb_days = -1});
+	struct tcert *bob = tcert_make(&(struct tspec){.cn = "Bob", .issuer = root,
+		.email = "bob@partner.example", .nb_days = -1});
+	struct other o;
+	struct sg_error err;
+	X509 *x = NULL;
+
+	tenv_add(e, root, PKI_ADD_ROOT);
+	tenv_add(e, alice, 0);
+	tenv_add(e, bob, 0);
+	other_open(e, &o);
+	assert_int_equal(pki_pin_begin(e->pki, &err), 0);
+	assert_true(has_enc(e, alice->thumb));
+	assert_int_equal(pki_ctl_set(o.pki, alice->thumb, PKI_CTL_BLACK, 0, &err), 0);
+	assert_true(has_enc(e, alice->thumb));    /* the pinned moment */
+	assert_int_equal(pki_pin_begin(e->pki, &err), 0);   /* nested */
+	pki_pin_end(e->pki);
+	assert_true(has_enc(e, alice->thumb));    /* still pinned */
+	/* our own change is seen at once (also by the certificate memo); it
+	 * moves the pinned moment to now, so the other change shows too */
+	assert_int_equal(pki_cert_x509_get1(e->pki, bob->thumb, &x, &err), 1);
+	X509_free(x);
+	assert_int_equal(pki_cert_delete(e->pki, bob->thumb, &err), 0);
+	assert_int_equal(pki_cert_x509_get1(e->pki, bob->thumb, &x, &err), 0);
+	assert_false(has_enc(e, alice->thumb));
+	pki_pin_end(e->pki);
+	assert_false(has_enc(e, alice->thumb));
+	pki_pin_end(e->pki);                      /* unbalanced end: harmless */
+	/* unpinned: the next call sees a change made elsewhere */
+	assert_int_equal(pki_ctl_delete(o.pki, alice->thumb, &err), 0);
+	assert_true(has_enc(e, alice->thumb));
+	assert_int_equal(pki_pin_begin(e->pki, &err), 0);
+	assert_true(has_enc(e, alice->thumb));
+	assert_int_equal(pki_ctl_set(o.pki, alice->thumb, PKI_CTL_BLACK, 0, &err), 0);
+	assert_true(has_enc(e, alice->thumb));
+	pki_pin_end(e->pki);
+	assert_false(has_enc(e, alice->thumb));
+	other_close(&o);
+	tcert_free(&bob);
+	tcert_free(&alice);
+	tcert_free(&root);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tenv_setup, tenv_teardown)
@@ -355,6 +408,7 @@ int main(void)
 		T(test_selection_expires_with_certificate),
 		T(test_chain_get1),
 		T(test_x509_get1),
+		T(test_pin),
 	};
 
 	return cmocka_run_group_tests(tests, tenv_group_setup, tenv_group_teardown);
