@@ -12,6 +12,7 @@
  * CRLF form, never re-encoded.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -53,6 +54,41 @@ smime_digest_parse(const char *s, enum smime_digest *d_r)
 		return -1;
 	*d_r = (enum smime_digest)v;
 	return 0;
+}
+
+/*
+ * The SMIMECapabilities attribute of every signature is OpenSSL's standard
+ * list; building it looks up every cipher and digest through the providers
+ * (measured 1.7% of the daemon's CPU per signed message), so it is built once
+ * per process and only encoded per signature. Read-only after the once (a
+ * file-scope cache invisible to callers, STYLE §7); NULL if building it
+ * failed: then every signature builds its own, as before.
+ */
+static pthread_once_t smcap_once = PTHREAD_ONCE_INIT;
+static STACK_OF(X509_ALGOR) *smcap_std;
+
+static void
+smcap_init(void)
+{
+	if (!CMS_add_standard_smimecap(&smcap_std)) {
+		sk_X509_ALGOR_pop_free(smcap_std, X509_ALGOR_free);
+		smcap_std = NULL;
+	}
+}
+
+/* add_smimecap - the standard SMIMECapabilities attribute to si */
+static int
+add_smimecap(CMS_SignerInfo *si)
+{
+	STACK_OF(X509_ALGOR) *own = NULL;
+	int ok;
+
+	(void)pthread_once(&smcap_once, smcap_init);
+	if (smcap_std != NULL)
+		return CMS_add_smimecap(si, smcap_std);
+	ok = CMS_add_standard_smimecap(&own) && CMS_add_smimecap(si, own);
+	sk_X509_ALGOR_pop_free(own, X509_ALGOR_free);
+	return ok;
 }
 
 /* add_signed_attrs - contentType, signingTime, messageDigest (dig[0..dlen),
@@ -267,8 +303,9 @@ smime_sign_fd(int in_fd, uint64_t len, const struct smime_signer *signer,
 	if (cms == NULL)
 		goto ossl;
 	/* the public key stands in for the private one: nothing is signed here */
-	si = CMS_add1_signer(cms, signer->cert, X509_get0_pubkey(signer->cert), md, fl);
-	if (si == NULL)
+	si = CMS_add1_signer(cms, signer->cert, X509_get0_pubkey(signer->cert), md,
+		fl | CMS_NOSMIMECAP);
+	if (si == NULL || !add_smimecap(si))
 		goto ossl;
 	if (add_chain(cms, signer->cert, signer->chain, err) < 0 ||
 	    add_signed_attrs(si, dig, dlen, opts->signing_time, err) < 0 ||

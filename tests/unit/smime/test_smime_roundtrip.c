@@ -236,6 +236,74 @@ test_sign_opaque_lf_input(void **state)
 	free(crlf);
 }
 
+/* smimecap_der - the DER of the SMIMECapabilities attribute of the (only)
+ * signer of the opaque-signed message sig (malloc'ed) */
+static unsigned char *
+smimecap_der(const struct sg_buf *sig, int *len_r)
+{
+	BIO *b = BIO_new_mem_buf(sig->data, (int)sig->len);
+	CMS_ContentInfo *cms = SMIME_read_CMS(b, NULL);
+	CMS_SignerInfo *si;
+	X509_ATTRIBUTE *attr;
+	ASN1_TYPE *t;
+	unsigned char *der;
+	int i;
+
+	assert_non_null(cms);
+	si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+	assert_non_null(si);
+	i = CMS_signed_get_attr_by_NID(si, NID_SMIMECapabilities, -1);
+	assert_true(i >= 0);
+	/* exactly one */
+	assert_true(CMS_signed_get_attr_by_NID(si, NID_SMIMECapabilities, i) < 0);
+	attr = CMS_signed_get_attr(si, i);
+	t = X509_ATTRIBUTE_get0_type(attr, 0);
+	assert_non_null(t);
+	assert_int_equal(t->type, V_ASN1_SEQUENCE);
+	*len_r = t->value.sequence->length;
+	der = malloc((size_t)*len_r);
+	assert_non_null(der);
+	memcpy(der, t->value.sequence->data, (size_t)*len_r);
+	CMS_ContentInfo_free(cms);
+	BIO_free(b);
+	return der;
+}
+
+/* Every signature carries OpenSSL's standard SMIMECapabilities (built once
+ * per process and reused): the second signature's attribute is the same as
+ * the first's and as the list OpenSSL builds now. */
+static void
+test_sign_smimecap_standard(void **state)
+{
+	size_t len;
+	char *msg = tmsg_sample(1, &len);
+	struct tkey *a = tkey_get("alice", "rsa2048");
+	STACK_OF(X509_ALGOR) *std = NULL;
+	unsigned char *d1, *d2, *want = NULL;
+	struct sg_buf s1, s2;
+	int l1, l2, lw;
+
+	(void)state;
+	do_sign(msg, len, a, SMIME_DIGEST_SHA256, SMIME_SIGN_OPAQUE, &s1);
+	do_sign(msg, len, a, SMIME_DIGEST_SHA256, SMIME_SIGN_OPAQUE, &s2);
+	d1 = smimecap_der(&s1, &l1);
+	d2 = smimecap_der(&s2, &l2);
+	assert_true(CMS_add_standard_smimecap(&std));
+	lw = i2d_X509_ALGORS(std, &want);
+	assert_true(lw > 10);
+	assert_int_equal(l1, lw);
+	assert_memory_equal(d1, want, (size_t)lw);
+	assert_int_equal(l2, lw);
+	assert_memory_equal(d2, want, (size_t)lw);
+	OPENSSL_free(want);
+	sk_X509_ALGOR_pop_free(std, X509_ALGOR_free);
+	free(d1);
+	free(d2);
+	sg_buf_deinit(&s1);
+	sg_buf_deinit(&s2);
+	free(msg);
+}
+
 /* F-SMIME-4: one changed byte in the signed part -> tampered, with reason. */
 static void
 test_verify_tampered(void **state)
@@ -713,6 +781,7 @@ main(void)
 		cmocka_unit_test(test_sign_clear_roundtrip),
 		cmocka_unit_test(test_sign_digests_and_keys),
 		cmocka_unit_test(test_sign_opaque_lf_input),
+		cmocka_unit_test(test_sign_smimecap_standard),
 		cmocka_unit_test(test_verify_tampered),
 		cmocka_unit_test(test_verify_short_boundary),
 		cmocka_unit_test(test_verify_unknown_and_untrusted),
