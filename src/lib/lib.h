@@ -292,7 +292,7 @@ struct sg_config {
 	unsigned idle_timeout;      /* seconds, default 300 */
 	/* [mpa] */
 	unsigned mpa_workers;       /* default 8 */
-	unsigned mpa_memory_budget_mb; /* default 8: S/MIME structures decoded
+	unsigned mpa_memory_budget_mb; /* default 16: S/MIME structures decoded
 	                            * whole, held at once (sg_budget); 0 = no cap */
 	/* [delivery] */
 	unsigned delivery_workers;  /* default 16 */

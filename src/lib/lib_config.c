@@ -86,7 +86,7 @@ struct sg_config *sg_config_defaults(void)
 	c->max_sessions = 200;
 	c->idle_timeout = 300;
 	c->mpa_workers = 8;
-	c->mpa_memory_budget_mb = 8;
+	c->mpa_memory_budget_mb = 16;
 	c->delivery_workers = 16;
 	c->http_listen = sg_xstrdup("127.0.0.1:8443");
 	c->portal_listen = sg_xstrdup("");

@@ -801,7 +801,7 @@ open_layer(int cur, uint64_t curlen, const struct smime_open_opts *o,
 	CMS_ContentInfo *cms = NULL;
 	BIO *bcont = NULL;
 	struct smime_layer *l;
-	uint64_t body = 0;
+	uint64_t body = 0, held = 0;
 	int kind, nid, r = -1;
 
 	*next_r = -1;
@@ -830,6 +830,12 @@ open_layer(int cur, uint64_t curlen, const struct smime_open_opts *o,
 	/* (canonical form moves no line start: the raw body is checked) */
 	if (kind == 1 && check_two_parts(cur, body, curlen, s.boundary, err) < 0)
 		goto out;
+	/* OpenSSL holds about the layer's body in memory (the CMS structure,
+	 * or the signed part of multipart/signed): taken from the process's
+	 * budget (sg_budget, [mpa] memory_budget_mb) so that concurrent
+	 * workers on large messages do not multiply it. */
+	held = curlen - body;
+	sg_budget_acquire(held);
 	cms = read_cms(cur, body, curlen, &pre, kind, max + 1024, &bcont, err);
 	if (cms == NULL)
 		goto out;
@@ -868,6 +874,8 @@ open_layer(int cur, uint64_t curlen, const struct smime_open_opts *o,
 	bcont = NULL;
 	CMS_ContentInfo_free(cms);
 	cms = NULL;
+	sg_budget_release(held);
+	held = 0;
 	*next_r = smime_canon_close(&inner, nlen_r, err);
 	if (*next_r < 0)
 		goto out;
@@ -886,6 +894,8 @@ done:
 	smime_canon_free(&inner);
 	BIO_free(bcont);
 	CMS_ContentInfo_free(cms);
+	if (held > 0)
+		sg_budget_release(held);
 	sg_buf_deinit(&pre);
 	ERR_clear_error();
 	return r;

@@ -27,7 +27,7 @@ static void test_defaults(void **state)
 	/* sized for fsync latency: several commits in flight (bench/throughput) */
 	assert_int_equal(c->smtp_threads, 4);
 	assert_int_equal(c->mpa_workers, 8);
-	assert_int_equal(c->mpa_memory_budget_mb, 8);
+	assert_int_equal(c->mpa_memory_budget_mb, 16);
 	assert_int_equal(c->delivery_workers, 16);
 	sg_config_free(&c);
 	assert_null(c);
