@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Policy changes made elsewhere (CLI, admin API) are seen within this time. */
 #define MPA_POLICY_SYNC_MS 1000
@@ -47,6 +48,8 @@ void mpa_free(struct mpa **mp)
 
 	if (mpa == NULL)
 		return;
+	while (mpa->nscratch > 0)
+		close(mpa->scratch[--mpa->nscratch]);
 	policy_free(&mpa->policy);
 	pki_keys_close(&mpa->keys);
 	pki_close(&mpa->pki);

@@ -19,6 +19,11 @@
 #include "policy/policy.h"
 #include "template/template.h"
 
+/* Anonymous temporary files an S/MIME stage keeps for the next message (the
+ * message in, the signed message), and the largest one kept. */
+#define MPA_SCRATCH_FDS 2
+#define MPA_SCRATCH_KEEP (1u << 20)
+
 /* What a stage tells the runner (STYLE §10). */
 enum mpa_result {
 	MPA_NEXT,    /* go on with the next stage */
@@ -77,6 +82,9 @@ struct mpa {
 	struct pki *pki;        /* on conf.db (owned), NULL without a database */
 	struct pki_keys *keys;  /* private-key API, opened at first use (owned;
 	                           mpa_keys_open) */
+	/* scratch files kept for the next message (mpa_scratch_get/put) */
+	int scratch[MPA_SCRATCH_FDS];
+	size_t nscratch;
 };
 
 struct mpa_ctx {

@@ -72,16 +72,45 @@ bool mpa_is_temporary(const struct sg_error *err)
 	return sg_errc_class(err->code) == SG_EC_TEMPORARY;
 }
 
-int mpa_msg_to_fd(struct mime_msg *m, uint64_t max, uint64_t *len_r, struct sg_error *err)
+int mpa_scratch_get(struct mpa *mpa, struct sg_error *err)
 {
-	int fd = memfd_create("sealgate-smime", MFD_CLOEXEC);
+	int fd;
 
-	if (fd < 0) {
-		sg_error_set_errno(err, SG_E_IO, errno, "memfd_create");
-		return -1;
-	}
-	if (mime_msg_write_fd(m, fd, max, len_r, err) < 0) {
+	while (mpa->nscratch > 0) {
+		fd = mpa->scratch[--mpa->nscratch];
+		if (lseek(fd, 0, SEEK_SET) == 0)
+			return fd;
 		close(fd);
+	}
+	return mpa_tmp_fd(err);
+}
+
+void mpa_scratch_put(struct mpa *mpa, int *fdp)
+{
+	int fd = *fdp;
+	off_t used;
+
+	if (fd < 0)
+		return;
+	*fdp = -1;
+	used = lseek(fd, 0, SEEK_CUR);
+	if (used < 0 || (uint64_t)used > MPA_SCRATCH_KEEP || mpa->nscratch >= MPA_SCRATCH_FDS ||
+	    ftruncate(fd, used) < 0) {
+		close(fd);
+		return;
+	}
+	mpa->scratch[mpa->nscratch++] = fd;
+}
+
+int mpa_msg_to_fd(struct mpa *mpa, struct mime_msg *m, uint64_t max, uint64_t *len_r,
+	struct sg_error *err)
+{
+	int fd = mpa_scratch_get(mpa, err);
+
+	if (fd < 0)
+		return -1;
+	if (mime_msg_write_fd(m, fd, max, len_r, err) < 0) {
+		mpa_scratch_put(mpa, &fd);
 		return -1;
 	}
 	return fd;
@@ -470,7 +499,7 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 		g->done = "already-encrypted";
 		return MPA_NEXT;
 	}
-	in_fd = mpa_msg_to_fd(m, max, &in_len, err);
+	in_fd = mpa_msg_to_fd(ctx->mpa, m, max, &in_len, err);
 	if (in_fd < 0) {
 		if (err->code == SG_E_LIMIT) {
 			r = mpa_reject_failed(g, "the message is larger than the S/MIME maximum "
@@ -494,7 +523,7 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	blen = in_len;
 	if ((d->flags & POLICY_D_SIGN_OUTPUT) && kind == MPA_CT_OTHER) {
 		/* (a message the client signed keeps its own signature) */
-		sig_fd = mpa_tmp_fd(err);
+		sig_fd = mpa_scratch_get(ctx->mpa, err);
 		if (sig_fd < 0) {
 			r = mpa_result_of_error(err);
 			goto out;
@@ -507,7 +536,7 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 		if (signed_ == 1) {
 			body_fd = sig_fd;
 			blen = sig_len;
-			mpa_close(&in_fd);   /* its pages go back at once */
+			mpa_scratch_put(ctx->mpa, &in_fd);   /* (a large one's pages go back) */
 		}
 	}
 	if (d->enc_alg != NULL && smime_cipher_parse(d->enc_alg, &opts.cipher) < 0) {
@@ -530,8 +559,8 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 		r = mpa_is_temporary(err) ? MPA_DEFER : mpa_reject_failed(g, "encrypt", err);
 		goto out;
 	}
-	mpa_close(&in_fd);
-	mpa_close(&sig_fd);
+	mpa_scratch_put(ctx->mpa, &in_fd);
+	mpa_scratch_put(ctx->mpa, &sig_fd);
 	if (mpa_set_output(g, enc_fd, enc_len, signed_ == 1 ? "smime-sign-encrypt" :
 		"smime-encrypt", err) < 0) {
 		r = mpa_result_of_error(err);
@@ -547,9 +576,9 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	r = MPA_NEXT;
 out:
 	mpa_certs_free(&certs);
-	mpa_close(&in_fd);
-	mpa_close(&sig_fd);
-	mpa_close(&enc_fd);
+	mpa_scratch_put(ctx->mpa, &in_fd);
+	mpa_scratch_put(ctx->mpa, &sig_fd);
+	mpa_close(&enc_fd);   /* (the output holds its own dup of it) */
 	return r;
 }
 
@@ -566,7 +595,7 @@ enum mpa_result mpa_smime_sign_only(struct mpa_ctx *ctx, struct mpa_group *g,
 
 	if (!(d->flags & POLICY_D_SIGN_OUTPUT) || mpa_msg_ct_kind(m) != MPA_CT_OTHER)
 		return MPA_NEXT;   /* encrypted or S/MIME already: not signed again */
-	in_fd = mpa_msg_to_fd(m, max, &in_len, err);
+	in_fd = mpa_msg_to_fd(ctx->mpa, m, max, &in_len, err);
 	if (in_fd < 0) {
 		if (err->code != SG_E_LIMIT)
 			r = mpa_result_of_error(err);
@@ -582,12 +611,12 @@ enum mpa_result mpa_smime_sign_only(struct mpa_ctx *ctx, struct mpa_group *g,
 		r = MPA_DEFER;
 		goto out;
 	}
-	mpa_close(&in_fd);
+	mpa_scratch_put(ctx->mpa, &in_fd);
 	if (rc == 1 && mpa_set_output(g, sig_fd, sig_len, "smime-sign", err) < 0)
 		r = mpa_result_of_error(err);
 out:
-	mpa_close(&in_fd);
-	mpa_close(&sig_fd);
+	mpa_scratch_put(ctx->mpa, &in_fd);
+	mpa_close(&sig_fd);   /* (the output holds its own dup of it) */
 	return r;
 }
 

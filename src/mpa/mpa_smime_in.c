@@ -585,7 +585,7 @@ enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
 		return mpa_strip_only(ctx, g, err);
 	/* the message, the layers and the result go through anonymous
 	 * temporary files (smime_open_fd), not memory */
-	in_fd = mpa_msg_to_fd(m, max, &in_len, err);
+	in_fd = mpa_msg_to_fd(ctx->mpa, m, max, &in_len, err);
 	if (in_fd < 0) {
 		if (err->code != SG_E_LIMIT) {
 			r = mpa_result_of_error(err);
@@ -623,8 +623,7 @@ enum mpa_result mpa_smime_in(struct mpa_ctx *ctx, struct mpa_group *g,
 		r = mpa_strip_only(ctx, g, err);
 		goto out;
 	}
-	close(in_fd);
-	in_fd = -1;
+	mpa_scratch_put(ctx->mpa, &in_fd);
 	for (i = 0; i < res.n_layers; i++)
 		if (mpa_collect(ctx->mpa->pki, res.layers[i].certs, err) < 0) {
 			r = MPA_DEFER;
@@ -656,8 +655,7 @@ out:
 	mime_msg_free(&nm);
 	dc.keys = NULL;   /* borrowed from the struct mpa */
 	smime_result_deinit(&res);
-	if (in_fd >= 0)
-		close(in_fd);
+	mpa_scratch_put(ctx->mpa, &in_fd);
 	if (out_fd >= 0)
 		close(out_fd);
 	return r;

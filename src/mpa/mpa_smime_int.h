@@ -25,9 +25,29 @@ int mpa_chain_of(const struct policy_props *pp, struct mpa_chain *c, struct sg_e
 /* mpa_rcpt_dec - the decision of envelope recipient i (borrowed). */
 const struct policy_decision *mpa_rcpt_dec(const struct mpa_ctx *ctx, size_t i);
 
-/* mpa_msg_to_fd - serialise m into a new anonymous temporary file (memfd);
- * the fd (caller closes) with *len_r bytes, or -1 (SG_E_LIMIT over max). */
-int mpa_msg_to_fd(struct mime_msg *m, uint64_t max, uint64_t *len_r, struct sg_error *err);
+/*
+ * mpa_scratch_get - an anonymous temporary file (memfd) positioned at 0 for
+ * sequential writes from the start: one mpa_scratch_put kept, else a new
+ * one. A kept file still has the length (and pages) of its last use: read
+ * only what was written this time (smime_*_fd and mime_msg_write_fd report
+ * the lengths). -1 with err.
+ */
+int mpa_scratch_get(struct mpa *mpa, struct sg_error *err);
+/*
+ * mpa_scratch_put - done with *fdp (-1 is fine; set to -1): cut to what was
+ * written (its current offset: nothing of this use, and nothing older, is
+ * left past it) and kept for the next message when it is at most
+ * MPA_SCRATCH_KEEP bytes and there is room, else closed. Creating a memfd
+ * and freeing its pages cost more than the S/MIME glue around them. Never
+ * for a file a message still reads (mime_msg_open_fd holds a dup).
+ */
+void mpa_scratch_put(struct mpa *mpa, int *fdp);
+
+/* mpa_msg_to_fd - serialise m into a scratch file (mpa_scratch_get); the fd
+ * (caller puts it back or closes it) with *len_r bytes, or -1 (SG_E_LIMIT
+ * over max). */
+int mpa_msg_to_fd(struct mpa *mpa, struct mime_msg *m, uint64_t max, uint64_t *len_r,
+	struct sg_error *err);
 
 /* mpa_tmp_fd - an empty anonymous temporary file (memfd), or -1 with err. */
 int mpa_tmp_fd(struct sg_error *err);

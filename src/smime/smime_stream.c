@@ -71,6 +71,24 @@ fd_pread(int fd, void *buf, size_t n, uint64_t off, struct sg_error *err)
 	return r;
 }
 
+/* has_empty_line - does p[0..n) hold LF LF or LF CR LF? One pass from line
+ * break to line break: it stops at the first empty line (the end of a
+ * header section) instead of searching the whole piece twice. */
+static bool
+has_empty_line(const char *p, size_t n)
+{
+	const char *q = p, *end = p + n;
+
+	while ((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+		q++;
+		if (q < end && *q == '\n')
+			return true;
+		if (end - q >= 2 && q[0] == '\r' && q[1] == '\n')
+			return true;
+	}
+	return false;
+}
+
 int
 smime_split_fd(int fd, uint64_t len, size_t max, struct smime_split *s, uint64_t *body_r,
 	struct sg_error *err)
@@ -100,8 +118,7 @@ smime_split_fd(int fd, uint64_t len, size_t max, struct smime_split *s, uint64_t
 		 * line break) - each byte is searched a bounded number of times */
 		if ((scan == 0 && (h.data[0] == '\n' ||
 			(h.len >= 2 && h.data[0] == '\r' && h.data[1] == '\n'))) ||
-		    memmem(h.data + scan, h.len - scan, "\n\n", 2) != NULL ||
-		    memmem(h.data + scan, h.len - scan, "\n\r\n", 3) != NULL)
+		    has_empty_line(h.data + scan, h.len - scan))
 			break;
 	}
 	rc = smime_split_head(h.data != NULL ? h.data : "", h.len, len, max, s, body_r, err);

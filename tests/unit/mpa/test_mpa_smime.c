@@ -26,6 +26,7 @@
 #include "pki/pki_key.h"
 #include "policy/policy.h"
 #include "../pki/pki_test.h"
+#include "mpa/mpa_smime_int.h"
 
 #define MAXOUT 8
 
@@ -646,6 +647,118 @@ static void test_caches_see_changes_between_messages(void **state)
 	mpa_free(&mpa);
 	tcert_free(&alice);
 	tcert_free(&bob2);
+	tcert_free(&bob);
+}
+
+/* fd_size - the length of the file behind fd */
+static off_t fd_size(int fd)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	return st.st_size;
+}
+
+/* Scratch files: a file put back is cut to what was written in its last
+ * use (nothing older is left past it) and handed out again at offset 0; a
+ * file over MPA_SCRATCH_KEEP is closed, not kept; at most MPA_SCRATCH_FDS
+ * are kept. */
+static void test_scratch_files(void **state)
+{
+	struct fixture *f = *state;
+	struct mpa_conf conf = {.cfg = f->cfg, .db = f->db, .max_size = 0};
+	struct sg_error err;
+	struct mpa *mpa = mpa_new(&conf, &err);
+	char *big = sg_xmalloc(MPA_SCRATCH_KEEP + 1);
+	int a, b, c, kept;
+
+	assert_non_null(mpa);
+	memset(big, 'x', MPA_SCRATCH_KEEP + 1);
+	a = mpa_scratch_get(mpa, &err);
+	assert_true(a >= 0);
+	assert_int_equal(sg_write_all(a, big, 100), 0);
+	kept = a;
+	mpa_scratch_put(mpa, &a);
+	assert_int_equal(a, -1);
+	b = mpa_scratch_get(mpa, &err);
+	assert_int_equal(b, kept);                  /* the same file again */
+	assert_int_equal(lseek(b, 0, SEEK_CUR), 0);
+	assert_int_equal(sg_write_all(b, "short", 5), 0);
+	mpa_scratch_put(mpa, &b);
+	assert_int_equal(fd_size(kept), 5);          /* the old 95 bytes are gone */
+	b = mpa_scratch_get(mpa, &err);
+	/* too large to keep: closed */
+	assert_int_equal(sg_write_all(b, big, MPA_SCRATCH_KEEP + 1), 0);
+	mpa_scratch_put(mpa, &b);
+	assert_int_equal(fcntl(kept, F_GETFD), -1);
+	/* at most MPA_SCRATCH_FDS kept */
+	a = mpa_scratch_get(mpa, &err);
+	b = mpa_scratch_get(mpa, &err);
+	c = mpa_scratch_get(mpa, &err);
+	assert_true(a >= 0 && b >= 0 && c >= 0);
+	kept = c;
+	mpa_scratch_put(mpa, &a);
+	mpa_scratch_put(mpa, &b);
+	mpa_scratch_put(mpa, &c);
+	assert_int_equal(fcntl(kept, F_GETFD), -1);
+	mpa_free(&mpa);
+	free(big);
+}
+
+/* Through one pipeline (scratch files kept), a long message and then a
+ * short one: the short one's output decrypts to exactly its own entity,
+ * nothing of the long one in it. */
+static void test_scratch_long_then_short(void **state)
+{
+	struct fixture *f = *state;
+	struct tcert *bob = leaf(f, "Bob", "bob@partner.net", 1, 811, 0);
+	struct tcert *alice = leaf(f, "Alice", "alice@example.com", 2, 812, 0);
+	const char *rcpts[] = {"bob@partner.net", NULL};
+	const char *hdr = "From: Alice <alice@example.com>\nTo: bob@partner.net\n"
+		"Subject: s\nMIME-Version: 1.0\nContent-Type: text/plain\n\n";
+	struct mpa_conf conf = {.cfg = f->cfg, .db = f->db, .max_size = 0};
+	struct sg_error err;
+	struct mpa *mpa;
+	struct outs o;
+	struct sg_buf m;
+	char *log, *dec, *want;
+	size_t dlen, wlen, i;
+
+	add(f, bob, 0);
+	export(f, bob, "bob");
+	add_key(f, alice);
+	mpa = mpa_new(&conf, &err);
+	assert_non_null(mpa);
+	sg_buf_init(&m, 1u << 20);
+	assert_int_equal(sg_buf_append_str(&m, hdr, &err), 0);
+	for (i = 0; i < 2000; i++)
+		assert_int_equal(sg_buf_append_str(&m, "LONG-MESSAGE-LINE 0123456789\n", &err), 0);
+	run_on(f, mpa, "alice@example.com", rcpts, m.data, m.len, &o, &log);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(decrypt_as(f, &o.v[0], "bob"), 0);
+	outs_free(&o);
+	free(log);
+	sg_buf_reset(&m);
+	assert_int_equal(sg_buf_append_str(&m, hdr, &err), 0);
+	assert_int_equal(sg_buf_append_str(&m, "short body\n", &err), 0);
+	run_on(f, mpa, "alice@example.com", rcpts, m.data, m.len, &o, &log);
+	assert_int_equal(o.n, 1);
+	assert_null(memmem(o.v[0].body, o.v[0].len, "LONG-MESSAGE", 12));
+	assert_int_equal(decrypt_as(f, &o.v[0], "bob"), 0);
+	assert_int_equal(sh(f, "openssl cms -verify -in %s -CAfile %s/root.pem -out %s",
+		fpath(f, "dec.out"), f->dir, fpath(f, "ver.out")), 0);
+	dec = read_file(fpath(f, "ver.out"), &dlen);
+	want = crlf("Content-Type: text/plain\n\nshort body\n",
+		strlen("Content-Type: text/plain\n\nshort body\n"), &wlen);
+	assert_int_equal(dlen, wlen);
+	assert_memory_equal(dec, want, wlen);
+	free(dec);
+	free(want);
+	outs_free(&o);
+	free(log);
+	sg_buf_deinit(&m);
+	mpa_free(&mpa);
+	tcert_free(&alice);
 	tcert_free(&bob);
 }
 
@@ -1345,6 +1458,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fail_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_caches_see_changes_between_messages, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_scratch_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scratch_long_then_short, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recipient_algorithms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_only_sign_when_encrypt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ec_certificates, setup, teardown),
