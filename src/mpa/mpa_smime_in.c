@@ -215,14 +215,9 @@ static int mpa_collect(struct pki *pki, STACK_OF(X509) *certs, struct sg_error *
 	int i, n = certs != NULL ? sk_X509_num(certs) : 0;
 
 	for (i = 0; i < n && i < MPA_COLLECT_MAX; i++) {
-		struct pki_cert *c = pki_cert_from_x509(sk_X509_value(certs, i), err);
-		int rc;
-
-		if (c == NULL)
-			continue;   /* unparsable: nothing to collect */
-		rc = pki_cert_add(pki, c, 0, err);
-		pki_cert_free(&c);
-		if (rc < 0 && mpa_is_temporary(err))
+		/* (an unparsable one: nothing to collect) */
+		if (pki_x509_collect(pki, sk_X509_value(certs, i), err) < 0 &&
+		    mpa_is_temporary(err))
 			return -1;
 	}
 	return 0;

@@ -96,6 +96,14 @@ enum pki_add_flags {
  */
 int pki_cert_add(struct pki *pki, const struct pki_cert *c, unsigned flags,
 	struct sg_error *err);
+/*
+ * pki_x509_collect - store x (a certificate found in mail) unless a
+ * certificate with its thumbprint is stored already (checked first, without
+ * building a struct pki_cert or opening a transaction): pki_cert_add without
+ * flags. 1 added, 0 already there, -1 error (SG_E_PARSE: not a usable
+ * certificate).
+ */
+int pki_x509_collect(struct pki *pki, X509 *x, struct sg_error *err);
 /* pki_cert_get - load by thumbprint (any case); 1 found (*c_r caller frees),
  * 0 not found, -1 error. */
 int pki_cert_get(struct pki *pki, const char *thumbprint, struct pki_cert **c_r,

@@ -669,11 +669,12 @@ out:
 int pki_key_cms_decrypt(struct pki_keys *keys, const char *thumbprint,
 	CMS_ContentInfo *cms, BIO *out, struct sg_error *err)
 {
-	struct pki_cert *c = NULL;
+	X509 *x = NULL;
 	EVP_PKEY *pkey = NULL;
 	int r, rc = -1;
 
-	r = pki_cert_get(keys->pki, thumbprint, &c, err);
+	/* the decoded certificate only (kept by the context, pki_memo.c) */
+	r = pki_cert_x509_get1(keys->pki, thumbprint, &x, err);
 	if (r <= 0) {
 		if (r == 0)
 			sg_error_set(err, SG_E_NOTFOUND, "certificate %.16s... not found",
@@ -683,14 +684,14 @@ int pki_key_cms_decrypt(struct pki_keys *keys, const char *thumbprint,
 	pkey = need_key(keys, thumbprint, err);
 	if (pkey == NULL)
 		goto out;
-	if (CMS_decrypt(cms, pkey, c->x509, NULL, out, 0) != 1) {
+	if (CMS_decrypt(cms, pkey, x, NULL, out, 0) != 1) {
 		sg_error_set_openssl(err, SG_E_CRYPTO, "CMS decrypt with %.16s...", thumbprint);
 		goto out;
 	}
 	rc = 0;
 out:
 	EVP_PKEY_free(pkey);
-	pki_cert_free(&c);
+	X509_free(x);
 	return rc;
 }
 

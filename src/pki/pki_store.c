@@ -603,6 +603,31 @@ out:
 	return pki_tx_end(pki, own, rc, err);
 }
 
+int pki_x509_collect(struct pki *pki, X509 *x, struct sg_error *err)
+{
+	char t[PKI_THUMBPRINT_LEN + 1];
+	struct pki_cert *c;
+	bool root = false;
+	int rc;
+
+	/* most certificates carried in mail are known already: one indexed
+	 * lookup, no text fields, no transaction */
+	pki_x509_thumbprint(x, t);
+	if (t[0] == '\0') {
+		sg_error_set(err, SG_E_CRYPTO, "pki: certificate digest");
+		return -1;
+	}
+	rc = cert_exists(pki, t, &root, err);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	c = pki_cert_from_x509(x, err);
+	if (c == NULL)
+		return -1;
+	rc = pki_cert_add(pki, c, 0, err);
+	pki_cert_free(&c);
+	return rc;
+}
+
 int pki_cert_get(struct pki *pki, const char *thumbprint, struct pki_cert **c_r,
 	struct sg_error *err)
 {

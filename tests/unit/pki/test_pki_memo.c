@@ -398,6 +398,32 @@ static void test_pin(void **state)
 	tcert_free(&root);
 }
 
+/* pki_x509_collect: a certificate from mail is stored once (1), then found
+ * (0); the stored one is that certificate and indexed by its address. */
+static void test_x509_collect(void **state)
+{
+	struct tenv *e = *state;
+	struct tcert *root = tcert_make(&(struct tspec){.cn = "Memo Root", .ca = true});
+	struct tcert *carol = tcert_make(&(struct tspec){.cn = "Carol", .issuer = root,
+		.email = "Carol@Partner.example"});
+	char thumbs[2][PKI_THUMBPRINT_LEN + 1];
+	struct sg_error err;
+	X509 *x = NULL;
+
+	tenv_add(e, root, PKI_ADD_ROOT);
+	assert_int_equal(pki_cert_x509_get1(e->pki, carol->thumb, &x, &err), 0);
+	assert_int_equal(pki_x509_collect(e->pki, carol->x, &err), 1);
+	assert_int_equal(pki_x509_collect(e->pki, carol->x, &err), 0);
+	assert_int_equal(pki_cert_x509_get1(e->pki, carol->thumb, &x, &err), 1);
+	assert_int_equal(X509_cmp(x, carol->x), 0);
+	X509_free(x);
+	assert_int_equal(pki_cert_find_email(e->pki, "carol@partner.example", thumbs, 2, &err),
+		1);
+	assert_string_equal(thumbs[0], carol->thumb);
+	tcert_free(&carol);
+	tcert_free(&root);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tenv_setup, tenv_teardown)
@@ -409,6 +435,7 @@ int main(void)
 		T(test_chain_get1),
 		T(test_x509_get1),
 		T(test_pin),
+		T(test_x509_collect),
 	};
 
 	return cmocka_run_group_tests(tests, tenv_group_setup, tenv_group_teardown);
