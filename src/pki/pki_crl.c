@@ -622,8 +622,16 @@ static int crl_rows(struct pki *pki, X509 *issuer, struct crl_row *rows, int max
 	return n == max || r >= 0 ? n : -1;
 }
 
+/* changes_at - lower *changes_r to t when t is after at */
+static void changes_at(int64_t *changes_r, int64_t at, int64_t t)
+{
+	if (t > at && t < *changes_r)
+		*changes_r = t;
+}
+
 int pki_crl_check(struct pki *pki, X509 *c, X509 *issuer, int64_t at,
-	char *reason, size_t reasonsz, char *warning, size_t warnsz, struct sg_error *err)
+	char *reason, size_t reasonsz, char *warning, size_t warnsz, int64_t *changes_r,
+	struct sg_error *err)
 {
 	struct crl_row rows[4];
 	char *serial = NULL, when[32], esc[200];
@@ -643,8 +651,10 @@ int pki_crl_check(struct pki *pki, X509 *c, X509 *issuer, int64_t at,
 		struct crl_row *row = &rows[i];
 
 		sg_log_esc(esc, sizeof(esc), row->issuer, strlen(row->issuer));
-		if (row->this_update > at)
+		if (row->this_update > at) {
+			changes_at(changes_r, at, row->this_update);
 			continue;  /* issued after the time of interest */
+		}
 		r = crl_signed_by(pki, row->id, row->signer[0] ? row->signer : NULL, issuer, err);
 		if (r < 0)
 			goto out;
@@ -655,6 +665,8 @@ int pki_crl_check(struct pki *pki, X509 *c, X509 *issuer, int64_t at,
 		r = entry_lookup(pki, row->id, serial, &revoked_at, &why, err);
 		if (r < 0)
 			goto out;
+		if (r == 1 && revoked_at > at)
+			changes_at(changes_r, at, revoked_at);   /* revoked later */
 		if (r == 1 && revoked_at <= at && why != 8) {
 			sg_time_iso8601(revoked_at, when, sizeof(when));
 			snprintf(reason, reasonsz, "revoked on %s by CRL of %s%s%s", when, esc,
@@ -667,6 +679,8 @@ int pki_crl_check(struct pki *pki, X509 *c, X509 *issuer, int64_t at,
 			snprintf(warning, warnsz, "CRL of %s expired on %s", esc, when);
 		} else {
 			current = true;
+			if (row->next_update != 0)
+				changes_at(changes_r, at, row->next_update + 1);
 		}
 	}
 	if (current) {

@@ -124,9 +124,13 @@ struct pki_cert *pki_cert_from_row(struct store_stmt *st, struct sg_error *err);
 
 /* pki_crl_check - revocation of c issued by issuer (in the chain) at time at.
  * 1 revoked (reason filled), 0 not revoked (warning may be filled), 2 no
- * current CRL (only reported, caller decides), -1 error. */
+ * current CRL (only reported, caller decides), -1 error. *changes_r is
+ * lowered to the first time after at when the answer may change with no
+ * change to the store (a CRL's nextUpdate passes, a later thisUpdate or
+ * revocation date comes). */
 int pki_crl_check(struct pki *pki, X509 *c, X509 *issuer, int64_t at,
-	char *reason, size_t reasonsz, char *warning, size_t warnsz, struct sg_error *err);
+	char *reason, size_t reasonsz, char *warning, size_t warnsz, int64_t *changes_r,
+	struct sg_error *err);
 
 /*
  * pki_chain_build - build and verify the path of leaf at time at through the

@@ -9,8 +9,10 @@
  *
  * Any thread, own struct pki. Verdicts at "now" are cached per context in a
  * direct-mapped table, tagged with the store's verdict generation (settings
- * "pki.generation", bumped on any change to roots, CA certificates, CRLs or the
- * CTL) and an expiry (10 minutes, or an earlier notAfter in the chain).
+ * "pki.generation", bumped on any change to certificates, keys, selections,
+ * roots, CRLs or the CTL) and an expiry: 10 minutes, or earlier when a
+ * notAfter in the chain or a CRL's nextUpdate passes, or a CRL's thisUpdate
+ * or revocation date comes (pki_crl_check).
  * SPEC F-PKI-3, F-PKI-6.
  */
 #include <stdlib.h>
@@ -376,9 +378,10 @@ static int black_check(struct pki *pki, STACK_OF(X509) *chain, char *out, size_t
 	return 0;
 }
 
-/* crl_walk - revocation of each non-anchor certificate of chain */
+/* crl_walk - revocation of each non-anchor certificate of chain; lowers
+ * *expires_r to when a CRL's answer may change */
 static int crl_walk(struct pki *pki, STACK_OF(X509) *chain, int64_t at, unsigned flags,
-	struct pki_verdict *v, struct sg_error *err)
+	struct pki_verdict *v, int64_t *expires_r, struct sg_error *err)
 {
 	int i, r;
 
@@ -386,7 +389,7 @@ static int crl_walk(struct pki *pki, STACK_OF(X509) *chain, int64_t at, unsigned
 		char reason[PKI_REASON_MAX] = "", warn[PKI_REASON_MAX] = "";
 
 		r = pki_crl_check(pki, sk_X509_value(chain, i), sk_X509_value(chain, i + 1), at,
-			reason, sizeof(reason), warn, sizeof(warn), err);
+			reason, sizeof(reason), warn, sizeof(warn), expires_r, err);
 		if (r < 0)
 			return -1;
 		if (warn[0] != '\0' && v->warning[0] == '\0')
@@ -439,7 +442,7 @@ static int verify_uncached(struct pki *pki, X509 *x, enum pki_purpose purpose, i
 		rc = 0;
 		goto out;
 	}
-	r = crl_walk(pki, chain, at, flags, v, err);
+	r = crl_walk(pki, chain, at, flags, v, expires_r, err);
 	if (r < 0)
 		goto out;
 	if (r == 0)

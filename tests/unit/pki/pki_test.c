@@ -178,6 +178,14 @@ unsigned char *tcrl_make(const struct tcert *issuer, const long *serials, size_t
 	long this_days, long next_days, const EVP_PKEY *signer, long crl_number,
 	size_t *len_r)
 {
+	return tcrl_make_secs(issuer, serials, n, this_days * DAY, next_days * DAY,
+		(this_days - 1) * DAY, signer, crl_number, len_r);
+}
+
+unsigned char *tcrl_make_secs(const struct tcert *issuer, const long *serials, size_t n,
+	long this_secs, long next_secs, long revoked_secs, const EVP_PKEY *signer,
+	long crl_number, size_t *len_r)
+{
 	X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *tm = ASN1_TIME_new();
 	time_t now = time(NULL);
@@ -190,9 +198,9 @@ unsigned char *tcrl_make(const struct tcert *issuer, const long *serials, size_t
 	assert_non_null(crl);
 	X509_CRL_set_version(crl, 1);
 	X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer->x));
-	X509_time_adj_ex(tm, (int)this_days, 0, &now);
+	X509_time_adj_ex(tm, 0, this_secs, &now);
 	X509_CRL_set1_lastUpdate(crl, tm);
-	X509_time_adj_ex(tm, (int)next_days, 0, &now);
+	X509_time_adj_ex(tm, 0, next_secs, &now);
 	X509_CRL_set1_nextUpdate(crl, tm);
 	for (i = 0; i < n; i++) {
 		X509_REVOKED *r = X509_REVOKED_new();
@@ -200,7 +208,7 @@ unsigned char *tcrl_make(const struct tcert *issuer, const long *serials, size_t
 
 		ASN1_INTEGER_set(s, serials[i]);
 		X509_REVOKED_set_serialNumber(r, s);
-		X509_time_adj_ex(tm, (int)this_days - 1, 0, &now);
+		X509_time_adj_ex(tm, 0, revoked_secs, &now);
 		X509_REVOKED_set_revocationDate(r, tm);
 		X509_CRL_add0_revoked(crl, r);
 		ASN1_INTEGER_free(s);

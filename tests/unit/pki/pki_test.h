@@ -53,6 +53,12 @@ unsigned char *tcrl_make(const struct tcert *issuer, const long *serials, size_t
 	long this_days, long next_days, const EVP_PKEY *signer, long crl_number,
 	size_t *len_r);
 
+/* tcrl_make_secs - as tcrl_make with times in seconds from now: thisUpdate,
+ * nextUpdate and the revocation date of every entry. */
+unsigned char *tcrl_make_secs(const struct tcert *issuer, const long *serials, size_t n,
+	long this_secs, long next_secs, long revoked_secs, const EVP_PKEY *signer,
+	long crl_number, size_t *len_r);
+
 /* tp12_make - PKCS#12 (DER, malloc'ed) of leaf + key + ca certs. */
 unsigned char *tp12_make(const struct tcert *leaf, const struct tcert *const *ca,
 	size_t nca, const char *password, size_t *len_r);

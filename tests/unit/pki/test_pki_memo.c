@@ -251,6 +251,81 @@ static void test_selection_expires_with_certificate(void **state)
 	tcert_free(&root);
 }
 
+/* verdict_valid - e->pki's (cached) verdict for t now, CRLs required */
+static bool verdict_valid(struct tenv *e, const struct tcert *t)
+{
+	struct pki_cert *c = NULL;
+	struct pki_verdict v;
+	struct sg_error err;
+
+	assert_int_equal(pki_cert_get(e->pki, t->thumb, &c, &err), 1);
+	assert_int_equal(pki_cert_verify(e->pki, c, PKI_PURPOSE_ENCRYPT, 0,
+		PKI_VERIFY_CRL_REQUIRED, &v, &err), 0);
+	pki_cert_free(&c);
+	return v.is_valid;
+}
+
+/* has_enc_crl - has_enc with CRLs required */
+static bool has_enc_crl(struct tenv *e, const char *thumb)
+{
+	struct pki_selection s;
+	struct sg_error err;
+	bool found = false;
+	size_t i;
+
+	if (pki_select_encryption(e->pki, "alice@partner.example", chain, 3, PKI_SELECT_AUTO,
+		PKI_VERIFY_CRL_REQUIRED, &s, &err) < 0)
+		fail_msg("select: %s", err.msg);
+	for (i = 0; i < s.n; i++)
+		found = found || strcmp(s.v[i].thumbprint, thumb) == 0;
+	pki_selection_free(&s);
+	return found;
+}
+
+/* A kept "valid" does not outlive what the CRLs say with time alone: with
+ * CRLs required, a CRL whose nextUpdate passes (2 s from now) no longer
+ * counts; a revocation dated 2 s from now takes effect then. */
+static void test_verdict_follows_crl_times(void **state)
+{
+	struct tenv *e = *state;
+	struct tcert *r1 = tcert_make(&(struct tspec){.cn = "Memo Root 1", .ca = true});
+	struct tcert *r2 = tcert_make(&(struct tspec){.cn = "Memo Root 2", .ca = true});
+	struct tcert *alice = tcert_make(&(struct tspec){.cn = "Alice", .issuer = r1,
+		.email = "alice@partner.example", .nb_days = -1, .serial = 7001});
+	struct tcert *alice2 = tcert_make(&(struct tspec){.cn = "Alice 2", .issuer = r2,
+		.email = "alice@partner.example", .nb_days = -1, .serial = 7002});
+	const long revoked[] = {7002};
+	struct sg_error err;
+	unsigned char *crl;
+	size_t len;
+
+	tenv_add(e, r1, PKI_ADD_ROOT);
+	tenv_add(e, r2, PKI_ADD_ROOT);
+	tenv_add(e, alice, 0);
+	tenv_add(e, alice2, 0);
+	crl = tcrl_make_secs(r1, NULL, 0, -60, 2, 0, NULL, 1, &len);
+	assert_int_equal(pki_crl_import(e->pki, crl, len, "import", NULL, &err),
+		PKI_CRL_ADDED);
+	free(crl);
+	crl = tcrl_make_secs(r2, revoked, 1, -60, DAY, 2, NULL, 1, &len);
+	assert_int_equal(pki_crl_import(e->pki, crl, len, "import", NULL, &err),
+		PKI_CRL_ADDED);
+	free(crl);
+	assert_true(verdict_valid(e, alice));
+	assert_true(verdict_valid(e, alice2));
+	assert_true(has_enc_crl(e, alice->thumb));
+	assert_true(has_enc_crl(e, alice2->thumb));
+	sleep(4);
+	assert_false(verdict_valid(e, alice));     /* no current CRL */
+	assert_false(verdict_valid(e, alice2));    /* revoked now */
+	assert_false(has_enc_crl(e, alice->thumb));
+	assert_false(has_enc_crl(e, alice2->thumb));
+	tcert_free(&alice2);
+	tcert_free(&alice);
+	tcert_free(&r2);
+	tcert_free(&r1);
+}
+
 /* issuers_are - the thumbprints of sk, in order, are exactly those given */
 static void issuers_are(STACK_OF(X509) *sk, const char *const *thumbs, int n)
 {
@@ -432,6 +507,7 @@ int main(void)
 		T(test_selection_sees_store_changes),
 		T(test_signing_sees_key_and_ctl),
 		T(test_selection_expires_with_certificate),
+		T(test_verdict_follows_crl_times),
 		T(test_chain_get1),
 		T(test_x509_get1),
 		T(test_pin),
