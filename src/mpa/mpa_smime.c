@@ -225,12 +225,14 @@ static int mpa_smime_auto_request(struct mpa_ctx *ctx, const char *email, const 
  * mpa_smime_sign - sign bytes [0, len) of in_fd for the group's decision with
  * the originator's signing certificate into out_fd (*out_len_r bytes): clear
  * (multipart/signed) or, when the sender's smime_signing_mode is opaque,
- * application/pkcs7-mime signed-data. 1 signed, 0 not signed (no usable
- * certificate, no key, or signing failed: logged; signing never stops the
- * message), -1 temporary error (err set).
+ * application/pkcs7-mime signed-data. signed_r (may be NULL) gets what the
+ * encryption of the signed message may skip (smime_sign_opts.signed_r).
+ * 1 signed, 0 not signed (no usable certificate, no key, or signing failed:
+ * logged; signing never stops the message), -1 temporary error (err set).
  */
 static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
-	int in_fd, uint64_t len, int out_fd, uint64_t *out_len_r, struct sg_error *err)
+	int in_fd, uint64_t len, int out_fd, uint64_t *out_len_r,
+	struct smime_signed *signed_r, struct sg_error *err)
 {
 	const struct policy_result *res = ctx->results[0];
 	const struct policy_props *sp = res->sender_props;
@@ -296,6 +298,7 @@ static int mpa_smime_sign(struct mpa_ctx *ctx, const struct policy_decision *d,
 	if (mode != NULL && strcmp(mode, "opaque") == 0)
 		opts.flags |= SMIME_SIGN_OPAQUE;
 	opts.max_output = MPA_SMIME_OUT_MAX(len);
+	opts.signed_r = signed_r;
 	if (smime_sign_fd(in_fd, len, &signer, &opts, out_fd, out_len_r, err) < 0)
 		goto fail;
 	rc = 1;
@@ -484,6 +487,7 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	const struct policy_decision *d = g->dec;
 	struct mime_msg *m = g->msg != NULL ? g->msg : ctx->msg;
 	struct smime_encrypt_opts opts = {0};
+	struct smime_signed sgd = {0};
 	struct mpa_certs certs = {0};
 	enum mpa_result r = MPA_ERROR;
 	size_t max = d->smime_max_size > 0 && d->smime_max_size < SIZE_MAX / 2 ?
@@ -528,7 +532,7 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 			r = mpa_result_of_error(err);
 			goto out;
 		}
-		signed_ = mpa_smime_sign(ctx, d, in_fd, in_len, sig_fd, &sig_len, err);
+		signed_ = mpa_smime_sign(ctx, d, in_fd, in_len, sig_fd, &sig_len, &sgd, err);
 		if (signed_ < 0) {
 			r = MPA_DEFER;
 			goto out;
@@ -550,6 +554,8 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	if (d->flags & POLICY_D_ENCRYPT_HEADERS)
 		opts.flags |= SMIME_ENC_PROTECT_HEADERS;
 	opts.max_output = MPA_SMIME_OUT_MAX(blen);
+	if (signed_ == 1)
+		opts.signed_in = &sgd;   /* the signed message's split is known */
 	enc_fd = mpa_tmp_fd(err);
 	if (enc_fd < 0) {
 		r = mpa_result_of_error(err);
@@ -576,6 +582,7 @@ enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	r = MPA_NEXT;
 out:
 	mpa_certs_free(&certs);
+	smime_signed_deinit(&sgd);
 	mpa_scratch_put(ctx->mpa, &in_fd);
 	mpa_scratch_put(ctx->mpa, &sig_fd);
 	mpa_close(&enc_fd);   /* (the output holds its own dup of it) */
@@ -606,7 +613,7 @@ enum mpa_result mpa_smime_sign_only(struct mpa_ctx *ctx, struct mpa_group *g,
 		r = mpa_result_of_error(err);
 		goto out;
 	}
-	rc = mpa_smime_sign(ctx, d, in_fd, in_len, sig_fd, &sig_len, err);
+	rc = mpa_smime_sign(ctx, d, in_fd, in_len, sig_fd, &sig_len, NULL, err);
 	if (rc < 0) {
 		r = MPA_DEFER;
 		goto out;

@@ -111,11 +111,31 @@ enum smime_sign_flags {
 	                                 of multipart/signed */
 };
 
+/*
+ * struct smime_signed - what smime_sign_fd tells about the message it just
+ * wrote, for smime_encrypt_fd of that same message (sign, then encrypt), so
+ * that the encryption does not read its header section back and parse it
+ * again: the header fields that stay outside (as the signing split them,
+ * CRLF form) and where the signed entity (OpenSSL's Content-* fields, the
+ * empty line, the body) starts. is_set is false when smime_sign_fd could not
+ * vouch for that shape (the encryption then parses as usual). Initialise
+ * to {0}; free with smime_signed_deinit.
+ */
+struct smime_signed {
+	bool is_set;
+	struct sg_buf outer;
+	uint64_t entity_off;
+	uint64_t len;             /* the signed message's length */
+};
+void smime_signed_deinit(struct smime_signed *s);
+
 struct smime_sign_opts {
 	enum smime_digest digest;
 	unsigned flags;           /* enum smime_sign_flags */
 	int64_t signing_time;     /* signingTime attribute; 0 = now */
 	size_t max_output;        /* 0 = SMIME_DEFAULT_MAX */
+	struct smime_signed *signed_r;  /* may be NULL; filled on success
+	                                   (smime_sign_fd only) */
 };
 
 /*
@@ -179,6 +199,9 @@ struct smime_encrypt_opts {
 	                                 ECDH (ephemeral-static, RFC 5753) */
 	unsigned flags;               /* enum smime_encrypt_flags */
 	size_t max_output;            /* 0 = SMIME_DEFAULT_MAX */
+	/* in_fd holds exactly the message smime_sign_fd described here (its
+	 * signed_r); NULL or !is_set: the header section is parsed */
+	const struct smime_signed *signed_in;
 };
 
 /*

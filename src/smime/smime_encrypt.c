@@ -174,8 +174,21 @@ smime_encrypt_fd(int in_fd, uint64_t len, STACK_OF(X509) *recips,
 		sg_error_set_errno(err, SG_E_IO, errno, "lseek");
 		return -1;
 	}
-	if (smime_split_fd(in_fd, len, max, &s, &body, err) < 0)
+	if (opts->signed_in != NULL && opts->signed_in->is_set && opts->signed_in->len == len &&
+	    opts->signed_in->entity_off <= len && opts->signed_in->outer.len <= max) {
+		/* the message smime_sign_fd just wrote: its outer fields are
+		 * known, its entity starts right after MIME-Version (the
+		 * canonical form of those CRLF lines is themselves) */
+		sg_buf_init(&s.outer, max);
+		sg_buf_init(&s.entity, max);
+		sg_buf_init(&s.ctype, 64 * 1024);
+		if (sg_buf_append(&s.outer, opts->signed_in->outer.data ?
+			opts->signed_in->outer.data : "", opts->signed_in->outer.len, err) < 0)
+			goto out;
+		body = opts->signed_in->entity_off;
+	} else if (smime_split_fd(in_fd, len, max, &s, &body, err) < 0) {
 		return -1;
+	}
 	if (opts->flags & SMIME_ENC_PROTECT_HEADERS) {
 		if (protect_headers(&s, err) < 0)
 			goto out;

@@ -41,6 +41,10 @@ int smime_tmp_fd(struct sg_error *err);
 /* smime_fd_write - write all of data[0..len) to fd. 0 / -1 (SG_E_IO). */
 int smime_fd_write(int fd, const void *data, size_t len, struct sg_error *err);
 
+/* smime_fd_pread - up to n bytes at off; the count (0 at the end), or -1
+ * with err (EINTR retried). */
+ssize_t smime_fd_pread(int fd, void *buf, size_t n, uint64_t off, struct sg_error *err);
+
 /* smime_split_fd - smime_split_head over bytes [0, len) of fd (pread): only
  * the header section is read, capped at max (SG_E_LIMIT). 0 / -1. */
 int smime_split_fd(int fd, uint64_t len, size_t max, struct smime_split *s,

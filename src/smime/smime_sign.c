@@ -252,6 +252,75 @@ out:
 	return rc;
 }
 
+void
+smime_signed_deinit(struct smime_signed *s)
+{
+	if (s == NULL)
+		return;
+	sg_buf_deinit(&s->outer);
+	memset(s, 0, sizeof(*s));
+}
+
+/* The header OpenSSL writes after the outer fields starts so (SMIME_CRLFEOL). */
+#define SIGNED_MIME_VERSION "MIME-Version: 1.0\r\n"
+/* How much of that header is looked at. */
+#define SIGNED_HEAD_MAX 4096
+
+/*
+ * describe_signed - fill d for the message just written at [start, start +
+ * written) of fd, whose outer fields were outer: is_set only when what
+ * OpenSSL wrote after them is "MIME-Version: 1.0", then only Content-*
+ * fields (or their continuation lines), every line ending in CRLF, then the
+ * empty line - the shape the header split would give back as exactly those
+ * outer fields and an entity starting right after MIME-Version. (Our own
+ * output, checked, not parsed: anything else is left to the split.)
+ */
+static int
+describe_signed(int fd, uint64_t start, const struct sg_buf *outer, int64_t written,
+	struct smime_signed *d, struct sg_error *err)
+{
+	char head[SIGNED_HEAD_MAX];
+	size_t vlen = strlen(SIGNED_MIME_VERSION), n, i, line;
+	uint64_t from = start + outer->len;
+	ssize_t r;
+
+	smime_signed_deinit(d);
+	if ((uint64_t)written <= outer->len)
+		return 0;
+	n = (uint64_t)written - outer->len < sizeof(head) ?
+		(size_t)((uint64_t)written - outer->len) : sizeof(head);
+	r = smime_fd_pread(fd, head, n, from, err);
+	if (r < 0)
+		return -1;
+	n = (size_t)r;
+	if (n < vlen || memcmp(head, SIGNED_MIME_VERSION, vlen) != 0)
+		return 0;
+	for (i = vlen; i < n; i = line + 2) {
+		const char *cr = memchr(head + i, '\r', n - i);
+
+		if (cr == NULL || (size_t)(cr - head) + 1 >= n || cr[1] != '\n' ||
+		    memchr(head + i, '\n', (size_t)(cr - head) - i) != NULL)
+			return 0;   /* not CRLF, or not within what was read */
+		line = (size_t)(cr - head);
+		if (line == i) {
+			/* the empty line: the shape holds */
+			sg_buf_init(&d->outer, outer->max);
+			if (sg_buf_append(&d->outer, outer->data ? outer->data : "", outer->len,
+				err) < 0)
+				return -1;
+			d->entity_off = outer->len + vlen;
+			d->len = (uint64_t)written;
+			d->is_set = true;
+			return 0;
+		}
+		if (head[i] != ' ' && head[i] != '\t' &&
+		    (line - i < 9 || strncasecmp(head + i, "Content-", 8) != 0 ||
+		     memchr(head + i, ':', line - i) == NULL))
+			return 0;
+	}
+	return 0;
+}
+
 int
 smime_sign_fd(int in_fd, uint64_t len, const struct smime_signer *signer,
 	const struct smime_sign_opts *opts, int out_fd, uint64_t *size_r,
@@ -340,6 +409,9 @@ smime_sign_fd(int in_fd, uint64_t len, const struct smime_signer *signer,
 		}
 	}
 	if (smime_out_finish(&out, out_fd, (uint64_t)start, max, &written, err) < 0)
+		goto out;
+	if (opts->signed_r != NULL &&
+	    describe_signed(out_fd, (uint64_t)start, &s.outer, written, opts->signed_r, err) < 0)
 		goto out;
 	if (size_r != NULL)
 		*size_r = (uint64_t)written;

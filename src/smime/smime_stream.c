@@ -57,9 +57,8 @@ smime_fd_write(int fd, const void *data, size_t len, struct sg_error *err)
 	return 0;
 }
 
-/* fd_pread - up to n bytes at off; the count (0 at the end), or -1 with err */
-static ssize_t
-fd_pread(int fd, void *buf, size_t n, uint64_t off, struct sg_error *err)
+ssize_t
+smime_fd_pread(int fd, void *buf, size_t n, uint64_t off, struct sg_error *err)
 {
 	ssize_t r;
 
@@ -102,7 +101,7 @@ smime_split_fd(int fd, uint64_t len, size_t max, struct smime_split *s, uint64_t
 	while (h.len < len) {
 		size_t want = len - h.len < sizeof(tmp) ? (size_t)(len - h.len) : sizeof(tmp);
 		size_t scan = h.len > 2 ? h.len - 2 : 0;
-		ssize_t r = fd_pread(fd, tmp, want, h.len, err);
+		ssize_t r = smime_fd_pread(fd, tmp, want, h.len, err);
 
 		if (r < 0)
 			goto out;
@@ -230,7 +229,7 @@ smime_canon_put_fd(struct smime_canon *o, int fd, uint64_t from, uint64_t to,
 
 	while (from < to) {
 		size_t want = to - from < SMIME_CHUNK ? (size_t)(to - from) : SMIME_CHUNK;
-		ssize_t r = fd_pread(fd, in, want, from, err);
+		ssize_t r = smime_fd_pread(fd, in, want, from, err);
 
 		if (r < 0)
 			goto out;
@@ -484,7 +483,7 @@ smime_fd_copy(int from_fd, uint64_t len, int to_fd, struct sg_error *err)
 
 	while (off < len) {
 		size_t want = len - off < SMIME_CHUNK ? (size_t)(len - off) : SMIME_CHUNK;
-		ssize_t r = fd_pread(from_fd, buf, want, off, err);
+		ssize_t r = smime_fd_pread(from_fd, buf, want, off, err);
 
 		if (r < 0)
 			goto out;
@@ -553,7 +552,7 @@ smime_fd_to_buf(int fd, uint64_t len, struct sg_buf *out, struct sg_error *err)
 
 	while (off < len) {
 		size_t want = len - off < sizeof(tmp) ? (size_t)(len - off) : sizeof(tmp);
-		ssize_t r = fd_pread(fd, tmp, want, off, err);
+		ssize_t r = smime_fd_pread(fd, tmp, want, off, err);
 
 		if (r < 0)
 			return -1;

@@ -13,7 +13,9 @@
 #include <ctype.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <gmime/gmime.h>
 #include <openssl/cms.h>
@@ -555,6 +557,145 @@ test_encrypt_protect_headers(void **state)
 	free(msg);
 }
 
+/* canon_crlf - p[0..len) with every bare LF made CRLF (malloc'ed) */
+static char *
+canon_crlf(const char *p, size_t len, size_t *len_r)
+{
+	char *o = malloc(2 * len + 1);
+	size_t i, k = 0;
+
+	assert_non_null(o);
+	for (i = 0; i < len; i++) {
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			o[k++] = '\r';
+		o[k++] = p[i];
+	}
+	*len_r = k;
+	return o;
+}
+
+/* mfd_with - a memfd holding data[0..len), offset at the end */
+static int
+mfd_with(const void *data, size_t len)
+{
+	int fd = memfd_create("test", MFD_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(sg_write_all(fd, data, len), 0);
+	return fd;
+}
+
+/* fd_bytes - bytes [0, len) of fd (malloc'ed) */
+static char *
+fd_bytes(int fd, uint64_t len)
+{
+	char *p = malloc((size_t)len + 1);
+
+	assert_non_null(p);
+	assert_int_equal(pread(fd, p, (size_t)len, 0), (ssize_t)len);
+	p[len] = '\0';
+	return p;
+}
+
+/* cms_plain - the decrypted content of the pkcs7-mime message m as k */
+static char *
+cms_plain(const char *m, size_t len, struct tkey *k, size_t *plen_r)
+{
+	BIO *in = BIO_new_mem_buf(m, (int)len), *out = BIO_new(BIO_s_mem());
+	CMS_ContentInfo *cms = SMIME_read_CMS(in, NULL);
+	char *p, *r;
+	long n;
+
+	assert_non_null(cms);
+	assert_int_equal(CMS_decrypt(cms, k->pkey, k->cert, NULL, out, CMS_BINARY), 1);
+	n = BIO_get_mem_data(out, &p);
+	r = malloc((size_t)n + 1);
+	assert_non_null(r);
+	memcpy(r, p, (size_t)n);
+	*plen_r = (size_t)n;
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	BIO_free(out);
+	return r;
+}
+
+/* Sign, then encrypt the signed message knowing its split (smime_signed
+ * from smime_sign_fd): the same outer header and the same encrypted entity,
+ * byte for byte, as when the encryption parses the signed message itself -
+ * clear and opaque, LF and CRLF input, with and without header protection. */
+static void
+test_sign_then_encrypt_known_split(void **state)
+{
+	struct tkey *a = tkey_get("alice", "rsa2048"), *bob = tkey_get("bob", "rsa2048");
+	STACK_OF(X509) *rc = sk_X509_new_null();
+	struct smime_signer sg = tsigner(a);
+	int crlf, opaque, protect;
+
+	(void)state;
+	sk_X509_push(rc, bob->cert);
+	for (crlf = 0; crlf < 2; crlf++)
+	for (opaque = 0; opaque < 2; opaque++)
+	for (protect = 0; protect < 2; protect++) {
+		size_t len, p1len, p2len;
+		char *msg = tmsg_sample(crlf, &len), *o1, *o2, *p1, *p2, *h1, *h2;
+		struct smime_signed sd = { 0 };
+		struct smime_sign_opts so = { .flags = opaque ? SMIME_SIGN_OPAQUE : 0,
+			.signed_r = &sd };
+		struct smime_encrypt_opts eo = {
+			.flags = protect ? SMIME_ENC_PROTECT_HEADERS : 0 };
+		struct sg_error e = { 0 };
+		int in = mfd_with(msg, len), sig = mfd_with(NULL, 0);
+		int out1 = mfd_with(NULL, 0), out2 = mfd_with(NULL, 0);
+		uint64_t slen = 0, l1 = 0, l2 = 0;
+
+		assert_int_equal(smime_sign_fd(in, len, &sg, &so, sig, &slen, &e), 0);
+		assert_true(sd.is_set);
+		assert_int_equal(sd.len, slen);
+		eo.signed_in = &sd;
+		assert_int_equal(smime_encrypt_fd(sig, slen, rc, &eo, out1, &l1, &e), 0);
+		eo.signed_in = NULL;
+		assert_int_equal(smime_encrypt_fd(sig, slen, rc, &eo, out2, &l2, &e), 0);
+		o1 = fd_bytes(out1, l1);
+		o2 = fd_bytes(out2, l2);
+		h1 = strstr(o1, "\r\n\r\n");
+		h2 = strstr(o2, "\r\n\r\n");
+		assert_non_null(h1);
+		assert_non_null(h2);
+		assert_int_equal(h1 - o1, h2 - o2);
+		assert_memory_equal(o1, o2, (size_t)(h1 - o1));
+		p1 = cms_plain(o1, l1, bob, &p1len);
+		p2 = cms_plain(o2, l2, bob, &p2len);
+		assert_int_equal(p1len, p2len);
+		assert_memory_equal(p1, p2, p1len);
+		/* and it is the signed message's entity (from MIME-Version on,
+		 * without that field), or with protection the whole of it */
+		{
+			static const char rfc822[] = "Content-Type: message/rfc822\r\n\r\n";
+			char *sm = fd_bytes(sig, slen);
+			size_t from = protect ? 0 : (size_t)sd.entity_off, clen;
+			char *want = canon_crlf(sm + from, (size_t)slen - from, &clen);
+			size_t pre = protect ? strlen(rfc822) : 0;
+
+			assert_int_equal(p1len, pre + clen);
+			assert_memory_equal(p1, rfc822, pre);
+			assert_memory_equal(p1 + pre, want, clen);
+			free(want);
+			free(sm);
+		}
+		free(p1);
+		free(p2);
+		free(o1);
+		free(o2);
+		smime_signed_deinit(&sd);
+		close(in);
+		close(sig);
+		close(out1);
+		close(out2);
+		free(msg);
+	}
+	sk_X509_free(rc);
+}
+
 /* Nested: signed inside encrypted inside signed (opaque), all unwrapped. */
 static void
 test_nested_layers(void **state)
@@ -790,6 +931,7 @@ main(void)
 		cmocka_unit_test(test_encrypt_fail_closed),
 		cmocka_unit_test(test_rid_serial_hex),
 		cmocka_unit_test(test_encrypt_protect_headers),
+		cmocka_unit_test(test_sign_then_encrypt_known_split),
 		cmocka_unit_test(test_nested_layers),
 		cmocka_unit_test(test_depth_limit),
 		cmocka_unit_test(test_plain_and_garbage),
