@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -163,6 +164,197 @@ check_two_parts(int fd, uint64_t from, uint64_t to, const char *boundary,
 out:
 	free(buf);
 	return rc;
+}
+
+/*
+ * find_delims - the delimiter lines of a multipart/signed body, bytes
+ * [from, to) of fd (lines that start with "--" and the boundary, as
+ * OpenSSL's reader tells them): where each starts and where its line ends
+ * (after the LF), and whether it is the closing one ("--boundary--"); at
+ * most SMIME_MP_DELIMS are recorded (d->n counts on past that). Read in
+ * bounded pieces; a line start too close to the end of a piece is read again
+ * at the start of the next one. 0 / -1 (read error).
+ */
+#define SMIME_MP_DELIMS 3
+struct mp_delims {
+	size_t n;
+	uint64_t start[SMIME_MP_DELIMS], end[SMIME_MP_DELIMS];
+	bool closing[SMIME_MP_DELIMS];
+};
+
+static int
+find_delims(int fd, uint64_t from, uint64_t to, const char *boundary, struct mp_delims *d,
+	struct sg_error *err)
+{
+	size_t blen_b = strlen(boundary), cap = 16 * 1024;
+	char *buf = sg_xmalloc(cap);
+	bool at_start = true;    /* buf[0] starts a line */
+	bool want_end = false;   /* the last delimiter's line end is not known yet */
+	int rc = -1;
+
+	memset(d, 0, sizeof(*d));
+	while (from < to) {
+		size_t want = to - from < cap ? (size_t)(to - from) : cap;
+		ssize_t r = pread(fd, buf, want, (off_t)from);
+		const char *p = buf, *end, *resume = NULL;
+		bool last;
+
+		if (r <= 0) {
+			sg_error_set_errno(err, SG_E_IO, r < 0 ? errno : EIO, "read");
+			goto out;
+		}
+		end = buf + r;
+		last = from + (uint64_t)r >= to;
+		if (!at_start) {
+			p = memchr(buf, '\n', (size_t)r);
+			p = p != NULL ? p + 1 : end;
+			if (want_end && p < end) {
+				d->end[d->n - 1] = from + (uint64_t)(p - buf);
+				want_end = false;
+			}
+		}
+		while (p < end) {
+			const char *nl;
+			bool is_delim;
+
+			if (!last && (size_t)(end - p) < blen_b + 4 && p > buf) {
+				resume = p;   /* too short to tell: again next time */
+				break;
+			}
+			is_delim = (size_t)(end - p) >= blen_b + 2 && p[0] == '-' && p[1] == '-' &&
+				memcmp(p + 2, boundary, blen_b) == 0;
+			nl = memchr(p, '\n', (size_t)(end - p));
+			if (is_delim) {
+				if (d->n < SMIME_MP_DELIMS) {
+					d->start[d->n] = from + (uint64_t)(p - buf);
+					d->end[d->n] = nl != NULL ? from + (uint64_t)(nl + 1 - buf) : to;
+					d->closing[d->n] = (size_t)(end - p) >= blen_b + 4 &&
+						p[blen_b + 2] == '-' && p[blen_b + 3] == '-';
+					want_end = nl == NULL && !last;
+				}
+				d->n++;
+			}
+			if (nl == NULL)
+				break;
+			p = nl + 1;
+		}
+		if (resume != NULL) {
+			from += (uint64_t)(resume - buf);
+			at_start = true;
+		} else {
+			from += (uint64_t)r;
+			at_start = end[-1] == '\n';
+		}
+	}
+	rc = 0;
+out:
+	free(buf);
+	return rc;
+}
+
+/* sig_ctype_ok - the fields hdr[0, len) of a multipart/signed's second part
+ * have a Content-Type of application/pkcs7-signature or
+ * application/x-pkcs7-signature (case-insensitive; what OpenSSL's reader
+ * demands) */
+static bool
+sig_ctype_ok(const char *hdr, size_t len)
+{
+	static const char *const ok[] = { "application/pkcs7-signature",
+		"application/x-pkcs7-signature" };
+	const char *p = hdr, *end = hdr + len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *le = nl != NULL ? nl : end;
+
+		if ((size_t)(le - p) > 13 && strncasecmp(p, "content-type:", 13) == 0) {
+			const char *v = p + 13, *ve;
+
+			while (v < le && (*v == ' ' || *v == '\t'))
+				v++;
+			for (ve = v; ve < le && *ve != ';' && *ve != ' ' && *ve != '\t' &&
+			     *ve != '\r'; ve++)
+				;
+			for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+				if ((size_t)(ve - v) == strlen(ok[i]) &&
+				    strncasecmp(v, ok[i], (size_t)(ve - v)) == 0)
+					return true;
+			return false;
+		}
+		p = le + 1;
+	}
+	return false;
+}
+
+/*
+ * signed_parts - the two parts of a well-formed multipart/signed whose body
+ * is bytes [body, len) of fd: the signed content [*c_from, *c_to) and the
+ * signature part's body [*s_from, *s_to) - as OpenSSL's multipart reader
+ * cuts them (the line break before a delimiter belongs to it; the last
+ * line's trailing CRs go too). 1 found, 0 not this simple shape (OpenSSL's
+ * reader gets it and says what is wrong), -1 read error.
+ */
+static int
+signed_parts(int fd, uint64_t body, uint64_t len, const char *boundary,
+	uint64_t *c_from, uint64_t *c_to, uint64_t *s_from, uint64_t *s_to,
+	struct sg_error *err)
+{
+	struct mp_delims d;
+	char hdr[8192];
+	const char *sep;
+	ssize_t r;
+	size_t i;
+
+	if (find_delims(fd, body, len, boundary, &d, err) < 0)
+		return -1;
+	if (d.n != 3 || d.closing[0] || d.closing[1] || !d.closing[2])
+		return 0;
+	for (i = 0; i < 2; i++) {
+		uint64_t a = d.end[i], b = d.start[i + 1];
+		size_t n = b - a < sizeof(hdr) ? (size_t)(b - a) : sizeof(hdr);
+
+		/* the line break before the delimiter, then the CRs before it
+		 * (OpenSSL strips them from the last line; within 8 KB) */
+		if (n > 0 && pread(fd, hdr, n, (off_t)(b - n)) != (ssize_t)n) {
+			sg_error_set_errno(err, SG_E_IO, errno ? errno : EIO, "read");
+			return -1;
+		}
+		if (n > 0 && hdr[n - 1] == '\n') {
+			n--;
+			b--;
+		}
+		while (n > 0 && hdr[n - 1] == '\r') {
+			n--;
+			b--;
+		}
+		if (i == 0) {
+			*c_from = a;
+			*c_to = b;
+		} else {
+			*s_from = a;
+			*s_to = b;
+		}
+	}
+	/* the signature part: its fields, then base64 (OpenSSL ignores its
+	 * Content-Transfer-Encoding); the Content-Type must name a signature */
+	r = pread(fd, hdr, *s_to - *s_from < sizeof(hdr) - 1 ? (size_t)(*s_to - *s_from) :
+		sizeof(hdr) - 1, (off_t)*s_from);
+	if (r < 0) {
+		sg_error_set_errno(err, SG_E_IO, errno, "read");
+		return -1;
+	}
+	hdr[r] = '\0';
+	sep = strstr(hdr, "\r\n\r\n");
+	if (sep != NULL)
+		sep += 4;
+	else if ((sep = strstr(hdr, "\n\n")) != NULL)
+		sep += 2;
+	else
+		return 0;
+	if (!sig_ctype_ok(hdr, (size_t)(sep - hdr)))
+		return 0;
+	*s_from += (uint64_t)(sep - hdr);
+	return 1;
 }
 
 /*
@@ -830,6 +1022,37 @@ open_layer(int cur, uint64_t curlen, const struct smime_open_opts *o,
 	/* (canonical form moves no line start: the raw body is checked) */
 	if (kind == 1 && check_two_parts(cur, body, curlen, s.boundary, err) < 0)
 		goto out;
+	/* A well-formed multipart/signed is cut here: OpenSSL gets only the
+	 * signature part, and the signed content streams from the file into
+	 * the verification (OpenSSL 3.0's multipart reader reads it a byte at
+	 * a time and keeps it in memory). Anything else takes OpenSSL's reader,
+	 * which reports what is wrong. */
+	if (kind == 1) {
+		uint64_t c_from, c_to, s_from, s_to;
+		int sp = signed_parts(cur, body, curlen, s.boundary, &c_from, &c_to, &s_from,
+			&s_to, err);
+
+		if (sp < 0)
+			goto out;
+		if (sp == 1) {
+			struct sg_buf spre;
+
+			sg_buf_init(&spre, 64);
+			(void)sg_buf_append_str(&spre, "Content-Type: application/pkcs7-mime\r\n\r\n",
+				NULL);
+			held = 3 * (s_to - s_from);
+			sg_budget_acquire(held);
+			cms = read_cms(cur, s_from, s_to, &spre, 2, max + 1024, &bcont, err);
+			sg_buf_deinit(&spre);
+			BIO_free(bcont);
+			bcont = NULL;
+			if (cms == NULL)
+				goto out;
+			bcont = smime_src_open(cur, c_from, c_to, NULL, max, err);
+			if (bcont == NULL)
+				goto out;
+		}
+	}
 	/* OpenSSL holds the layer in memory: the DER read into a growing
 	 * buffer and the structure decoded from it, or the signed part of a
 	 * multipart/signed in a growing memory BIO - up to about 3 x the
@@ -837,11 +1060,13 @@ open_layer(int cur, uint64_t curlen, const struct smime_open_opts *o,
 	 * That is taken from the process's budget (sg_budget, [mpa]
 	 * memory_budget_mb), so concurrent workers on large messages do not
 	 * multiply it. */
-	held = 3 * (curlen - body);
-	sg_budget_acquire(held);
-	cms = read_cms(cur, body, curlen, &pre, kind, max + 1024, &bcont, err);
-	if (cms == NULL)
-		goto out;
+	if (cms == NULL) {
+		held = 3 * (curlen - body);
+		sg_budget_acquire(held);
+		cms = read_cms(cur, body, curlen, &pre, kind, max + 1024, &bcont, err);
+		if (cms == NULL)
+			goto out;
+	}
 	/* what replaces the layer: outer + MIME-Version + the inner entity */
 	sg_buf_reset(&pre);
 	if (sg_buf_append(&pre, s.outer.data ? s.outer.data : "", s.outer.len, err) < 0 ||

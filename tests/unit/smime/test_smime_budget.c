@@ -4,6 +4,8 @@
  * of it back on every path: decrypted and verified, no key for the
  * recipient, damaged base64, clear-signed. A leak would stall the daemon's
  * workers for good, so each case checks that nothing is held afterwards.
+ * A clear-signed message takes only its signature part: the signed content
+ * streams from the file into the verification.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -134,10 +136,68 @@ static void test_budget_taken_and_given_back(void **state)
 	sg_budget_set(0);
 }
 
+/* A 1 MB clear-signed message: verified (valid, trusted, the content back
+ * byte for byte), and what was held is about the signature part, not the
+ * message. */
+static void test_clear_signed_streams(void **state)
+{
+	struct tkey *alice = tkey_get("alice", "rsa2048");
+	struct smime_signer signer = tsigner(alice);
+	struct tkeyring ring = { NULL, 0, 0 };
+	X509_STORE *store = tstore();
+	struct smime_open_opts oo = { 0 };
+	struct smime_result res = { 0 };
+	struct sg_error e;
+	const char *head = "From: a@example.org\r\nTo: b@example.net\r\nSubject: big\r\n"
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		"Content-Transfer-Encoding: 8bit\r\n\r\n";
+	size_t hlen = strlen(head), len = hlen + 1024 * 1024, i;
+	char *msg = sg_xmalloc(len), *back;
+	uint64_t slen = 0, olen = 0, peak;
+	int in, sig = smime_tmp_fd(&e), out = smime_tmp_fd(&e);
+
+	(void)state;
+	memcpy(msg, head, hlen);
+	for (i = hlen; i < len; i++)   /* 8-bit lines of 64 bytes, CRLF */
+		msg[i] = (i - hlen) % 66 == 64 ? '\r' : (i - hlen) % 66 == 65 ? '\n' :
+			(char)(0xc0 + (i % 31));
+	in = mem_fd(msg, len);
+	assert_int_equal(smime_sign_fd(in, len, &signer, NULL, sig, &slen, &e), 0);
+	sg_budget_set(16u << 20);
+	(void)sg_budget_peak(true);
+	oo.decrypt = tdecrypt_cb;
+	oo.decrypt_arg = &ring;
+	oo.trust = ttrust_cb;
+	oo.trust_arg = store;
+	oo.flags = SMIME_OPEN_REMOVE_SIGNATURE;
+	oo.max_output = slen + (1u << 20);
+	assert_int_equal(smime_open_fd(sig, slen, &oo, &res, out, &olen, &e), 0);
+	peak = peak_and_none_held();
+	assert_int_equal(res.n_layers, 1);
+	assert_int_equal(res.layers[0].n_signers, 1);
+	assert_int_equal(res.layers[0].signers[0].status, SMIME_SIG_VALID);
+	assert_int_equal(res.layers[0].signers[0].trusted, 1);
+	assert_true(peak > 0 && peak < 64 * 1024);
+	/* the body comes back byte for byte */
+	back = sg_xmalloc(olen);
+	assert_int_equal(pread(out, back, olen, 0), (ssize_t)olen);
+	assert_true(olen > len - hlen);
+	assert_memory_equal(back + olen - (len - hlen), msg + hlen, len - hlen);
+	free(back);
+	smime_result_deinit(&res);
+	X509_STORE_free(store);
+	free(msg);
+	close(in);
+	close(sig);
+	close(out);
+	sg_budget_set(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_budget_taken_and_given_back),
+		cmocka_unit_test(test_clear_signed_streams),
 	};
 	int rc;
 
