@@ -52,10 +52,15 @@
  *    grown by realloc. Peak per layer about 2 x the DER for DER input and
  *    up to about 4 x for BER input (20 MB signed+encrypted message, DER
  *    21 MB: +80 MB). Everything is freed before the next layer is read;
- *  - clear-signed verify: OpenSSL's multipart reader (SMIME_read_CMS_ex)
- *    keeps the signed part in a memory BIO grown by realloc: about 1.5 x
- *    the signed part at the peak (20 MB: +31 MB). Flat would need our own
- *    multipart splitter (GMime gives no part offsets); not done.
+ *  - clear-signed verify of a multipart/signed that is not well formed
+ *    (not exactly two parts and a closing delimiter, no signature
+ *    Content-Type): OpenSSL's multipart reader keeps the signed part in a
+ *    memory BIO, about 1.5 x at the peak. A well-formed one is cut by us
+ *    (the delimiter lines found in the file, as OpenSSL's reader finds
+ *    them): OpenSSL decodes only the signature part and the signed content
+ *    streams from the file through the digest (flat).
+ * What OpenSSL holds is taken from the process's memory budget
+ * (sg_budget: 3 x the layer's body) while it holds it.
  * Decrypted and verified content streams from OpenSSL's BIOs to a file.
  * smime_sign, smime_encrypt and smime_open are the same over buffers (their
  * input and output are in memory by definition). max_output caps each
@@ -398,7 +403,7 @@ int smime_open(const void *msg, size_t len, const struct smime_open_opts *opts,
  * temporary file (memfd) into the next; the CMS of a layer is freed before
  * the next one is read. Memory per layer: the header section, 16 KB buffers
  * and what OpenSSL's decoders hold (see "Memory" above: the CMS structure of
- * an encrypted or opaque-signed layer, the signed part of a
+ * an encrypted or opaque-signed layer, the signed part of a malformed
  * multipart/signed). On -1 out_fd is cut back to where it was. 0 / -1.
  */
 int smime_open_fd(int in_fd, uint64_t len, const struct smime_open_opts *opts,
