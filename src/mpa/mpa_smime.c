@@ -479,7 +479,11 @@ static void mpa_close(int *fdp)
  * mpa_smime_out - sign (when asked) and encrypt g's message. Every stage
  * streams between anonymous temporary files (the message, the signed
  * message, the encrypted one), so memory does not grow with the message
- * size; the output is parsed in place.
+ * size; the two scratch files are kept for the next message
+ * (mpa_scratch_get/put), the output file becomes the group's message as it
+ * is (never parsed: it is only copied out). A signed message goes to the
+ * encryption with what the signing knows of its shape (struct
+ * smime_signed), so its header section is not parsed back.
  */
 enum mpa_result mpa_smime_out(struct mpa_ctx *ctx, struct mpa_group *g,
 	struct sg_error *err)
