@@ -232,25 +232,6 @@ static void test_signing_sees_key_and_ctl(void **state)
 	tcert_free(&root);
 }
 
-/* A kept "usable" answer does not outlive the certificate's notAfter: a
- * certificate valid for 2 more seconds drops out once it expired, with no
- * change to the store. */
-static void test_selection_expires_with_certificate(void **state)
-{
-	struct tenv *e = *state;
-	struct tcert *root = tcert_make(&(struct tspec){.cn = "Memo Root", .ca = true});
-	struct tcert *alice = tcert_make(&(struct tspec){.cn = "Alice", .issuer = root,
-		.email = "alice@partner.example", .nb_days = -1, .na_secs = 2});
-
-	tenv_add(e, root, PKI_ADD_ROOT);
-	tenv_add(e, alice, 0);
-	assert_true(has_enc(e, alice->thumb));
-	sleep(4);
-	assert_false(has_enc(e, alice->thumb));
-	tcert_free(&alice);
-	tcert_free(&root);
-}
-
 /* verdict_valid - e->pki's (cached) verdict for t now, CRLs required */
 static bool verdict_valid(struct tenv *e, const struct tcert *t)
 {
@@ -282,10 +263,11 @@ static bool has_enc_crl(struct tenv *e, const char *thumb)
 	return found;
 }
 
-/* A kept "valid" does not outlive what the CRLs say with time alone: with
- * CRLs required, a CRL whose nextUpdate passes (2 s from now) no longer
- * counts; a revocation dated 2 s from now takes effect then. */
-static void test_verdict_follows_crl_times(void **state)
+/* A kept "usable" answer does not outlive what time alone changes, with no
+ * change to the store: a certificate's notAfter (2 s from now); with CRLs
+ * required, a CRL whose nextUpdate passes (2 s from now); a revocation
+ * dated 2 s from now. */
+static void test_kept_answers_expire_with_time(void **state)
 {
 	struct tenv *e = *state;
 	struct tcert *r1 = tcert_make(&(struct tspec){.cn = "Memo Root 1", .ca = true});
@@ -294,6 +276,8 @@ static void test_verdict_follows_crl_times(void **state)
 		.email = "alice@partner.example", .nb_days = -1, .serial = 7001});
 	struct tcert *alice2 = tcert_make(&(struct tspec){.cn = "Alice 2", .issuer = r2,
 		.email = "alice@partner.example", .nb_days = -1, .serial = 7002});
+	struct tcert *alice3 = tcert_make(&(struct tspec){.cn = "Alice 3", .issuer = r2,
+		.email = "alice@partner.example", .nb_days = -1, .na_secs = 2});
 	const long revoked[] = {7002};
 	struct sg_error err;
 	unsigned char *crl;
@@ -303,6 +287,7 @@ static void test_verdict_follows_crl_times(void **state)
 	tenv_add(e, r2, PKI_ADD_ROOT);
 	tenv_add(e, alice, 0);
 	tenv_add(e, alice2, 0);
+	tenv_add(e, alice3, 0);
 	crl = tcrl_make_secs(r1, NULL, 0, -60, 2, 0, NULL, 1, &len);
 	assert_int_equal(pki_crl_import(e->pki, crl, len, "import", NULL, &err),
 		PKI_CRL_ADDED);
@@ -315,11 +300,14 @@ static void test_verdict_follows_crl_times(void **state)
 	assert_true(verdict_valid(e, alice2));
 	assert_true(has_enc_crl(e, alice->thumb));
 	assert_true(has_enc_crl(e, alice2->thumb));
+	assert_true(has_enc(e, alice3->thumb));
 	sleep(4);
+	assert_false(has_enc(e, alice3->thumb));   /* expired */
 	assert_false(verdict_valid(e, alice));     /* no current CRL */
 	assert_false(verdict_valid(e, alice2));    /* revoked now */
 	assert_false(has_enc_crl(e, alice->thumb));
 	assert_false(has_enc_crl(e, alice2->thumb));
+	tcert_free(&alice3);
 	tcert_free(&alice2);
 	tcert_free(&alice);
 	tcert_free(&r2);
@@ -506,8 +494,7 @@ int main(void)
 		T(test_encryption_sees_crl_and_ctl),
 		T(test_selection_sees_store_changes),
 		T(test_signing_sees_key_and_ctl),
-		T(test_selection_expires_with_certificate),
-		T(test_verdict_follows_crl_times),
+		T(test_kept_answers_expire_with_time),
 		T(test_chain_get1),
 		T(test_x509_get1),
 		T(test_pin),
