@@ -102,78 +102,16 @@ reason_from_queue(char *buf, size_t n, const char *fallback)
 /* ------------------------------------------------------------ reading */
 
 /*
- * check_two_parts - a multipart/signed has exactly two parts (RFC 1847), so
- * at most three delimiter lines of its boundary. More is refused before
- * OpenSSL's reader, which keeps one memory BIO per part (hostile input:
- * 2 MB of empty parts cost it seconds and ~80 MB). The body is bytes
- * [from, to) of fd, read in bounded pieces; a line start too close to the
- * end of a piece is read again at the start of the next one.
- */
-static int
-check_two_parts(int fd, uint64_t from, uint64_t to, const char *boundary,
-	struct sg_error *err)
-{
-	size_t blen_b = strlen(boundary), n = 0, cap = 16 * 1024;
-	char *buf = sg_xmalloc(cap);
-	bool at_start = true;   /* buf[0] starts a line */
-	int rc = -1;
-
-	while (from < to) {
-		size_t want = to - from < cap ? (size_t)(to - from) : cap;
-		ssize_t r = pread(fd, buf, want, (off_t)from);
-		const char *p = buf, *end, *resume = NULL;
-		bool last;
-
-		if (r <= 0) {
-			sg_error_set_errno(err, SG_E_IO, r < 0 ? errno : EIO, "read");
-			goto out;
-		}
-		end = buf + r;
-		last = from + (uint64_t)r >= to;
-		if (!at_start) {
-			p = memchr(buf, '\n', (size_t)r);
-			p = p != NULL ? p + 1 : end;
-		}
-		while (p < end) {
-			const char *nl;
-
-			if (!last && (size_t)(end - p) < blen_b + 2 && p > buf) {
-				resume = p;   /* too short to tell: again next time */
-				break;
-			}
-			if ((size_t)(end - p) >= blen_b + 2 && p[0] == '-' && p[1] == '-' &&
-			    memcmp(p + 2, boundary, blen_b) == 0 && ++n > 3) {
-				sg_error_set(err, SG_E_PARSE,
-					"multipart/signed with more than two parts");
-				goto out;
-			}
-			nl = memchr(p, '\n', (size_t)(end - p));
-			if (nl == NULL)
-				break;
-			p = nl + 1;
-		}
-		if (resume != NULL) {
-			from += (uint64_t)(resume - buf);
-			at_start = true;
-		} else {
-			from += (uint64_t)r;
-			at_start = end[-1] == '\n';
-		}
-	}
-	rc = 0;
-out:
-	free(buf);
-	return rc;
-}
-
-/*
  * find_delims - the delimiter lines of a multipart/signed body, bytes
  * [from, to) of fd (lines that start with "--" and the boundary, as
  * OpenSSL's reader tells them): where each starts and where its line ends
  * (after the LF), and whether it is the closing one ("--boundary--"); at
  * most SMIME_MP_DELIMS are recorded (d->n counts on past that). Read in
  * bounded pieces; a line start too close to the end of a piece is read again
- * at the start of the next one. 0 / -1 (read error).
+ * at the start of the next one. 0 / -1 (read error). A multipart/signed has
+ * exactly two parts (RFC 1847), so more than three delimiter lines are
+ * refused by the caller before OpenSSL's reader, which keeps one memory BIO
+ * per part (hostile input: 2 MB of empty parts cost it seconds and ~80 MB).
  */
 #define SMIME_MP_DELIMS 3
 struct mp_delims {
@@ -287,30 +225,26 @@ sig_ctype_ok(const char *hdr, size_t len)
 }
 
 /*
- * signed_parts - the two parts of a well-formed multipart/signed whose body
- * is bytes [body, len) of fd: the signed content [*c_from, *c_to) and the
+ * signed_parts - the two parts of a well-formed multipart/signed in fd with
+ * delimiter lines d (find_delims): the signed content [*c_from, *c_to) and the
  * signature part's body [*s_from, *s_to) - as OpenSSL's multipart reader
  * cuts them (the line break before a delimiter belongs to it; the last
  * line's trailing CRs go too). 1 found, 0 not this simple shape (OpenSSL's
  * reader gets it and says what is wrong), -1 read error.
  */
 static int
-signed_parts(int fd, uint64_t body, uint64_t len, const char *boundary,
-	uint64_t *c_from, uint64_t *c_to, uint64_t *s_from, uint64_t *s_to,
-	struct sg_error *err)
+signed_parts(int fd, const struct mp_delims *d, uint64_t *c_from, uint64_t *c_to,
+	uint64_t *s_from, uint64_t *s_to, struct sg_error *err)
 {
-	struct mp_delims d;
 	char hdr[8192];
 	const char *sep;
 	ssize_t r;
 	size_t i;
 
-	if (find_delims(fd, body, len, boundary, &d, err) < 0)
-		return -1;
-	if (d.n != 3 || d.closing[0] || d.closing[1] || !d.closing[2])
+	if (d->n != 3 || d->closing[0] || d->closing[1] || !d->closing[2])
 		return 0;
 	for (i = 0; i < 2; i++) {
-		uint64_t a = d.end[i], b = d.start[i + 1];
+		uint64_t a = d->end[i], b = d->start[i + 1];
 		size_t n = b - a < sizeof(hdr) ? (size_t)(b - a) : sizeof(hdr);
 
 		/* the line break before the delimiter, then the CRs before it
@@ -1019,19 +953,24 @@ open_layer(int cur, uint64_t curlen, const struct smime_open_opts *o,
 	}
 	if (sg_buf_append(&pre, "\r\n", 2, err) < 0)
 		goto out;
-	/* (canonical form moves no line start: the raw body is checked) */
-	if (kind == 1 && check_two_parts(cur, body, curlen, s.boundary, err) < 0)
-		goto out;
 	/* A well-formed multipart/signed is cut here: OpenSSL gets only the
 	 * signature part, and the signed content streams from the file into
 	 * the verification (OpenSSL 3.0's multipart reader reads it a byte at
-	 * a time and keeps it in memory). Anything else takes OpenSSL's reader,
-	 * which reports what is wrong. */
+	 * a time and keeps it in memory). More than two parts are refused;
+	 * any other shape takes OpenSSL's reader, which reports what is wrong.
+	 * (The canonical form moves no line start: the raw body is scanned.) */
 	if (kind == 1) {
+		struct mp_delims d;
 		uint64_t c_from, c_to, s_from, s_to;
-		int sp = signed_parts(cur, body, curlen, s.boundary, &c_from, &c_to, &s_from,
-			&s_to, err);
+		int sp;
 
+		if (find_delims(cur, body, curlen, s.boundary, &d, err) < 0)
+			goto out;
+		if (d.n > SMIME_MP_DELIMS) {
+			sg_error_set(err, SG_E_PARSE, "multipart/signed with more than two parts");
+			goto out;
+		}
+		sp = signed_parts(cur, &d, &c_from, &c_to, &s_from, &s_to, err);
 		if (sp < 0)
 			goto out;
 		if (sp == 1) {
