@@ -401,6 +401,26 @@ static char *memo_key(const char *what, const char *email, const struct pki_owne
 	return sg_buf_steal(&b);
 }
 
+/* memo_begin - start a selection call: sel_begin, then its memo. 1 the
+ * memo answered (sel, *found_r set; *key_r NULL), 0 not (*key_r: the key to
+ * keep the answer under, may be NULL), -1 error. */
+static int memo_begin(struct pki *pki, const char *what, const char *email,
+	const struct pki_owner *chain, size_t n, unsigned flags, unsigned verify_flags,
+	struct sel_ctx *sc, char **key_r, struct pki_selection *sel, int *found_r,
+	struct sg_error *err)
+{
+	*key_r = NULL;
+	if (sel_begin(pki, verify_flags, sc, err) < 0)
+		return -1;
+	*key_r = memo_key(what, email, chain, n, flags, verify_flags);
+	if (*key_r != NULL && pki_memo_get(pki, *key_r, sc->gen, sel, found_r) == 1) {
+		free(*key_r);
+		*key_r = NULL;
+		return 1;
+	}
+	return 0;
+}
+
 int pki_select_encryption(struct pki *pki, const char *email,
 	const struct pki_owner *chain, size_t n, unsigned flags, unsigned verify_flags,
 	struct pki_selection *sel_r, struct sg_error *err)
@@ -411,13 +431,10 @@ int pki_select_encryption(struct pki *pki, const char *email,
 	int k, i, found, rc = -1;
 
 	memset(sel_r, 0, sizeof(*sel_r));
-	if (sel_begin(pki, verify_flags, &sc, err) < 0)
-		return -1;
-	key = memo_key("encrypt", email, chain, n, flags, verify_flags);
-	if (key != NULL && pki_memo_get(pki, key, sc.gen, sel_r, &found) == 1) {
-		free(key);
-		return 0;
-	}
+	k = memo_begin(pki, "encrypt", email, chain, n, flags, verify_flags, &sc, &key, sel_r,
+		&found, err);
+	if (k != 0)
+		return k < 0 ? -1 : 0;
 	if (union_of(pki, chain, n, PKI_SEL_ENCRYPT, flags, verify_flags, &sc, sel_r, err) < 0)
 		goto out;
 	if ((flags & PKI_SELECT_AUTO) != 0 && email != NULL && email[0] != '\0') {
@@ -448,16 +465,13 @@ int pki_select_additional(struct pki *pki, const struct pki_owner *chain, size_t
 {
 	char *key;
 	struct sel_ctx sc;
-	int found;
+	int found, r;
 
 	memset(sel_r, 0, sizeof(*sel_r));
-	if (sel_begin(pki, verify_flags, &sc, err) < 0)
-		return -1;
-	key = memo_key("additional", NULL, chain, n, flags, verify_flags);
-	if (key != NULL && pki_memo_get(pki, key, sc.gen, sel_r, &found) == 1) {
-		free(key);
-		return 0;
-	}
+	r = memo_begin(pki, "additional", NULL, chain, n, flags, verify_flags, &sc, &key,
+		sel_r, &found, err);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
 	if (union_of(pki, chain, n, PKI_SEL_ADDITIONAL, flags, verify_flags, &sc, sel_r,
 		err) < 0) {
 		free(key);
@@ -559,19 +573,19 @@ int pki_select_signing(struct pki *pki, const char *email, const struct pki_owne
 	struct pki_selection memo = {0};
 	char *key;
 	struct sel_ctx sc;
-	int found;
+	int found, r;
 
 	memset(sel_r, 0, sizeof(*sel_r));
-	if (sel_begin(pki, verify_flags, &sc, err) < 0)
+	r = memo_begin(pki, "sign", email, chain, n, flags, verify_flags, &sc, &key, &memo,
+		&found, err);
+	if (r < 0)
 		return -1;
-	key = memo_key("sign", email, chain, n, flags, verify_flags);
-	if (key != NULL && pki_memo_get(pki, key, sc.gen, &memo, &found) == 1) {
+	if (r > 0) {
 		if (found == 1 && memo.n == 1)
 			*sel_r = memo.v[0];
 		else
 			found = 0;
 		pki_selection_free(&memo);
-		free(key);
 		return found;
 	}
 	found = select_signing(pki, email, chain, n, flags, verify_flags, &sc, sel_r, err);
