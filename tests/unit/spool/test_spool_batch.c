@@ -556,6 +556,13 @@ static void test_single_settle(void **state)
 	lazy(f, id, out);
 	assert_int_equal(spool_env_read(f->sp, SPOOL_Q_OUTGOING, out, &env, NULL, &err), 0);
 	env.attempts = 1;
+	/* the output's fsync fails: no state, the input stays in done/ */
+	spool_test_fail_after(1, EIO);
+	assert_int_equal(spool_state_save(f->sp, &env, &err), -1);
+	spool_test_fail_after(0, 0);
+	assert_int_equal(err.code, SG_E_IO);
+	assert_true(tu_exists(f->spooldir, "done", id));
+	assert_false(tu_exists(f->spooldir, "state", out));
 	assert_int_equal(spool_state_save(f->sp, &env, &err), 0);
 	spool_env_free_fields(&env);
 	assert_int_equal(tu_count(f->spooldir, "done"), 0);
